@@ -1,0 +1,76 @@
+/**
+ * What an action is: the unit a playbook names in `uses:`. One module per action holds its input schema,
+ * its policy (timeouts, retries), its UI summary, its examples and the factory of its activity.
+ */
+import type { z } from 'zod';
+
+/** Timeouts and retries of an action; a step may override `timeout` and `retry` within the caps. */
+export interface ActionPolicy {
+  /** Default start-to-close timeout of one attempt. */
+  timeout: string;
+  /** The largest `timeout` a step may ask for. */
+  maxTimeout: string;
+  /** Set for actions that heartbeat: a silent worker is declared dead after this long. */
+  heartbeatTimeout?: string;
+  retry: {
+    /** Total attempts, the first included. */
+    attempts: number;
+    initialInterval: string;
+    backoff: number;
+    maxInterval: string;
+  };
+  /** The largest `retry.attempts` a step may ask for. */
+  maxAttempts: number;
+  /** Error types (class names) that fail the step at once. */
+  nonRetryable: string[];
+}
+
+export interface ActionLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** What an activity receives beside its input. */
+export interface ActionContext {
+  /** The run's own folder for files that outlive one step (kubeconfig, certificates, log marks). */
+  stateDir: string;
+  log: ActionLogger;
+  /** Reports liveness (and optional progress details) to Temporal; also how cancellation reaches the activity. */
+  heartbeat(details?: unknown): void;
+  /** Aborted when Temporal cancels the activity; pass it to every I/O call. */
+  signal: AbortSignal;
+  run: { workflowId: string; runId: string; stepId: string; attempt: number };
+}
+
+/** Services the worker builds once and hands to every action factory. */
+export interface ActionDeps {
+  /** Root of the project checkout (playbooks, labs, manifests). */
+  projectRoot: string;
+  /** Where runs keep their state folders (`<stateRoot>/runs/<workflowId>`). */
+  stateRoot: string;
+}
+
+export interface ActionExample {
+  description: string;
+  /** One playbook step, as YAML. */
+  yaml: string;
+}
+
+export interface ActionDefinition<S extends z.ZodType = z.ZodType, O = unknown> {
+  /** `domain.verb`, stable: playbooks refer to it. */
+  name: string;
+  description: string;
+  input: S;
+  policy: ActionPolicy;
+  summary(input: z.output<S>): string;
+  examples: ActionExample[];
+  create(deps: ActionDeps): (input: z.output<S>, ctx: ActionContext) => Promise<O>;
+}
+
+/** Declares an action; a function only so that TypeScript infers the input type for `summary` and `create`. */
+export function defineAction<S extends z.ZodType, O>(
+  definition: ActionDefinition<S, O>,
+): ActionDefinition<S, O> {
+  return definition;
+}

@@ -1,0 +1,19 @@
+/** The engine's own activities (not actions a playbook can name). */
+import path from 'node:path';
+import type { Plan, ScenarioInput } from '../workflows/types.js';
+import { loadPlaybookFile, resolvePlaybookPath } from '../src/playbook/load.js';
+import type { ActionDeps } from './action.js';
+import { actions } from './registry.js';
+
+export function createEngineActivities(deps: ActionDeps) {
+  const playbooksDir = path.join(deps.projectRoot, 'playbooks');
+  return {
+    /** Loads and validates the playbook on the worker; a bad file fails with PlaybookError (not retried). */
+    async loadPlaybook(input: ScenarioInput): Promise<Plan> {
+      const file = resolvePlaybookPath(input.playbook, playbooksDir);
+      const plan = await loadPlaybookFile(file, { playbooksDir, actions, vars: input.vars ?? {} });
+      if (input.lab) plan.lab = input.lab;
+      return plan;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Builds every activity the worker registers: one per action (wrapped so that each returns its attempt
+ * and fails with a typed ApplicationFailure), plus the engine's own `loadPlaybook`.
+ */
+import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { StepOutcome } from '../workflows/types.js';
+import type { ActionContext, ActionDefinition, ActionDeps } from './action.js';
+import { createEngineActivities } from './engine.js';
+import { actions } from './registry.js';
+
+export type { ActionDeps } from './action.js';
+
+export function createActivities(deps: ActionDeps): Record<string, (...args: never[]) => Promise<unknown>> {
+  const activities: Record<string, (...args: never[]) => Promise<unknown>> = {
+    ...createEngineActivities(deps),
+  };
+  for (const action of actions) activities[action.name] = toActivity(action, deps);
+  return activities;
+}
+
+/** The Temporal activity for one action: validates its input, runs it, and types its failures. */
+export function toActivity(
+  action: ActionDefinition,
+  deps: ActionDeps,
+): (input: unknown) => Promise<StepOutcome> {
+  const run = action.create(deps);
+  return async (raw) => {
+    const context = Context.current();
+    const { info } = context;
+    const attempt = info.attempt;
+    const workflowId = info.workflowExecution?.workflowId ?? 'standalone';
+    try {
+      const parsed = action.input.safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.nonRetryable(
+          `invalid input for ${action.name}: ${parsed.error.message}`,
+          'InputError',
+        );
+      }
+      const stateDir = path.join(deps.stateRoot, 'runs', sanitize(workflowId));
+      await mkdir(stateDir, { recursive: true });
+      const ctx: ActionContext = {
+        stateDir,
+        log: context.log,
+        heartbeat: (details) => context.heartbeat(details),
+        signal: context.cancellationSignal,
+        run: {
+          workflowId,
+          runId: info.workflowExecution?.runId ?? '',
+          stepId: info.activityId,
+          attempt,
+        },
+      };
+      return { output: await run(parsed.data, ctx), attempt };
+    } catch (err) {
+      throw toFailure(err, action, attempt);
+    }
+  };
+}
+
+function toFailure(err: unknown, action: ActionDefinition, attempt: number): unknown {
+  if (err instanceof CancelledFailure || err instanceof ApplicationFailure) return err;
+  const error = err instanceof Error ? err : new Error(String(err));
+  const nonRetryable =
+    (error as { nonRetryable?: boolean }).nonRetryable === true ||
+    action.policy.nonRetryable.includes(error.name);
+  return ApplicationFailure.create({
+    message: error.message,
+    type: error.name,
+    nonRetryable,
+    details: [{ attempt }],
+    cause: error,
+  });
+}
+
+function sanitize(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_');
+}

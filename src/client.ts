@@ -1,0 +1,59 @@
+/** Client-side helpers shared by the CLI, the bench and tests. */
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  PROGRESS_QUERY,
+  RESUME,
+  WORKFLOW_TYPE,
+  type ResumeAction,
+  type ScenarioInput,
+  type ScenarioResult,
+} from '../workflows/types.js';
+
+export async function connectClient(address: string, namespace: string): Promise<Client> {
+  const connection = await Connection.connect({ address });
+  return new Client({ connection, namespace });
+}
+
+/** A readable, unique workflow id: `<playbook>-<UTC time>-<random>`. */
+export function newRunId(playbook: string): string {
+  const base = playbook
+    .replace(/^.*\//, '')
+    .replace(/\.ya?ml$/, '')
+    .replace(/[^A-Za-z0-9-]/g, '-');
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  return `${base}-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export async function startScenario(
+  client: Client,
+  taskQueue: string,
+  input: ScenarioInput,
+  workflowId = newRunId(input.playbook),
+): Promise<WorkflowHandle> {
+  return client.workflow.start(WORKFLOW_TYPE, { taskQueue, workflowId, args: [input] });
+}
+
+export async function queryProgress(handle: WorkflowHandle): Promise<ScenarioResult> {
+  return handle.query<ScenarioResult>(PROGRESS_QUERY);
+}
+
+/** Settles a run: the result of a passing run, or the result carried by a failed or cancelled one. */
+export async function scenarioOutcome(handle: WorkflowHandle): Promise<ScenarioResult> {
+  try {
+    return (await handle.result()) as ScenarioResult;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const details = (err.cause as { details?: unknown[] } | undefined)?.details;
+    if (details?.[0]) return details[0] as ScenarioResult;
+    // Cancelled runs carry no details; ask the (replayed) workflow for its final state.
+    try {
+      return await queryProgress(handle);
+    } catch {
+      return { playbook: '?', status: 'failed', steps: [], error: err.cause?.message ?? err.message };
+    }
+  }
+}
+
+export async function resumeScenario(handle: WorkflowHandle, action: ResumeAction): Promise<string> {
+  return handle.executeUpdate<string, [ResumeRequest]>(RESUME, { args: [{ action }] });
+}

@@ -1,0 +1,80 @@
+/**
+ * The project's error classes. Activities turn them into Temporal ApplicationFailures whose `type` is the
+ * class name, so retry policies and the CLI can tell them apart; the CLI maps them to exit codes in one place.
+ */
+
+/** Base of the project's errors; `nonRetryable` errors fail a step at once, whatever its retry policy. */
+export class TunnelLabError extends Error {
+  readonly nonRetryable: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Where in a YAML file something is wrong. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column: number;
+  /** Dotted field path, e.g. `steps[2].with.command`. */
+  path: string;
+}
+
+/** A playbook that cannot run as written; names the file, line, column and field. */
+export class PlaybookError extends TunnelLabError {
+  override readonly nonRetryable = true;
+  constructor(
+    readonly problems: (SourceLocation & { message: string })[],
+    options?: { cause?: unknown },
+  ) {
+    super(problems.map(formatProblem).join('\n'), options);
+  }
+}
+
+export function formatProblem(p: SourceLocation & { message: string }): string {
+  const where = `${p.file}:${p.line}:${p.column}`;
+  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
+}
+
+/** A step names an action that is not registered. */
+export class UnknownActionError extends TunnelLabError {
+  override readonly nonRetryable = true;
+}
+
+/** A command ran but its result is not what the step expects; worth retrying. */
+export class ExpectationError extends TunnelLabError {}
+
+/** A local tool (vagrant, kubectl, ...) is missing or cannot run; retrying will not help. */
+export class CommandNotFoundError extends TunnelLabError {
+  override readonly nonRetryable = true;
+}
+
+/** A lab tool failed; keeps the command and the end of its stderr. */
+export class LabToolError extends TunnelLabError {
+  constructor(
+    readonly command: string[],
+    readonly exitCode: number | undefined,
+    readonly stderrTail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${command.join(' ')} failed${exitCode === undefined ? '' : ` with exit code ${exitCode}`}` +
+        (stderrTail ? `: ${stderrTail}` : ''),
+      options,
+    );
+  }
+}
+
+/** The Temporal CLI (dev server) cannot be found or built. */
+export class TemporalCliError extends TunnelLabError {}
+
+/** A user-facing command failed in a way already explained; carries the exit code. */
+export class ExitError extends TunnelLabError {
+  constructor(
+    readonly exitCode: number,
+    message = '',
+  ) {
+    super(message);
+  }
+}

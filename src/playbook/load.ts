@@ -1,0 +1,296 @@
+/**
+ * Reads a playbook file, validates it against the playbook format and each action's input schema,
+ * interpolates its variables and turns it into a Plan. Every problem names file:line:column and the field.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isMap, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import type { ActionDefinition } from '../../activities/action.js';
+import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../../workflows/types.js';
+import { fromMs, toMs } from '../duration.js';
+import { PlaybookError, type SourceLocation } from '../errors.js';
+import { interpolate, type InterpolationProblem } from './interpolate.js';
+import { z as zod } from 'zod';
+import { genericStep, groupFields, playbookShape } from './schema.js';
+
+type Path = (string | number)[];
+type Problem = SourceLocation & { message: string };
+
+export interface LoadOptions {
+  /** Where playbook names are looked up. */
+  playbooksDir: string;
+  actions: readonly ActionDefinition[];
+  /** Run-time overrides of the playbook's vars. */
+  vars?: Record<string, unknown>;
+}
+
+/** `hello` → `<playbooksDir>/hello.yaml`; anything that looks like a path is taken as one. */
+export function resolvePlaybookPath(ref: string, playbooksDir: string): string {
+  const looksLikePath = ref.includes('/') || ref.includes(path.sep) || /\.ya?ml$/.test(ref);
+  if (looksLikePath) return path.resolve(ref);
+  for (const ext of ['.yaml', '.yml']) {
+    const candidate = path.join(playbooksDir, ref + ext);
+    if (existsSync(candidate)) return candidate;
+  }
+  return path.join(playbooksDir, `${ref}.yaml`);
+}
+
+export async function loadPlaybookFile(file: string, options: LoadOptions): Promise<Plan> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? `no such playbook (looked in ${options.playbooksDir})` : String(err);
+    throw new PlaybookError([{ file, line: 0, column: 0, path: '', message: hint }]);
+  }
+  return parsePlaybook(text, file, options);
+}
+
+/** Validates and plans playbook text; `file` is used in messages only. */
+export function parsePlaybook(text: string, file: string, options: LoadOptions): Plan {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const source = new Source(file, doc, lines);
+  if (doc.errors.length > 0) {
+    throw new PlaybookError(
+      doc.errors.map((e) => ({ ...source.at(e.pos[0]), path: '', message: e.message.split('\n')[0]! })),
+    );
+  }
+  const problems: Problem[] = [];
+  const top = playbookShape.safeParse(doc.toJS());
+  if (!top.success) {
+    problems.push(...source.issues(top.error, []));
+    throw new PlaybookError(problems);
+  }
+  const playbook = top.data;
+
+  const declared = playbook.vars;
+  for (const name of Object.keys(options.vars ?? {})) {
+    if (!(name in declared)) {
+      problems.push({
+        ...source.locate(['vars']),
+        path: 'vars',
+        message: `the run sets variable "${name}", which the playbook does not declare (declared: ${Object.keys(declared).join(', ') || 'none'})`,
+      });
+    }
+  }
+  const context = { vars: { ...declared, ...options.vars } };
+  const seen = new Map<string, string>();
+  const checkId = (id: string, at: Path): void => {
+    const first = seen.get(id);
+    if (first)
+      problems.push({
+        ...source.locate(at),
+        path: fieldPath(at),
+        message: `duplicate step id "${id}" (first used at ${first})`,
+      });
+    else seen.set(id, fieldPath(at));
+  };
+
+  const planStep = (raw: unknown, at: Path): PlanStep | undefined => {
+    const parsed = genericStep.safeParse(raw);
+    if (!parsed.success) {
+      problems.push(...source.issues(parsed.error, at));
+      return undefined;
+    }
+    const step = parsed.data;
+    checkId(step.id, [...at, 'id']);
+    const action = options.actions.find((a) => a.name === step.uses);
+    if (!action) {
+      const known = options.actions
+        .map((a) => a.name)
+        .sort()
+        .join(', ');
+      problems.push({
+        ...source.locate([...at, 'uses']),
+        path: fieldPath([...at, 'uses']),
+        message: `unknown action "${step.uses}"; known actions: ${known}`,
+      });
+      return undefined;
+    }
+    const policy = stepOptions(action, step, at, source, problems);
+    const interpolationProblems: InterpolationProblem[] = [];
+    const withValue = interpolate(step.with, context, [...at, 'with'], interpolationProblems);
+    const name =
+      step.name === undefined
+        ? undefined
+        : interpolate(step.name, context, [...at, 'name'], interpolationProblems);
+    for (const p of interpolationProblems)
+      problems.push({ ...source.locate(p.path), path: fieldPath(p.path), message: p.message });
+    if (interpolationProblems.length > 0) return undefined;
+    const input = action.input.safeParse(withValue);
+    if (!input.success) {
+      problems.push(...source.issues(input.error, [...at, 'with']));
+      return undefined;
+    }
+    const planned: PlanStep = {
+      id: step.id,
+      uses: step.uses,
+      with: input.data as Record<string, unknown>,
+      summary: summarize(action, input.data, step.id),
+      options: policy,
+      continueOnError: step.continueOnError,
+    };
+    if (typeof name === 'string') planned.name = name;
+    return planned;
+  };
+
+  const steps: PlanNode[] = [];
+  playbook.steps.forEach((raw, i) => {
+    const at: Path = ['steps', i];
+    if (raw && typeof raw === 'object' && 'parallel' in raw) {
+      const group = planGroup(raw, at);
+      if (group) steps.push(group);
+    } else {
+      const step = planStep(raw, at);
+      if (step) steps.push(step);
+    }
+  });
+  const finallySteps: PlanStep[] = [];
+  playbook.finally.forEach((raw, i) => {
+    const step = planStep(raw, ['finally', i]);
+    if (step) finallySteps.push(step);
+  });
+
+  if (problems.length > 0) throw new PlaybookError(problems);
+  const plan: Plan = {
+    name: playbook.name,
+    file,
+    vars: context.vars,
+    onFailure: playbook.onFailure,
+    steps,
+    finally: finallySteps,
+  };
+  if (playbook.description) plan.description = playbook.description;
+  if (playbook.lab) plan.lab = playbook.lab;
+  return plan;
+
+  function planGroup(raw: object, at: Path): PlanGroup | undefined {
+    const shape = zod
+      .object({ ...groupFields, parallel: zod.array(zod.unknown()).min(1) })
+      .strict()
+      .safeParse(raw);
+    if (!shape.success) {
+      problems.push(...source.issues(shape.error, at));
+      return undefined;
+    }
+    checkId(shape.data.id, [...at, 'id']);
+    const members = shape.data.parallel
+      .map((member, j) => planStep(member, [...at, 'parallel', j]))
+      .filter((s): s is PlanStep => s !== undefined);
+    const group: PlanGroup = { id: shape.data.id, parallel: members };
+    if (shape.data.name) group.name = shape.data.name;
+    return group;
+  }
+}
+
+function summarize(action: ActionDefinition, input: unknown, id: string): string {
+  try {
+    return action.summary(input);
+  } catch {
+    return `${action.name} (${id})`;
+  }
+}
+
+function stepOptions(
+  action: ActionDefinition,
+  step: z.output<typeof genericStep>,
+  at: Path,
+  source: Source,
+  problems: Problem[],
+): PlanStepOptions {
+  const { policy } = action;
+  const timeout = step.timeout ?? policy.timeout;
+  if (step.timeout && toMs(step.timeout) > toMs(policy.maxTimeout)) {
+    problems.push({
+      ...source.locate([...at, 'timeout']),
+      path: fieldPath([...at, 'timeout']),
+      message: `timeout ${step.timeout} is longer than ${action.name} allows (${policy.maxTimeout})`,
+    });
+  }
+  const attempts = step.retry?.attempts ?? policy.retry.attempts;
+  if (attempts > policy.maxAttempts) {
+    problems.push({
+      ...source.locate([...at, 'retry', 'attempts']),
+      path: fieldPath([...at, 'retry', 'attempts']),
+      message: `${attempts} attempts is more than ${action.name} allows (${policy.maxAttempts})`,
+    });
+  }
+  const options: PlanStepOptions = {
+    startToCloseTimeout: fromMs(toMs(timeout)),
+    retry: {
+      maximumAttempts: attempts,
+      initialInterval: step.retry?.interval ?? policy.retry.initialInterval,
+      backoffCoefficient: step.retry?.backoff ?? policy.retry.backoff,
+      maximumInterval: step.retry?.maxInterval ?? policy.retry.maxInterval,
+      nonRetryableErrorTypes: [...policy.nonRetryable, 'InputError'],
+    },
+  };
+  if (policy.heartbeatTimeout) options.heartbeatTimeout = policy.heartbeatTimeout;
+  return options;
+}
+
+/** Field path as users read it: `steps[2].with.command`. */
+export function fieldPath(at: Path): string {
+  return at.reduce<string>(
+    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key),
+    '',
+  );
+}
+
+/** Maps value paths back to positions in the YAML text. */
+class Source {
+  constructor(
+    readonly file: string,
+    readonly doc: Document,
+    readonly lines: LineCounter,
+  ) {}
+
+  at(offset: number): { file: string; line: number; column: number } {
+    const { line, col } = this.lines.linePos(offset);
+    return { file: this.file, line, column: col };
+  }
+
+  /** Position of the node at `at`, or of its nearest existing parent. */
+  locate(at: Path): { file: string; line: number; column: number } {
+    for (let depth = at.length; depth >= 0; depth--) {
+      const node = this.doc.getIn(at.slice(0, depth), true) as Node | undefined;
+      if (node && typeof node === 'object' && node.range) return this.at(node.range[0]);
+    }
+    return { file: this.file, line: 1, column: 1 };
+  }
+
+  /** Position of a key inside the map at `at` (for unknown fields). */
+  locateKey(at: Path, key: string): { file: string; line: number; column: number } {
+    const node = this.doc.getIn(at, true);
+    if (isMap(node)) {
+      const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === key);
+      const keyNode = pair?.key as Node | undefined;
+      if (keyNode?.range) return this.at(keyNode.range[0]);
+    }
+    return this.locate(at);
+  }
+
+  issues(error: z.ZodError, base: Path): Problem[] {
+    return error.issues.map((issue) => {
+      const at: Path = [...base, ...(issue.path as Path)];
+      if (issue.code === 'unrecognized_keys') {
+        const key = issue.keys[0]!;
+        return {
+          ...this.locateKey(at, key),
+          path: fieldPath([...at, key]),
+          message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
+        };
+      }
+      const exists = this.doc.hasIn(at);
+      const message =
+        !exists && issue.code === 'invalid_type'
+          ? `missing required field (${issue.message})`
+          : issue.message;
+      return { ...this.locate(at), path: fieldPath(at), message };
+    });
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The playbook format. The step fields common to every action live here; each action adds its own `with`
+ * schema, and the JSON Schema shipped for editors is derived from both.
+ */
+import { z } from 'zod';
+import type { ActionDefinition } from '../../activities/action.js';
+import { isDuration } from '../duration.js';
+
+export const duration = z.string().refine(isDuration, 'must be a duration such as 500ms, 30s, 5m or 1h');
+
+export const stepId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be letters, digits, - and _ (starting with a letter or digit)')
+  .describe('Unique id of the step in the playbook; also its activity id.');
+
+export const retryOverride = z
+  .object({
+    attempts: z.number().int().min(1).describe('Total attempts, the first included.'),
+    interval: duration.optional().describe('Wait before the first retry.'),
+    backoff: z.number().min(1).optional().describe('Multiplier of the wait after each retry.'),
+    maxInterval: duration.optional().describe('Longest wait between retries.'),
+  })
+  .strict()
+  .describe("Overrides the action's retry policy (within the action's cap on attempts).");
+
+export const stepFields = {
+  id: stepId,
+  name: z.string().optional().describe('Human name shown in progress and reports.'),
+  timeout: duration
+    .optional()
+    .describe("Timeout of one attempt; overrides the action's default within its cap."),
+  retry: retryOverride.optional(),
+  continueOnError: z.boolean().default(false).describe('A failure of this step does not stop the run.'),
+};
+
+/** A step before its action is known: `with` is checked against the action's schema afterwards. */
+export const genericStep = z
+  .object({
+    ...stepFields,
+    uses: z.string().describe('The action to run.'),
+    with: z.record(z.string(), z.unknown()).default({}).describe("The action's inputs."),
+  })
+  .strict();
+
+export const groupFields = {
+  id: stepId,
+  name: z.string().optional(),
+};
+
+export const playbookFields = {
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lowercase letters, digits and -')
+    .describe('Name of the playbook (runs are filtered by it).'),
+  description: z.string().optional(),
+  lab: z
+    .string()
+    .optional()
+    .describe('Lab definition the lab actions drive (a name in labs/), unless the run names one.'),
+  vars: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe('Values for ${{ vars.NAME }}; a run may override them.'),
+  onFailure: z
+    .enum(['fail', 'pause'])
+    .default('fail')
+    .describe('What a step that still fails after its retries does: fail the run, or pause it for a resume.'),
+};
+
+/** The top level, with steps left for a second pass. */
+export const playbookShape = z
+  .object({
+    ...playbookFields,
+    steps: z.array(z.unknown()).min(1).describe('Steps, run in order; `parallel:` groups run together.'),
+    finally: z
+      .array(z.unknown())
+      .default([])
+      .describe('Steps that always run at the end, also after failure or cancellation.'),
+  })
+  .strict();
+
+/** The full schema with one branch per action; used to generate the JSON Schema for editors. */
+export function playbookSchema(actions: readonly ActionDefinition[]): z.ZodType {
+  const steps = actions.map((action) =>
+    z
+      .object({
+        ...stepFields,
+        uses: z.literal(action.name).describe(action.description),
+        with: action.input,
+      })
+      .strict(),
+  );
+  const step =
+    steps.length === 1 ? steps[0]! : z.union(steps as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]);
+  const group = z
+    .object({ ...groupFields, parallel: z.array(step).min(1).describe('Steps that run at the same time.') })
+    .strict();
+  return z
+    .object({
+      ...playbookFields,
+      steps: z.array(z.union([step, group])).min(1),
+      finally: z.array(step).default([]),
+    })
+    .strict();
+}
+
+export function playbookJsonSchema(actions: readonly ActionDefinition[]): Record<string, unknown> {
+  const schema = z.toJSONSchema(playbookSchema(actions), { io: 'input', unrepresentable: 'any' });
+  return {
+    ...schema,
+    title: 'tunnel-lab playbook',
+  };
+}

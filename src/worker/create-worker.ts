@@ -1,0 +1,63 @@
+/** Builds a worker for the `tunnelScenario` workflow and every action's activity. */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities, type ActionDeps } from '../../activities/index.js';
+import { workflowBundlePath } from '../config.js';
+import { ensureSearchAttributes } from '../temporal/search-attributes.js';
+
+export interface CreateWorkerOptions {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  deps: ActionDeps;
+  /** Extra worker options (tests shorten timeouts, the bench tunes concurrency). */
+  tuning?: Partial<WorkerOptions>;
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  connection: NativeConnection;
+  /** Closes the connection after the worker has stopped. */
+  close(): Promise<void>;
+}
+
+export async function createWorker(options: CreateWorkerOptions): Promise<RunningWorker> {
+  const { address, namespace, taskQueue, deps } = options;
+  const admin = await Connection.connect({ address });
+  try {
+    await ensureSearchAttributes(admin, namespace);
+  } finally {
+    await admin.close();
+  }
+  const connection = await NativeConnection.connect({ address });
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    workflowBundle: { codePath: freshBundle(deps.projectRoot) },
+    activities: createActivities(deps),
+    ...options.tuning,
+  });
+  return { worker, connection, close: () => connection.close() };
+}
+
+/** The prebuilt bundle; refuses a bundle older than the workflow sources so tests never run stale code. */
+export function freshBundle(projectRoot: string): string {
+  const bundle = workflowBundlePath(projectRoot);
+  if (!existsSync(bundle)) {
+    throw new Error(`no workflow bundle at ${bundle}: run \`npm run build\` first`);
+  }
+  const built = statSync(bundle).mtimeMs;
+  const sources = path.join(projectRoot, 'workflows');
+  if (existsSync(sources)) {
+    for (const entry of ['index.ts', 'tunnelScenario.ts', 'types.ts', 'details.ts', 'search-attributes.ts']) {
+      const file = path.join(sources, entry);
+      if (existsSync(file) && statSync(file).mtimeMs > built) {
+        throw new Error(`the workflow bundle is older than ${file}: run \`npm run build\``);
+      }
+    }
+  }
+  return bundle;
+}

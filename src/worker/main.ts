@@ -1,0 +1,26 @@
+/** `npm run worker`: serves the tunnel-lab task queue until SIGINT or SIGTERM. */
+import { settings } from '../config.js';
+import { createWorker } from './create-worker.js';
+
+async function main(): Promise<void> {
+  const config = settings();
+  const running = await createWorker({
+    address: config.address,
+    namespace: config.namespace,
+    taskQueue: config.taskQueue,
+    deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot },
+  });
+  console.log(
+    `worker serving task queue ${config.taskQueue} at ${config.address} (namespace ${config.namespace}); Ctrl-C stops it`,
+  );
+  try {
+    await running.worker.run();
+  } finally {
+    await running.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`worker failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

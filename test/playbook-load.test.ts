@@ -1,0 +1,176 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { actions } from '../activities/registry.js';
+import { PlaybookError } from '../src/errors.js';
+import { loadPlaybookFile, parsePlaybook } from '../src/playbook/load.js';
+import { root } from './support/temporal.js';
+
+const playbooksDir = path.join(root, 'playbooks');
+const parse = (text: string, vars?: Record<string, unknown>) =>
+  parsePlaybook(text, 'test.yaml', { playbooksDir, actions, vars });
+
+function problemsOf(text: string, vars?: Record<string, unknown>): string[] {
+  try {
+    parse(text, vars);
+  } catch (err) {
+    if (err instanceof PlaybookError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('expected the playbook to be rejected');
+}
+
+describe('playbook loading', () => {
+  it('turns a valid playbook into a plan with policies, summaries and interpolated vars', () => {
+    const plan = parse(
+      [
+        'name: demo',
+        'vars: { who: world, code: 3 }',
+        'steps:',
+        '  - id: a',
+        '    uses: exec',
+        '    timeout: 20s',
+        '    retry: { attempts: 5, interval: 2s }',
+        '    with: { command: [echo, "hello ${{ vars.who }}"], expect: { exitCode: "${{ vars.code }}" } }',
+        '  - id: group',
+        '    parallel:',
+        '      - { id: b, uses: exec, with: { command: ["true"] } }',
+        '      - { id: c, uses: exec, continueOnError: true, with: { command: ["false"] } }',
+        'finally:',
+        '  - { id: z, uses: exec, with: { command: ["true"] } }',
+      ].join('\n'),
+    );
+    expect(plan.name).toBe('demo');
+    const [a, group] = plan.steps;
+    expect(a).toMatchObject({
+      id: 'a',
+      uses: 'exec',
+      summary: 'exec echo hello world',
+      with: { command: ['echo', 'hello world'], expect: { exitCode: 3 } },
+      options: {
+        startToCloseTimeout: '20s',
+        heartbeatTimeout: '10s',
+        retry: { maximumAttempts: 5, initialInterval: '2s', backoffCoefficient: 2 },
+      },
+      continueOnError: false,
+    });
+    expect(group).toMatchObject({ id: 'group', parallel: [{ id: 'b' }, { id: 'c', continueOnError: true }] });
+    expect(plan.finally.map((s) => s.id)).toEqual(['z']);
+  });
+
+  it('lets a run override declared vars, keeping their type', () => {
+    const plan = parse(
+      'name: demo\nvars: { n: 0 }\nsteps:\n  - { id: a, uses: exec, with: { command: ["true"], expect: { exitCode: "${{ vars.n }}" } } }',
+      { n: 1 },
+    );
+    expect(plan.steps[0]).toMatchObject({ with: { expect: { exitCode: 1 } } });
+  });
+
+  it('names file, line, column and field for an unknown action, listing the known ones', () => {
+    const problems = problemsOf('name: demo\nsteps:\n  - id: a\n    uses: exce\n    with: {}\n');
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^test\.yaml:4:11: steps\[0\]\.uses: unknown action "exce"; known actions: .*exec/,
+      ),
+    ]);
+  });
+
+  it('rejects unknown fields at the key that is wrong', () => {
+    const problems = problemsOf(
+      'name: demo\nsteps:\n  - id: a\n    uses: exec\n    with: { command: [ls], shell: true }\n    retires: 3\n',
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^test\.yaml:6:5: steps\[0\]\.retires: unknown field "retires"/),
+      ]),
+    );
+    const inWith = problemsOf(
+      'name: demo\nsteps:\n  - id: a\n    uses: exec\n    with:\n      command: [ls]\n      shell: true\n',
+    );
+    expect(inWith).toEqual([
+      expect.stringMatching(/^test\.yaml:7:7: steps\[0\]\.with\.shell: unknown field "shell"/),
+    ]);
+  });
+
+  it('rejects duplicate step ids, also across parallel groups and finally', () => {
+    const problems = problemsOf(
+      'name: demo\nsteps:\n  - { id: a, uses: exec, with: { command: [ls] } }\n  - id: g\n    parallel:\n      - { id: a, uses: exec, with: { command: [ls] } }\nfinally:\n  - { id: g, uses: exec, with: { command: [ls] } }\n',
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^test\.yaml:6:15: steps\[1\]\.parallel\[0\]\.id: duplicate step id "a" \(first used at steps\[0\]\.id\)/,
+      ),
+      expect.stringMatching(/^test\.yaml:8:11: finally\[0\]\.id: duplicate step id "g"/),
+    ]);
+  });
+
+  it('rejects undefined variables and undeclared overrides', () => {
+    const problems = problemsOf(
+      'name: demo\nvars: { greeting: hi }\nsteps:\n  - id: a\n    uses: exec\n    with: { command: [echo, "${{ vars.greting }}"] }\n',
+      { colour: 'blue' },
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^test\.yaml:2:7: vars: the run sets variable "colour", which the playbook does not declare \(declared: greeting\)/,
+      ),
+      expect.stringMatching(
+        /^test\.yaml:6:29: steps\[0\]\.with\.command\[1\]: undefined variable vars\.greting in \$\{\{ vars\.greting \}\}; defined: colour, greeting$/,
+      ),
+    ]);
+  });
+
+  it('reports missing required fields, wrong types and policy caps', () => {
+    const problems = problemsOf(
+      'name: demo\nsteps:\n  - id: a\n    uses: exec\n    timeout: 3h\n    retry: { attempts: 50 }\n    with: { command: [] }\n  - id: b\n    uses: exec\n    with: { expect: { exitCode: zero } }\n',
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^test\.yaml:7:22: steps\[0\]\.with\.command: .*>=1 items/),
+        expect.stringMatching(
+          /^test\.yaml:5:14: steps\[0\]\.timeout: timeout 3h is longer than exec allows \(2h\)/,
+        ),
+        expect.stringMatching(
+          /^test\.yaml:6:24: steps\[0\]\.retry\.attempts: 50 attempts is more than exec allows \(20\)/,
+        ),
+        expect.stringMatching(/^test\.yaml:10:11: steps\[1\]\.with\.command: missing required field/),
+        expect.stringMatching(/^test\.yaml:10:33: steps\[1\]\.with\.expect\.exitCode: .*expected number/),
+      ]),
+    );
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    const problems = problemsOf('name: demo\nsteps:\n  - id: a\n    uses: [exec\n');
+    expect(problems[0]).toMatch(/^test\.yaml:\d+:\d+: /);
+  });
+
+  it('says which file is missing', async () => {
+    await expect(
+      loadPlaybookFile(path.join(playbooksDir, 'nope.yaml'), { playbooksDir, actions }),
+    ).rejects.toThrow(/nope\.yaml:0:0: no such playbook/);
+  });
+
+  it('accepts every playbook shipped in playbooks/', async () => {
+    const files = (await readdir(playbooksDir)).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      await expect(
+        loadPlaybookFile(path.join(playbooksDir, file), { playbooksDir, actions }),
+      ).resolves.toBeDefined();
+    }
+  });
+});
+
+describe('playbook JSON Schema', () => {
+  it('is generated from the actions and checked in up to date (regenerate: tunnel-lab schema --write)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { playbookJsonSchema } = await import('../src/playbook/schema.js');
+    const shipped: unknown = JSON.parse(await readFile(path.join(playbooksDir, 'schema.json'), 'utf8'));
+    expect(shipped).toEqual(playbookJsonSchema(actions));
+  });
+
+  it('describes each action under its uses value, with field descriptions for editors', async () => {
+    const { playbookJsonSchema } = await import('../src/playbook/schema.js');
+    const text = JSON.stringify(playbookJsonSchema(actions));
+    for (const action of actions) expect(text).toContain(`"const":"${action.name}"`);
+    expect(text).toContain('Program and arguments, run directly (never through a shell).');
+  });
+});

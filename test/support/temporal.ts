@@ -1,0 +1,94 @@
+/** Helpers for tests against the shared dev server: a client, a worker on a unique task queue, temp playbooks. */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkerOptions } from '@temporalio/worker';
+import { projectRoot } from '../../src/config.js';
+import { createWorker, type RunningWorker } from '../../src/worker/create-worker.js';
+import type { ScenarioInput, ScenarioResult } from '../../workflows/types.js';
+
+export const root = projectRoot();
+
+export function serverAddress(): string {
+  const address = process.env.TEMPORAL_TEST_ADDRESS;
+  if (!address)
+    throw new Error('TEMPORAL_TEST_ADDRESS is not set: the jest global setup did not start the dev server');
+  return address;
+}
+
+let counter = 0;
+export function uniqueQueue(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`;
+}
+
+export interface TestLab {
+  client: Client;
+  connection: Connection;
+  taskQueue: string;
+  stateRoot: string;
+  close(): Promise<void>;
+}
+
+export async function connect(prefix: string): Promise<TestLab> {
+  const connection = await Connection.connect({ address: serverAddress() });
+  const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-state-'));
+  return {
+    client: new Client({ connection, namespace: 'default' }),
+    connection,
+    taskQueue: uniqueQueue(prefix),
+    stateRoot,
+    close: () => connection.close(),
+  };
+}
+
+export async function startWorker(lab: TestLab, tuning?: Partial<WorkerOptions>): Promise<RunningWorker> {
+  return createWorker({
+    address: serverAddress(),
+    namespace: 'default',
+    taskQueue: lab.taskQueue,
+    deps: { projectRoot: root, stateRoot: lab.stateRoot },
+    tuning: { shutdownGraceTime: '1s', ...tuning },
+  });
+}
+
+/** Writes a playbook into a fresh temp folder and returns its path. */
+export async function writePlaybook(name: string, yaml: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-playbook-'));
+  const file = path.join(dir, `${name}.yaml`);
+  await writeFile(file, yaml);
+  return file;
+}
+
+export function start(
+  lab: TestLab,
+  input: ScenarioInput,
+  workflowId = uniqueQueue('run'),
+): Promise<WorkflowHandle> {
+  return lab.client.workflow.start('tunnelScenario', { taskQueue: lab.taskQueue, workflowId, args: [input] });
+}
+
+/** The run's result whether it passed (return value) or failed (the ScenarioFailed failure's details). */
+export async function outcome(handle: WorkflowHandle): Promise<ScenarioResult> {
+  try {
+    return (await handle.result()) as ScenarioResult;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      const details = (err.cause as { details?: unknown[] } | undefined)?.details;
+      if (details?.[0]) return details[0] as ScenarioResult;
+    }
+    throw err;
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,2 @@
+/** What the worker's workflow bundle exports. */
+export { tunnelScenario } from './tunnelScenario.js';

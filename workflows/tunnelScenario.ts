@@ -1,0 +1,279 @@
+/**
+ * The `tunnelScenario` workflow: a small, deterministic interpreter of a validated playbook plan.
+ * All I/O happens in activities; this file only decides which activity runs next.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
+import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from './search-attributes.js';
+import {
+  isGroup,
+  LOAD_PLAYBOOK_ACTIVITY,
+  PROGRESS_QUERY,
+  RESUME,
+  type Plan,
+  type PlanNode,
+  type PlanStep,
+  type ResumeAction,
+  type ResumeRequest,
+  type RunStatus,
+  type ScenarioInput,
+  type ScenarioResult,
+  type StepOutcome,
+  type StepRecord,
+} from './types.js';
+import { renderDetails } from './details.js';
+
+export const progressQuery = defineQuery<ScenarioResult>(PROGRESS_QUERY);
+export const resumeUpdate = defineUpdate<string, [ResumeRequest]>(RESUME);
+export const resumeSignal = defineSignal<[ResumeRequest]>(RESUME);
+
+const RESUME_ACTIONS: readonly ResumeAction[] = ['retry', 'skip', 'abort'];
+
+type Loader = Record<typeof LOAD_PLAYBOOK_ACTIVITY, (input: ScenarioInput) => Promise<Plan>>;
+type ActionActivity = (input: Record<string, unknown>) => Promise<StepOutcome>;
+
+// Loading is cheap and its failures (a bad file) are final, so it gets a short, bounded policy.
+const loader = proxyActivities<Loader>({
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlaybookError', 'UnknownActionError'] },
+  summary: 'load and validate the playbook',
+});
+
+/** Runs a playbook. Passing runs return their result; failed runs fail with the result as the failure's details. */
+export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResult> {
+  const state: ScenarioResult = { playbook: input.playbook, status: 'running', steps: [] };
+  const records = new Map<string, StepRecord>();
+  let decision: ResumeAction | undefined;
+
+  setHandler(progressQuery, () => state);
+  setHandler(
+    resumeUpdate,
+    (request) => {
+      decision = request.action;
+      return `${request.action} requested for step ${state.pausedStep ?? ''}`;
+    },
+    {
+      validator: (request: ResumeRequest | undefined) => {
+        if (!request || !RESUME_ACTIONS.includes(request.action)) {
+          throw new Error(`resume needs an action: one of ${RESUME_ACTIONS.join(', ')}`);
+        }
+        if (state.status !== 'paused') throw new Error(`the run is ${state.status}, not paused`);
+      },
+    },
+  );
+  // The signal exists for callers that cannot send updates; out-of-place signals are ignored, not fatal.
+  setHandler(resumeSignal, (request) => {
+    if (state.status === 'paused' && request && RESUME_ACTIONS.includes(request.action)) {
+      decision = request.action;
+    }
+  });
+
+  const publish = (): void => {
+    setCurrentDetails(renderDetails(state, workflowInfo().workflowId));
+  };
+  const setStatus = (status: RunStatus): void => {
+    state.status = status;
+    upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
+    publish();
+  };
+
+  upsertSearchAttributes([
+    { key: PLAYBOOK_ATTRIBUTE, value: input.playbook },
+    { key: STATUS_ATTRIBUTE, value: 'running' },
+  ]);
+  let plan: Plan;
+  try {
+    plan = await loader.loadPlaybook(input);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    state.error = messageOf(err);
+    setStatus('failed');
+    throw ApplicationFailure.create({
+      type: 'ScenarioFailed',
+      message: `playbook ${input.playbook} could not be loaded: ${state.error}`,
+      nonRetryable: true,
+      details: [state],
+    });
+  }
+  state.playbook = plan.name;
+  upsertSearchAttributes([{ key: PLAYBOOK_ATTRIBUTE, value: plan.name }]);
+  for (const node of plan.steps) {
+    for (const step of isGroup(node) ? node.parallel : [node]) {
+      addRecord(step, 'main', isGroup(node) ? node.id : undefined);
+    }
+  }
+  for (const step of plan.finally) addRecord(step, 'finally');
+  publish();
+
+  const pauseOnFailure = input.pauseOnFailure ?? plan.onFailure === 'pause';
+  let cancellation: Error | undefined;
+  try {
+    for (const node of plan.steps) {
+      if (!(await runNode(node))) break;
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    cancellation = err as Error;
+    state.error = 'the run was cancelled';
+    for (const record of records.values()) {
+      if (record.phase === 'main' && record.status === 'pending') record.status = 'cancelled';
+    }
+  }
+
+  // Finally steps run whatever happened above, and a cancellation must not interrupt them.
+  await CancellationScope.nonCancellable(async () => {
+    for (const step of plan.finally) {
+      if (!(await runStep(step)) && !state.error) state.error = `finally step ${step.id} failed`;
+    }
+  });
+
+  state.pausedStep = undefined;
+  upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: '' }]);
+  if (cancellation) {
+    setStatus('cancelled');
+    throw cancellation;
+  }
+  if (state.error) {
+    setStatus('failed');
+    throw ApplicationFailure.create({
+      type: 'ScenarioFailed',
+      message: `playbook ${plan.name} failed: ${state.error}`,
+      nonRetryable: true,
+      details: [state],
+    });
+  }
+  setStatus('passed');
+  return state;
+
+  function addRecord(step: PlanStep, phase: StepRecord['phase'], group?: string): void {
+    const record: StepRecord = {
+      id: step.id,
+      uses: step.uses,
+      phase,
+      status: 'pending',
+      attempts: 0,
+      summary: step.summary,
+    };
+    if (step.name) record.name = step.name;
+    if (group) record.group = group;
+    records.set(step.id, record);
+    state.steps.push(record);
+  }
+
+  /** Runs a step or a group until it passes or is given up; false means the run must stop. */
+  async function runNode(node: PlanNode): Promise<boolean> {
+    const steps = isGroup(node) ? node.parallel : [node];
+    for (;;) {
+      const pending = steps.filter((s) => records.get(s.id)?.status !== 'passed');
+      const results = await Promise.all(pending.map((s) => runStep(s)));
+      if (results.every(Boolean)) return true;
+      const failed = pending.filter((_, i) => !results[i]);
+      const reason = failed.map((s) => `step ${s.id}: ${records.get(s.id)?.error ?? 'failed'}`).join('; ');
+      if (!pauseOnFailure) {
+        state.error = reason;
+        return false;
+      }
+      const action = await pause(node.id, reason);
+      if (action === 'retry') continue;
+      if (action === 'skip') {
+        for (const s of failed) records.get(s.id)!.status = 'skipped';
+        return true;
+      }
+      state.error = `aborted after ${reason}`;
+      return false;
+    }
+  }
+
+  async function pause(stepId: string, reason: string): Promise<ResumeAction> {
+    decision = undefined;
+    state.pausedStep = stepId;
+    state.error = reason;
+    setStatus('paused');
+    await condition(() => decision !== undefined);
+    const action = decision!;
+    decision = undefined;
+    state.pausedStep = undefined;
+    state.error = undefined;
+    setStatus('running');
+    return action;
+  }
+
+  /** One activity execution (with the action's retries); true when it passed or may fail without stopping. */
+  async function runStep(step: PlanStep): Promise<boolean> {
+    const record = records.get(step.id)!;
+    const started = Date.now();
+    record.status = 'running';
+    record.startedAt ??= new Date(started).toISOString();
+    record.error = undefined;
+    upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: step.id }]);
+    publish();
+    try {
+      const outcome = await activityFor(step, record.attempts)(step.with);
+      record.attempts += outcome.attempt;
+      record.output = outcome.output;
+      record.status = 'passed';
+      return true;
+    } catch (err) {
+      if (isCancellation(err)) {
+        record.status = 'cancelled';
+        throw err;
+      }
+      record.attempts += attemptsOf(err, step);
+      record.error = messageOf(err);
+      record.status = 'failed';
+      return step.continueOnError;
+    } finally {
+      record.durationMs = (record.durationMs ?? 0) + (Date.now() - started);
+      publish();
+    }
+  }
+}
+
+function activityFor(step: PlanStep, previousAttempts: number): ActionActivity {
+  const options: ActivityOptions = {
+    // A retried step (after a resume) needs a fresh id; the suffix keeps the UI readable.
+    activityId: previousAttempts === 0 ? step.id : `${step.id}#${previousAttempts + 1}`,
+    startToCloseTimeout: step.options.startToCloseTimeout,
+    retry: step.options.retry,
+    summary: step.summary,
+  };
+  if (step.options.heartbeatTimeout) options.heartbeatTimeout = step.options.heartbeatTimeout;
+  const activities = proxyActivities<Record<string, ActionActivity>>(options);
+  return activities[step.uses]!;
+}
+
+function attemptsOf(err: unknown, step: PlanStep): number {
+  if (err instanceof ActivityFailure) {
+    const cause = err.cause;
+    if (cause instanceof ApplicationFailure) {
+      const detail = cause.details?.[0] as { attempt?: unknown } | undefined;
+      if (typeof detail?.attempt === 'number') return detail.attempt;
+    }
+    if (err.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) return step.options.retry.maximumAttempts;
+  }
+  return 1;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) {
+    const cause = err.cause;
+    const kind = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';
+    return `${kind}${cause.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

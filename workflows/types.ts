@@ -1,0 +1,122 @@
+/**
+ * Plain data shared by the workflow, the activities and the clients.
+ * Everything here crosses the Temporal boundary as JSON, so it holds no functions and no secrets.
+ */
+
+/** Input of the `tunnelScenario` workflow; plain JSON so that `temporal workflow start --input` can send it. */
+export interface ScenarioInput {
+  /** A playbook name in `playbooks/` (e.g. `hello`) or a path to a YAML file, resolved on the worker. */
+  playbook: string;
+  /** Overrides for the playbook's `vars`. */
+  vars?: Record<string, unknown>;
+  /** Which lab definition the lab actions drive (a name in `labs/`); the playbook's own choice otherwise. */
+  lab?: string;
+  /** Pause instead of failing when a step still fails after its retries (overrides the playbook's `onFailure`). */
+  pauseOnFailure?: boolean;
+}
+
+/** Temporal retry policy fields the plan carries for each step. */
+export interface PlanRetry {
+  maximumAttempts: number;
+  initialInterval: string;
+  backoffCoefficient: number;
+  maximumInterval: string;
+  nonRetryableErrorTypes: string[];
+}
+
+/** Activity options for one step: the action's policy with the step's overrides applied. */
+export interface PlanStepOptions {
+  startToCloseTimeout: string;
+  heartbeatTimeout?: string;
+  retry: PlanRetry;
+}
+
+/** One validated, fully interpolated step, ready for the interpreter. */
+export interface PlanStep {
+  id: string;
+  name?: string;
+  uses: string;
+  with: Record<string, unknown>;
+  /** The line the Web UI shows for this step's activity. */
+  summary: string;
+  options: PlanStepOptions;
+  continueOnError: boolean;
+}
+
+/** Steps that run at the same time; the group fails when one of them fails. */
+export interface PlanGroup {
+  id: string;
+  name?: string;
+  parallel: PlanStep[];
+}
+
+export type PlanNode = PlanStep | PlanGroup;
+
+/** What the `loadPlaybook` activity hands to the workflow. */
+export interface Plan {
+  name: string;
+  description?: string;
+  /** Absolute path of the playbook file on the worker that loaded it. */
+  file: string;
+  /** The lab the lab actions drive (a name in `labs/`), when the playbook or the run named one. */
+  lab?: string;
+  vars: Record<string, unknown>;
+  onFailure: 'fail' | 'pause';
+  steps: PlanNode[];
+  finally: PlanStep[];
+}
+
+export type StepStatus = 'pending' | 'running' | 'passed' | 'failed' | 'skipped' | 'cancelled';
+export type RunStatus = 'running' | 'paused' | 'passed' | 'failed' | 'cancelled';
+
+export interface StepRecord {
+  id: string;
+  uses: string;
+  name?: string;
+  summary?: string;
+  /** `main` for `steps`, `finally` for the finally block. */
+  phase: 'main' | 'finally';
+  /** Id of the parallel group the step belongs to, if any. */
+  group?: string;
+  status: StepStatus;
+  /** Activity attempts spent on this step, across resumes. */
+  attempts: number;
+  startedAt?: string;
+  durationMs?: number;
+  output?: unknown;
+  error?: string;
+}
+
+/** The run's result, and the answer of the `progress` query while it runs. */
+export interface ScenarioResult {
+  playbook: string;
+  status: RunStatus;
+  steps: StepRecord[];
+  /** Set while paused: the step waiting for a `resume` decision. */
+  pausedStep?: string;
+  /** Why the run failed, when it did. */
+  error?: string;
+}
+
+export type ResumeAction = 'retry' | 'skip' | 'abort';
+
+/** Argument of the `resume` update and signal. */
+export interface ResumeRequest {
+  action: ResumeAction;
+}
+
+/** What every action activity returns: its output and the attempt that produced it. */
+export interface StepOutcome {
+  output: unknown;
+  attempt: number;
+}
+
+export function isGroup(node: PlanNode): node is PlanGroup {
+  return 'parallel' in node;
+}
+
+/** Names shared by workflow, worker and clients. */
+export const WORKFLOW_TYPE = 'tunnelScenario';
+export const PROGRESS_QUERY = 'progress';
+export const RESUME = 'resume';
+export const LOAD_PLAYBOOK_ACTIVITY = 'loadPlaybook';

@@ -5,6 +5,7 @@ import {
   RESUME,
   WORKFLOW_TYPE,
   type ResumeAction,
+  type ResumeRequest,
   type ScenarioInput,
   type ScenarioResult,
 } from '../workflows/types.js';

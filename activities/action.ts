@@ -3,6 +3,7 @@
  * its policy (timeouts, retries), its UI summary, its examples and the factory of its activity.
  */
 import type { z } from 'zod';
+import type { LabRuntime } from '../src/lab/runtime.js';
 
 /** Timeouts and retries of an action; a step may override `timeout` and `retry` within the caps. */
 export interface ActionPolicy {
@@ -41,6 +42,14 @@ export interface ActionContext {
   /** Aborted when Temporal cancels the activity; pass it to every I/O call. */
   signal: AbortSignal;
   run: { workflowId: string; runId: string; stepId: string; attempt: number };
+  /** The lab this run drives (loaded on first use): its tools, machines and network. */
+  lab(): Promise<LabRuntime>;
+}
+
+/** What the workflow passes to every action activity beside its input. */
+export interface StepMeta {
+  /** Lab definition name or path; `vagrant` when unset. */
+  lab?: string;
 }
 
 /** Services the worker builds once and hands to every action factory. */

@@ -6,11 +6,16 @@ import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { StepOutcome } from '../workflows/types.js';
-import type { ActionContext, ActionDefinition, ActionDeps } from './action.js';
+import { loadLab } from '../src/lab/definition.js';
+import { LabRuntime } from '../src/lab/runtime.js';
+import type { ActionContext, ActionDefinition, ActionDeps, StepMeta } from './action.js';
 import { createEngineActivities } from './engine.js';
 import { actions } from './registry.js';
 
 export type { ActionDeps } from './action.js';
+
+/** The lab actions drive when neither the run nor the playbook names one: the real VMs. */
+export const DEFAULT_LAB = 'vagrant';
 
 export function createActivities(deps: ActionDeps): Record<string, (...args: never[]) => Promise<unknown>> {
   const activities: Record<string, (...args: never[]) => Promise<unknown>> = {
@@ -24,9 +29,9 @@ export function createActivities(deps: ActionDeps): Record<string, (...args: nev
 export function toActivity(
   action: ActionDefinition,
   deps: ActionDeps,
-): (input: unknown) => Promise<StepOutcome> {
+): (input: unknown, meta?: StepMeta) => Promise<StepOutcome> {
   const run = action.create(deps);
-  return async (raw) => {
+  return async (raw, meta = {}) => {
     const context = Context.current();
     const { info } = context;
     const attempt = info.attempt;
@@ -41,6 +46,7 @@ export function toActivity(
       }
       const stateDir = path.join(deps.stateRoot, 'runs', sanitize(workflowId));
       await mkdir(stateDir, { recursive: true });
+      let lab: Promise<LabRuntime> | undefined;
       const ctx: ActionContext = {
         stateDir,
         log: context.log,
@@ -51,6 +57,13 @@ export function toActivity(
           runId: info.workflowExecution?.runId ?? '',
           stepId: info.activityId,
           attempt,
+        },
+        lab: () => {
+          lab ??= loadLab(meta.lab ?? DEFAULT_LAB, {
+            projectRoot: deps.projectRoot,
+            stateDir: path.join(stateDir, 'lab'),
+          }).then((def) => new LabRuntime(def, ctx));
+          return lab;
         },
       };
       return { output: await run(parsed.data, ctx), attempt };

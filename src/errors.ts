@@ -50,6 +50,11 @@ export class CommandNotFoundError extends TunnelLabError {
   override readonly nonRetryable = true;
 }
 
+/** The lab definition lacks something an action needs (a tool, a machine, a file); fix the lab file. */
+export class LabConfigError extends TunnelLabError {
+  override readonly nonRetryable = true;
+}
+
 /** A lab tool failed; keeps the command and the end of its stderr. */
 export class LabToolError extends TunnelLabError {
   constructor(

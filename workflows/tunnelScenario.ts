@@ -45,7 +45,7 @@ export const resumeSignal = defineSignal<[ResumeRequest]>(RESUME);
 const RESUME_ACTIONS: readonly ResumeAction[] = ['retry', 'skip', 'abort'];
 
 type Loader = Record<typeof LOAD_PLAYBOOK_ACTIVITY, (input: ScenarioInput) => Promise<Plan>>;
-type ActionActivity = (input: Record<string, unknown>) => Promise<StepOutcome>;
+type ActionActivity = (input: Record<string, unknown>, meta: { lab?: string }) => Promise<StepOutcome>;
 
 // Loading is cheap and its failures (a bad file) are final, so it gets a short, bounded policy.
 const loader = proxyActivities<Loader>({
@@ -223,7 +223,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: step.id }]);
     publish();
     try {
-      const outcome = await activityFor(step, record.attempts)(step.with);
+      const outcome = await activityFor(step, record.attempts)(step.with, plan.lab ? { lab: plan.lab } : {});
       record.attempts += outcome.attempt;
       record.output = outcome.output;
       record.status = 'passed';

@@ -1,0 +1,258 @@
+import { execa } from 'execa';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const vagrantDir = path.join(root, 'vagrant');
+const labFile = path.join(root, 'labs', 'vagrant.yaml');
+
+const INSTALL_HINT: Record<string, string> = {
+  vagrant: 'apt-get install -y --no-install-recommends vagrant',
+  shellcheck: 'apt-get install -y --no-install-recommends shellcheck',
+};
+
+/** Fails (never skips) when a tool the checks need is absent, saying how to install it. */
+async function requireTool(name: string): Promise<void> {
+  const probe = await execa(name, ['--version'], { reject: false });
+  if (probe.exitCode !== 0) {
+    throw new Error(`${name} is not installed or does not run; install it: ${INSTALL_HINT[name] ?? name}`);
+  }
+}
+
+const scratch: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** Runs `vagrant validate` in `cwd` with machine state kept out of the checkout. */
+async function vagrantValidate(cwd: string, env: Record<string, string> = {}) {
+  const dotfiles = await tempDir('tunnel-lab-vagrant-dot-');
+  return execa('vagrant', ['validate', '--ignore-provider'], {
+    cwd,
+    reject: false,
+    all: true,
+    env: { VAGRANT_DOTFILE_PATH: dotfiles, VAGRANT_CHECKPOINT_DISABLE: '1', ...env },
+    timeout: 50_000,
+  });
+}
+
+async function shellScripts(): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of ['vagrant', 'envoy']) {
+    const entries = await readdir(path.join(root, dir), { recursive: true });
+    found.push(
+      ...entries.filter((entry) => entry.endsWith('.sh')).map((entry) => path.join(root, dir, entry)),
+    );
+  }
+  return found.sort();
+}
+
+interface Machine {
+  role: string;
+  ip: string;
+  cpus: number;
+  memory: number;
+  files: Record<string, string>;
+  forwardedPorts?: Record<string, number>;
+}
+interface Lab {
+  name: string;
+  tools: Record<string, string>;
+  vagrant: {
+    dir: string;
+    provider: string;
+    box: string;
+    boxVersion: string;
+    versions: { k0s: string; envoy: string };
+    sha256: { k0s: string; envoy: string };
+  };
+  machines: Record<string, Machine>;
+  network: { proxyPort: number; appPort: number; apiServer: string };
+}
+const loadLab = async (): Promise<Lab> => parse(await readFile(labFile, 'utf8')) as Lab;
+
+describe('Vagrantfile', () => {
+  it('validates', async () => {
+    await requireTool('vagrant');
+    const result = await vagrantValidate(vagrantDir);
+    expect({ exitCode: result.exitCode, output: result.all }).toEqual({
+      exitCode: 0,
+      output: expect.stringContaining('validated successfully'),
+    });
+  });
+
+  it('fails validation on a Ruby syntax error', async () => {
+    await requireTool('vagrant');
+    const dir = await tempDir('tunnel-lab-vagrant-broken-');
+    const source = await readFile(path.join(vagrantDir, 'Vagrantfile'), 'utf8');
+    await writeFile(
+      path.join(dir, 'Vagrantfile'),
+      source.replace("Vagrant.configure('2') do |config|", 'Vagrant.configure(2 do'),
+    );
+    const result = await vagrantValidate(dir, { TUNNEL_LAB_CONFIG: labFile });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.all).toMatch(/syntax error/i);
+  });
+
+  it('reads the lab file named by TUNNEL_LAB_CONFIG, and fails clearly without one', async () => {
+    await requireTool('vagrant');
+    const dir = await tempDir('tunnel-lab-vagrant-copy-');
+    await cp(vagrantDir, dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}.vagrant`) });
+
+    const ok = await vagrantValidate(dir, { TUNNEL_LAB_CONFIG: labFile });
+    expect({ exitCode: ok.exitCode, output: ok.all }).toEqual({
+      exitCode: 0,
+      output: expect.stringContaining('validated successfully'),
+    });
+
+    const missing = await vagrantValidate(dir, { TUNNEL_LAB_CONFIG: path.join(dir, 'no-such-lab.yaml') });
+    expect(missing.exitCode).not.toBe(0);
+    expect(missing.all).toMatch(/lab definition not found/);
+  });
+});
+
+describe('shell scripts', () => {
+  it('pass shellcheck', async () => {
+    await requireTool('shellcheck');
+    const scripts = await shellScripts();
+    expect(scripts.map((file) => path.relative(root, file))).toEqual(
+      expect.arrayContaining([
+        'envoy/get-envoy.sh',
+        'vagrant/provision/external-app.sh',
+        'vagrant/provision/external-proxy.sh',
+        'vagrant/provision/k8s.sh',
+      ]),
+    );
+    const result = await execa('shellcheck', ['--format=gcc', ...scripts], { reject: false, all: true });
+    expect({ exitCode: result.exitCode, output: result.all }).toEqual({ exitCode: 0, output: '' });
+  });
+
+  it('are bash with strict mode', async () => {
+    for (const file of await shellScripts()) {
+      const text = await readFile(file, 'utf8');
+      expect({ file, shebang: text.split('\n')[0] }).toEqual({ file, shebang: '#!/usr/bin/env bash' });
+      expect({ file, strict: /^set -euo pipefail$/m.test(text) }).toEqual({ file, strict: true });
+    }
+  });
+});
+
+/** The parts of envoy/envoy.yaml the checks read. */
+interface EnvoyConfig {
+  static_resources: {
+    listeners: {
+      address: { socket_address: { address: string; port_value: number } };
+      filter_chains: {
+        transport_socket: {
+          typed_config: {
+            '@type': string;
+            common_tls_context: {
+              tls_certificates: {
+                certificate_chain: { filename: string };
+                private_key: { filename: string };
+              }[];
+            };
+          };
+        };
+        filters: { name: string; typed_config: HttpConnectionManager }[];
+      }[];
+    }[];
+    clusters: { name: string }[];
+  };
+}
+interface HttpConnectionManager {
+  access_log: {
+    typed_config: { path: string; log_format: { text_format_source: { inline_string: string } } };
+  }[];
+  access_log_options: { flush_log_on_tunnel_successfully_established: boolean };
+  upgrade_configs: { upgrade_type: string }[];
+  http2_protocol_options: { allow_connect: boolean };
+  route_config: { virtual_hosts: { routes: { match: unknown; route: { cluster: string } }[] }[] };
+}
+
+describe('envoy/envoy.yaml', () => {
+  const load = async (): Promise<EnvoyConfig> =>
+    parse(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8')) as EnvoyConfig;
+
+  it('is a TLS CONNECT proxy on 3128 that logs like the proof of concept and flushes on tunnel start', async () => {
+    const config = await load();
+    const listener = config.static_resources.listeners[0]!;
+    expect(listener.address.socket_address).toEqual({ address: '0.0.0.0', port_value: 3128 });
+
+    const chain = listener.filter_chains[0]!;
+    expect(chain.transport_socket.typed_config['@type']).toMatch(/DownstreamTlsContext$/);
+    const certs = chain.transport_socket.typed_config.common_tls_context.tls_certificates[0]!;
+    expect(certs.certificate_chain.filename).toMatch(/^\/etc\/envoy\/tls\//);
+    expect(certs.private_key.filename).toMatch(/^\/etc\/envoy\/tls\//);
+
+    const hcm = chain.filters.find(
+      (f) => f.name === 'envoy.filters.network.http_connection_manager',
+    )!.typed_config;
+    const format = hcm.access_log[0]!.typed_config.log_format.text_format_source.inline_string;
+    expect(format.startsWith('[%START_TIME%] %DOWNSTREAM_REMOTE_ADDRESS% "%REQ(:METHOD)%')).toBe(true);
+    expect(format).toContain(
+      '"%REQ(:METHOD)% %UPSTREAM_HOST% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" - %RESPONSE_CODE% - %RESPONSE_FLAGS%',
+    );
+    expect(format).toContain('%REQ(:AUTHORITY)%');
+    expect(hcm.access_log[0]!.typed_config.path).toBe('/var/log/envoy/access.log');
+    expect(hcm.access_log_options.flush_log_on_tunnel_successfully_established).toBe(true);
+
+    expect(hcm.upgrade_configs).toEqual(expect.arrayContaining([{ upgrade_type: 'CONNECT' }]));
+    expect(hcm.http2_protocol_options.allow_connect).toBe(true);
+    const route = hcm.route_config.virtual_hosts[0]!.routes[0]!;
+    expect(route.match).toEqual({ connect_matcher: {} });
+    expect(config.static_resources.clusters.map((c) => c.name)).toContain(route.route.cluster);
+  });
+
+  it('is what the systemd unit runs', async () => {
+    const unit = await readFile(path.join(root, 'envoy', 'envoy.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=\S*envoy -c \/etc\/envoy\/envoy\.yaml$/m);
+  });
+});
+
+describe('labs/vagrant.yaml', () => {
+  it('has the three machines of the proof of concept', async () => {
+    const lab = await loadLab();
+    expect(lab.name).toBe('vagrant');
+    expect(Object.keys(lab.machines).sort()).toEqual(['external-app', 'external-proxy', 'k8s']);
+    expect(lab.machines['external-proxy']).toMatchObject({
+      role: 'proxy',
+      ip: '192.168.56.10',
+      files: { accessLog: '/var/log/envoy/access.log' },
+    });
+    expect(lab.machines.k8s).toMatchObject({
+      role: 'kubernetes',
+      ip: '192.168.56.20',
+      files: { kubeconfig: '/var/lib/k0s/pki/admin.conf' },
+      forwardedPorts: { '6443': 6443 },
+    });
+    expect(lab.machines['external-app']).toMatchObject({
+      role: 'app',
+      ip: '192.168.56.30',
+      files: { accessLog: '/var/log/nginx/access.log' },
+    });
+    expect(lab.network).toEqual({ proxyPort: 3128, appPort: 443, apiServer: 'https://127.0.0.1:6443' });
+    expect(Object.keys(lab.tools).sort()).toEqual(['istioctl', 'kubectl', 'vagrant']);
+  });
+
+  it('pins box and versions, and points at the Vagrantfile', async () => {
+    const lab = await loadLab();
+    expect(lab.vagrant.box).toBe('bento/ubuntu-24.04');
+    expect(lab.vagrant.boxVersion).toMatch(/^\d{6}\.\d+\.\d+$/);
+    expect(['virtualbox', 'libvirt']).toContain(lab.vagrant.provider);
+    expect(lab.vagrant.versions.k0s).toMatch(/^v\d+\.\d+\.\d+\+k0s\.\d+$/);
+    const [major, minor] = lab.vagrant.versions.envoy.split('.').map(Number);
+    expect(lab.vagrant.versions.envoy).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(major === 1 && minor! >= 24).toBe(true);
+    for (const sha of Object.values(lab.vagrant.sha256)) expect(sha).toMatch(/^(|[0-9a-f]{64})$/);
+    const vagrantfile = path.join(path.dirname(labFile), lab.vagrant.dir, 'Vagrantfile');
+    await expect(readFile(vagrantfile, 'utf8')).resolves.toContain('TUNNEL_LAB_CONFIG');
+  });
+});

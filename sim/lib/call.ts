@@ -1,0 +1,28 @@
+/** Applies the simulated lab's latency and failure injection to one stand-in invocation. */
+import { fail, latencyFor, sleep, type SimEnv, type SimFault } from './env.js';
+import { updateState } from './state.js';
+
+/**
+ * Counts this call against every fault rule it matches and fails it (exit code and stderr of the rule)
+ * when its number is listed; otherwise waits the configured latency.
+ */
+export async function simulateCall(env: SimEnv, tool: string, args: string[]): Promise<void> {
+  const commandLine = [tool, ...args].join(' ');
+  const failing = await updateState<Record<string, number>, SimFault | undefined>(
+    env.stateDir,
+    'calls',
+    {},
+    (counts) => {
+      for (const [i, fault] of env.sim.faults.entries()) {
+        if (!new RegExp(fault.match).test(commandLine)) continue;
+        const key = `fault-${i}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+        if (fault.calls.includes(counts[key])) return fault;
+      }
+      return undefined;
+    },
+  );
+  const delay = latencyFor(env.sim, commandLine);
+  if (delay > 0) await sleep(delay);
+  if (failing) fail(failing.stderr ?? `simulated failure of: ${commandLine}`, failing.exitCode ?? 1);
+}

@@ -1,0 +1,79 @@
+/**
+ * What every stand-in tool of the simulated lab shares: where the simulated lab keeps its state, its lab
+ * definition, latencies and failure injection. The stand-ins are separate processes, like the real tools.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { toMs } from '../../src/duration.js';
+
+export interface SimFault {
+  /** Regular expression tested against the command line (tool name and arguments joined by spaces). */
+  match: string;
+  /** Which matching calls fail, counted from 1 across the whole run (e.g. [2] fails the second). */
+  calls: number[];
+  exitCode?: number;
+  stderr?: string;
+}
+
+export interface SimConfig {
+  /** Command-line regular expression → how long the matching command takes (e.g. `"^vagrant up": 2s`). */
+  latency: Record<string, string>;
+  faults: SimFault[];
+}
+
+export interface SimEnv {
+  /** Folder of the simulated lab's state (machines, cluster, files of the VMs). */
+  stateDir: string;
+  /** The lab definition, as parsed YAML. */
+  lab: Record<string, unknown> & {
+    machines: Record<string, { files?: Record<string, string>; ip?: string }>;
+  };
+  labFile: string;
+  sim: SimConfig;
+}
+
+export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
+  const stateDir = env.TUNNEL_LAB_SIM_STATE;
+  const labFile = env.TUNNEL_LAB_CONFIG;
+  const labState = env.TUNNEL_LAB_STATE_DIR;
+  if (!stateDir || !labFile || !labState) {
+    fail(
+      'this is a stand-in tool of the simulated lab: run it through a lab definition ' +
+        '(TUNNEL_LAB_SIM_STATE, TUNNEL_LAB_CONFIG and TUNNEL_LAB_STATE_DIR must be set)',
+    );
+  }
+  mkdirSync(stateDir, { recursive: true });
+  const lab = parse(readFileSync(labFile, 'utf8')) as SimEnv['lab'];
+  const raw = (lab.sim ?? {}) as Partial<SimConfig>;
+  // Paths in the lab file may use {state} and {lab}, as the lab loader substitutes them.
+  const substituted = JSON.parse(
+    JSON.stringify(lab)
+      .replace(/\{state\}/g, labState)
+      .replace(/\{lab\}/g, path.dirname(labFile)),
+  ) as SimEnv['lab'];
+  return {
+    stateDir,
+    lab: substituted,
+    labFile,
+    sim: { latency: raw.latency ?? {}, faults: raw.faults ?? [] },
+  };
+}
+
+/** Prints to stderr and exits, as a failing tool does. */
+export function fail(message: string, code = 1): never {
+  process.stderr.write(message.endsWith('\n') ? message : `${message}\n`);
+  process.exit(code);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function latencyFor(sim: SimConfig, commandLine: string): number {
+  let total = 0;
+  for (const [pattern, duration] of Object.entries(sim.latency)) {
+    if (new RegExp(pattern).test(commandLine)) total += toMs(duration);
+  }
+  return total;
+}

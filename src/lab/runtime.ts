@@ -1,0 +1,134 @@
+/**
+ * What a lab action works with: the lab's tools (run as argv through execa, with the lab's environment,
+ * the activity's cancellation signal and a heartbeat while they run) and its machines' shells over ssh2.
+ */
+import path from 'node:path';
+import { execa } from 'execa';
+import type { ActionContext } from '../../activities/action.js';
+import { CommandNotFoundError, LabConfigError, LabToolError } from '../errors.js';
+import type { LabDefinition } from './definition.js';
+import { parseSshConfig, SshSession } from './ssh.js';
+
+export interface ToolResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ToolOptions {
+  cwd?: string;
+  input?: string;
+  timeoutMs?: number;
+  /** Throw LabToolError on a non-zero exit (the default). */
+  check?: boolean;
+}
+
+const HEARTBEAT_MS = 1000;
+const STDERR_TAIL = 600;
+
+export class LabRuntime {
+  constructor(
+    readonly def: LabDefinition,
+    private readonly ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'log'>,
+  ) {}
+
+  /** The kubeconfig `kubeconfig.fetch` stores and every kubectl/istioctl call uses. */
+  get kubeconfig(): string {
+    return path.join(this.def.stateDir, 'kubeconfig');
+  }
+
+  async tool(
+    name: keyof LabDefinition['tools'] & string,
+    args: string[],
+    options: ToolOptions = {},
+  ): Promise<ToolResult> {
+    const program = this.def.tools[name];
+    if (!program)
+      throw new LabConfigError(`the lab ${this.def.name} names no tool "${name}" (${this.def.file})`);
+    const beat = setInterval(() => this.ctx.heartbeat(), HEARTBEAT_MS);
+    try {
+      const result = await execa(program, args, {
+        reject: false,
+        cwd: options.cwd,
+        input: options.input ?? '',
+        env: this.def.env,
+        timeout: options.timeoutMs,
+        cancelSignal: this.ctx.signal,
+        stripFinalNewline: true,
+      });
+      if (result.isCanceled) throw this.ctx.signal.reason ?? new Error('cancelled');
+      if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+        throw new CommandNotFoundError(
+          `${program} not found: install ${name} or set tools.${name} in ${this.def.file}`,
+        );
+      }
+      const out: ToolResult = {
+        exitCode: result.exitCode ?? -1,
+        stdout: result.stdout,
+        stderr: result.stderr,
+      };
+      if (result.timedOut) {
+        throw new LabToolError([program, ...args], undefined, `timed out after ${options.timeoutMs} ms`);
+      }
+      if (options.check !== false && out.exitCode !== 0) {
+        throw new LabToolError(
+          [path.basename(program), ...args],
+          out.exitCode,
+          (out.stderr || out.stdout).slice(-STDERR_TAIL).trim(),
+        );
+      }
+      return out;
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  kubectl(args: string[], options?: ToolOptions): Promise<ToolResult> {
+    return this.tool('kubectl', ['--kubeconfig', this.kubeconfig, ...args], options);
+  }
+
+  istioctl(args: string[], options?: ToolOptions): Promise<ToolResult> {
+    return this.tool('istioctl', ['--kubeconfig', this.kubeconfig, ...args], options);
+  }
+
+  vagrant(args: string[], options?: ToolOptions): Promise<ToolResult> {
+    return this.tool('vagrant', args, { cwd: this.def.vagrant.dir, ...options });
+  }
+
+  /** Opens an ssh2 session to a machine, from `vagrant ssh-config`. */
+  async ssh(machine: string): Promise<SshSession> {
+    this.machine(machine);
+    const { stdout } = await this.vagrant(['ssh-config', machine]);
+    return SshSession.open(parseSshConfig(stdout), this.ctx.signal);
+  }
+
+  /** Runs `body` with a session to `machine`, closing it afterwards. */
+  async withSsh<T>(machine: string, body: (session: SshSession) => Promise<T>): Promise<T> {
+    const session = await this.ssh(machine);
+    try {
+      return await body(session);
+    } finally {
+      session.close();
+    }
+  }
+
+  machine(name: string) {
+    const machine = this.def.machines[name];
+    if (!machine) {
+      throw new LabConfigError(
+        `the lab ${this.def.name} has no machine "${name}" (machines: ${Object.keys(this.def.machines).join(', ')})`,
+      );
+    }
+    return machine;
+  }
+
+  /** A file path on a machine, by purpose (e.g. `accessLog`). */
+  machineFile(name: string, purpose: string): string {
+    const file = this.machine(name).files[purpose];
+    if (!file)
+      throw new LabConfigError(
+        `machine ${name} of lab ${this.def.name} has no file "${purpose}" (${this.def.file})`,
+      );
+    return file;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The machines' shells over ssh2, reached with what `vagrant ssh-config` prints. Private keys are read
+ * from the IdentityFile path inside the activity and never leave it.
+ */
+import { readFile } from 'node:fs/promises';
+import { Client, type ConnectConfig } from 'ssh2';
+import { LabToolError } from '../errors.js';
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  user: string;
+  identityFiles: string[];
+}
+
+/** Parses `vagrant ssh-config NAME` output (the first Host block). */
+export function parseSshConfig(text: string): SshTarget {
+  const values = new Map<string, string[]>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const match = /^(\S+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const key = match[1]!.toLowerCase();
+    if (key === 'host' && values.has('host')) break;
+    const value = match[2]!.trim().replace(/^"(.*)"$/, '$1');
+    values.set(key, [...(values.get(key) ?? []), value]);
+  }
+  const one = (key: string) => values.get(key)?.[0];
+  const host = one('hostname');
+  const port = Number(one('port') ?? 22);
+  const user = one('user');
+  if (!host || !user || !Number.isInteger(port)) {
+    throw new Error(`ssh-config output lacks HostName, User or Port:\n${text.slice(0, 500)}`);
+  }
+  return { host, port, user, identityFiles: values.get('identityfile') ?? [] };
+}
+
+/** Quotes argv for the remote POSIX shell that ssh hands commands to. */
+export function shellQuote(argv: string[]): string {
+  return argv
+    .map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
+}
+
+export interface RemoteResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class SshSession {
+  private constructor(
+    private readonly client: Client,
+    readonly target: SshTarget,
+  ) {}
+
+  static async open(target: SshTarget, signal?: AbortSignal): Promise<SshSession> {
+    const privateKey = await firstReadableKey(target.identityFiles);
+    const config: ConnectConfig = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      privateKey,
+      readyTimeout: 15_000,
+      keepaliveInterval: 5_000,
+      keepaliveCountMax: 3,
+      // Vagrant machines get new host keys on every rebuild; `vagrant ssh-config` itself says StrictHostKeyChecking no.
+      hostVerifier: () => true,
+    };
+    const client = new Client();
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        client.end();
+        reject(signal!.reason instanceof Error ? signal!.reason : new Error('cancelled'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      client
+        .once('ready', () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        })
+        .once('error', (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(
+            new LabToolError(
+              ['ssh', `${target.user}@${target.host}:${target.port}`],
+              undefined,
+              err.message,
+              { cause: err },
+            ),
+          );
+        })
+        .connect(config);
+    });
+    return new SshSession(client, target);
+  }
+
+  /** Runs argv (quoted for the remote shell) and collects its output. */
+  async run(argv: string[], signal?: AbortSignal): Promise<RemoteResult> {
+    let stdout = '';
+    let stderr = '';
+    const code = await this.stream(
+      argv,
+      (chunk) => (stdout += chunk),
+      signal,
+      (chunk) => (stderr += chunk),
+    );
+    return { code, stdout, stderr };
+  }
+
+  /** Runs argv, handing stdout to `onData` as it arrives; resolves with the exit code. Abort closes the channel. */
+  stream(
+    argv: string[],
+    onData: (chunk: string) => void,
+    signal?: AbortSignal,
+    onStderr: (chunk: string) => void = () => {},
+  ): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(shellQuote(argv), (err, channel) => {
+        if (err) {
+          reject(new LabToolError(argv, undefined, err.message, { cause: err }));
+          return;
+        }
+        const onAbort = () => channel.close();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        channel.on('data', (data: Buffer) => onData(data.toString('utf8')));
+        channel.stderr.on('data', (data: Buffer) => onStderr(data.toString('utf8')));
+        channel.once('close', (code: number | null) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(code ?? -1);
+        });
+      });
+      this.client.once('close', () => reject(new LabToolError(argv, undefined, 'ssh connection closed')));
+    });
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
+
+async function firstReadableKey(files: string[]): Promise<Buffer> {
+  for (const file of files) {
+    try {
+      return await readFile(file);
+    } catch {
+      // Vagrant lists candidates; the first that exists is the one it uses.
+    }
+  }
+  throw new LabToolError(
+    ['ssh'],
+    undefined,
+    `none of the identity files can be read: ${files.join(', ') || '(none listed)'}`,
+  );
+}

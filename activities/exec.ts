@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { CommandNotFoundError, ExpectationError } from '../src/errors.js';
+import { trackChild } from '../src/worker/orphans.js';
 import { defineAction } from './action.js';
 
 const TAIL = 4096;
@@ -68,7 +69,7 @@ export const execAction = defineAction({
     const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
     try {
       const [file, ...args] = input.command as [string, ...string[]];
-      const result = await execa(file, args, {
+      const subprocess = execa(file, args, {
         reject: false,
         env: input.env,
         cwd: input.cwd,
@@ -77,6 +78,8 @@ export const execAction = defineAction({
         cancelSignal: ctx.signal,
         stripFinalNewline: true,
       });
+      const release = trackChild(ctx.stateDir, subprocess.pid);
+      const result = await subprocess.finally(release);
       const output: ExecOutput = {
         exitCode: result.exitCode ?? -1,
         stdout: tail(result.stdout),

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { ActionContext } from '../../activities/action.js';
 import { CommandNotFoundError, LabConfigError, LabToolError } from '../errors.js';
+import { trackChild } from '../worker/orphans.js';
 import type { LabDefinition } from './definition.js';
 import { parseSshConfig, SshSession } from './ssh.js';
 
@@ -29,8 +30,12 @@ const STDERR_TAIL = 600;
 export class LabRuntime {
   constructor(
     readonly def: LabDefinition,
-    private readonly ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'log'>,
+    private readonly ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'log' | 'stateDir'>,
   ) {}
+
+  private get runStateDir(): string {
+    return this.ctx.stateDir;
+  }
 
   /** The kubeconfig `kubeconfig.fetch` stores and every kubectl/istioctl call uses. */
   get kubeconfig(): string {
@@ -47,7 +52,7 @@ export class LabRuntime {
       throw new LabConfigError(`the lab ${this.def.name} names no tool "${name}" (${this.def.file})`);
     const beat = setInterval(() => this.ctx.heartbeat(), HEARTBEAT_MS);
     try {
-      const result = await execa(program, args, {
+      const subprocess = execa(program, args, {
         reject: false,
         cwd: options.cwd,
         input: options.input ?? '',
@@ -56,6 +61,8 @@ export class LabRuntime {
         cancelSignal: this.ctx.signal,
         stripFinalNewline: true,
       });
+      const release = trackChild(this.runStateDir, subprocess.pid);
+      const result = await subprocess.finally(release);
       if (result.isCanceled) throw this.ctx.signal.reason ?? new Error('cancelled');
       if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
         throw new CommandNotFoundError(

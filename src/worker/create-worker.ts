@@ -5,6 +5,7 @@ import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActionDeps } from '../../activities/index.js';
 import { workflowBundlePath } from '../config.js';
+import { reapOrphans } from './orphans.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 
 export interface CreateWorkerOptions {
@@ -31,6 +32,11 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
   } finally {
     await admin.close();
   }
+  const reaped = reapOrphans(deps.stateRoot);
+  if (reaped.length > 0)
+    console.warn(
+      `stopped ${reaped.length} command(s) left running by a worker that died: ${reaped.join(', ')}`,
+    );
   const connection = await NativeConnection.connect({ address });
   const worker = await Worker.create({
     connection,

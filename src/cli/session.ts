@@ -1,11 +1,9 @@
 /**
  * Connects the CLI to Temporal. When nothing answers at the default address it starts the embedded dev
- * server (SQLite under .state/, so runs survive restarts); when no worker serves the task queue it runs
- * one in this process. `close()` stops whatever it started.
+ * server (SQLite under .state/, so runs survive restarts), and it runs a worker in this process when asked. `close()` stops whatever it started.
  */
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import { DEFAULT_UI_PORT, type Settings } from '../config.js';
 import { connectClient } from '../client.js';
 import { ExitError } from '../errors.js';
@@ -23,12 +21,14 @@ export interface Session {
 }
 
 export interface SessionOptions {
-  /** Start an in-process worker when none polls the task queue. */
+  /**
+   * Run a worker in this process for as long as the session lasts. Temporal spreads tasks over all
+   * workers of a queue, so this is harmless beside workers elsewhere, and the run never waits for a
+   * worker that is not there (the server cannot tell a dead poller from a live one for about a minute).
+   */
   worker: boolean;
   log: (line: string) => void;
 }
-
-const RECENT_POLLER_MS = 30_000;
 
 export async function openSession(config: Settings, options: SessionOptions): Promise<Session> {
   let server: DevServer | undefined;
@@ -64,7 +64,7 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
   const client = await connectClient(address, config.namespace);
   let worker: RunningWorker | undefined;
   let workerRun: Promise<void> | undefined;
-  if (options.worker && !(await hasRecentPoller(client, config))) {
+  if (options.worker) {
     worker = await createWorker({
       address,
       namespace: config.namespace,
@@ -88,17 +88,4 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
       await server?.stop();
     },
   };
-}
-
-async function hasRecentPoller(client: Client, config: Settings): Promise<boolean> {
-  const response = await client.workflowService.describeTaskQueue({
-    namespace: config.namespace,
-    taskQueue: { name: config.taskQueue },
-    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-  });
-  const now = Date.now();
-  return (response.pollers ?? []).some((poller) => {
-    const seconds = Number(poller.lastAccessTime?.seconds ?? 0);
-    return now - seconds * 1000 < RECENT_POLLER_MS;
-  });
 }

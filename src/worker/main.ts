@@ -1,8 +1,10 @@
 /** `npm run worker`: serves the tunnel-lab task queue until SIGINT or SIGTERM. */
 import { settings } from '../config.js';
 import { createWorker } from './create-worker.js';
+import { installCompactLogger } from './logging.js';
 
 async function main(): Promise<void> {
+  installCompactLogger();
   const config = settings();
   const running = await createWorker({
     address: config.address,

@@ -10,6 +10,17 @@ import { execa, type ResultPromise } from 'execa';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 import { TemporalCliError } from '../errors.js';
 
+/**
+ * One partition per task queue, so a task never waits to be forwarded to the partition a poller sits on,
+ * and eager activity dispatch, so an activity scheduled by a workflow task starts on the same worker
+ * without a poll round trip; together they cut the engine's overhead per step severalfold.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = [
+  'matching.numTaskqueueReadPartitions=1',
+  'matching.numTaskqueueWritePartitions=1',
+  'system.enableActivityEagerExecution=true',
+];
+
 export interface DevServerOptions {
   cli: string;
   /** SQLite file; in memory when omitted. */
@@ -51,6 +62,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const namespace = options.namespace ?? 'default';
   const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--namespace', namespace];
   args.push('--log-level', 'warn');
+  for (const setting of DEV_SERVER_DYNAMIC_CONFIG) args.push('--dynamic-config-value', setting);
   let uiUrl: string | undefined;
   if (options.uiPort === false) {
     args.push('--headless');

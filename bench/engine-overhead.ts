@@ -1,0 +1,95 @@
+/**
+ * Prints the engine's overhead per step: a playbook of 50 no-op `exec` steps on the embedded dev server,
+ * the run's wall time minus the steps' own time, divided by 50; next to the same command run by a plain
+ * loop, and the worker's start time. Usage: npm run bench [-- --runs N --steps N]
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { execa } from 'execa';
+import { startScenario } from '../src/client.js';
+import { projectRoot } from '../src/config.js';
+import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
+import { startDevServer } from '../src/temporal/dev-server.js';
+import { createWorker } from '../src/worker/create-worker.js';
+import type { ScenarioResult } from '../workflows/types.js';
+
+const TARGET_MS = 25;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '5' }, steps: { type: 'string', default: '50' } },
+  });
+  const runs = Number(values.runs);
+  const steps = Number(values.steps);
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const root = projectRoot();
+  const server = await startDevServer({ cli: await ensureTemporalCli(root), uiPort: false });
+  const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'bench-'));
+  const file = path.join(stateRoot, 'noop.yaml');
+  const lines = ['name: noop', 'steps:'];
+  for (let i = 0; i < steps; i++) lines.push(`  - { id: s${i}, uses: exec, with: { command: ['true'] } }`);
+  await writeFile(file, lines.join('\n') + '\n');
+
+  const workerStart = performance.now();
+  const running = await createWorker({
+    address: server.address,
+    namespace: 'default',
+    taskQueue: 'bench',
+    deps: { projectRoot: root, stateRoot },
+  });
+  const workerReady = performance.now() - workerStart;
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+
+  const perStep: number[] = [];
+  const walls: number[] = [];
+  try {
+    await running.worker.runUntil(async () => {
+      for (let r = 0; r <= runs; r++) {
+        const began = performance.now();
+        const handle = await startScenario(client, 'bench', { playbook: file }, `bench-${Date.now()}-${r}`);
+        const result = (await handle.result()) as ScenarioResult;
+        const wall = performance.now() - began;
+        const own = result.steps.reduce(
+          (sum, s) => sum + ((s.output as { durationMs?: number }).durationMs ?? 0),
+          0,
+        );
+        // The first run warms the worker's caches; it is not counted.
+        if (r === 0) continue;
+        walls.push(wall);
+        perStep.push((wall - own) / steps);
+      }
+    });
+  } finally {
+    await running.close();
+    await connection.close();
+    await server.stop();
+  }
+
+  const loopStart = performance.now();
+  for (let i = 0; i < steps; i++) await execa('true', []);
+  const loopPerCommand = (performance.now() - loopStart) / steps;
+
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+  console.log(
+    `engine overhead per step (median of ${runs} runs of ${steps} no-op exec steps): ${fmt(median(perStep))}`,
+  );
+  console.log(`  per run: ${perStep.map(fmt).join(', ')}`);
+  console.log(`  wall time per run (median): ${fmt(median(walls))}`);
+  console.log(`plain loop, same command (execa, per command): ${fmt(loopPerCommand)}`);
+  console.log(`worker start (prebuilt bundle, connect, register): ${fmt(workerReady)}`);
+  console.log(
+    `target: overhead per step <= ${TARGET_MS} ms: ${median(perStep) <= TARGET_MS ? 'met' : 'NOT met'}`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,127 @@
+/**
+ * Records the event histories of representative runs into test/histories/, for the replay test that
+ * keeps workflow changes deterministic. Re-record only for a change that is meant to be incompatible
+ * (and then guard the old path with `patched()` so runs in flight still replay).
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { execa } from 'execa';
+import { projectRoot } from '../src/config.js';
+import { queryProgress, resumeScenario, scenarioOutcome } from '../src/client.js';
+import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
+import { startDevServer } from '../src/temporal/dev-server.js';
+import { createWorker } from '../src/worker/create-worker.js';
+import { WORKFLOW_TYPE, type ScenarioInput } from '../workflows/types.js';
+
+const root = projectRoot();
+const fixture = (name: string) => path.join(root, 'test', 'fixtures', name);
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const cli = await ensureTemporalCli(root);
+  const server = await startDevServer({ cli, uiPort: false });
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'histories-'));
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const taskQueue = 'record-histories';
+  const running = await createWorker({
+    address: server.address,
+    namespace: 'default',
+    taskQueue,
+    deps: { projectRoot: root, stateRoot: tmp },
+  });
+  const playbook = async (name: string, text: string) => {
+    const file = path.join(tmp, `${name}.yaml`);
+    await writeFile(file, text);
+    return file;
+  };
+  const start = (id: string, input: ScenarioInput) =>
+    client.workflow.start(WORKFLOW_TYPE, { taskQueue, workflowId: id, args: [input] });
+  const waitPaused = async (handle: WorkflowHandle) => {
+    for (;;) {
+      const state = await queryProgress(handle).catch(() => undefined);
+      if (state?.status === 'paused') return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  const scenarios: Record<string, () => Promise<WorkflowHandle>> = {
+    'hello-passed': () => start('hello-passed', { playbook: 'hello' }),
+    'flaky-retried': async () =>
+      start('flaky-retried', {
+        playbook: await playbook(
+          'flaky',
+          `name: flaky\nsteps:\n  - { id: flaky, uses: exec, retry: { attempts: 3, interval: 100ms }, with: { command: [node, ${fixture('flaky.mjs')}, ${tmp}/count, '2'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n`,
+        ),
+      }),
+    'failed-with-finally': async () =>
+      start('failed-with-finally', {
+        playbook: await playbook(
+          'failing',
+          "name: failing\nsteps:\n  - { id: a, uses: exec, continueOnError: true, retry: { attempts: 1 }, with: { command: ['false'] } }\n  - { id: b, uses: exec, retry: { attempts: 2, interval: 100ms }, with: { command: ['false'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n",
+        ),
+      }),
+    'paused-retried-skipped': async () => {
+      const handle = await start('paused-retried-skipped', {
+        playbook: await playbook(
+          'paused',
+          `name: paused\nonFailure: pause\nsteps:\n  - { id: gate, uses: exec, retry: { attempts: 1 }, with: { command: [test, -e, ${tmp}/open] } }\n  - { id: other, uses: exec, retry: { attempts: 1 }, with: { command: ['false'] } }\n`,
+        ),
+      });
+      await waitPaused(handle);
+      await writeFile(`${tmp}/open`, '');
+      await resumeScenario(handle, 'retry');
+      await waitPaused(handle);
+      await resumeScenario(handle, 'skip');
+      return handle;
+    },
+    cancelled: async () => {
+      const handle = await start('cancelled', {
+        playbook: await playbook(
+          'cancel',
+          "name: cancel\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '30'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n",
+        ),
+      });
+      for (;;) {
+        const state = await queryProgress(handle).catch(() => undefined);
+        if (state?.steps[0]?.status === 'running') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await handle.cancel();
+      return handle;
+    },
+  };
+
+  try {
+    await running.worker.runUntil(async () => {
+      for (const [name, run] of Object.entries(scenarios)) {
+        const handle = await run();
+        const result = await scenarioOutcome(handle);
+        const shown = await execa(cli, [
+          'workflow',
+          'show',
+          '--address',
+          server.address,
+          '-w',
+          handle.workflowId,
+          '--output',
+          'json',
+        ]);
+        await writeFile(path.join(root, 'test', 'histories', `${name}.json`), shown.stdout + '\n');
+        console.log(`${name}: ${result.status}`);
+      }
+    });
+  } finally {
+    await running.close();
+    await connection.close();
+    await server.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,32 @@
+/** Starts the project's own programs (built worker, CLI) as child processes, as a user would run them. */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { root, serverAddress } from './temporal.js';
+
+export function workerProcess(taskQueue: string, stateRoot: string, logName: string): ResultPromise {
+  mkdirSync(path.join(root, 'test-artifacts'), { recursive: true });
+  return execa('node', [path.join(root, 'dist', 'src', 'worker', 'main.js')], {
+    env: { TEMPORAL_ADDRESS: serverAddress(), TEMPORAL_TASK_QUEUE: taskQueue, TUNNEL_LAB_STATE: stateRoot },
+    stdout: { file: path.join(root, 'test-artifacts', `${logName}.log`), append: true },
+    stderr: { file: path.join(root, 'test-artifacts', `${logName}.log`), append: true },
+    reject: false,
+  });
+}
+
+/** Runs the built `tunnel-lab` CLI against the test server. */
+export function cli(
+  args: string[],
+  options: { taskQueue: string; stateRoot: string; env?: Record<string, string> },
+) {
+  return execa('node', [path.join(root, 'bin', 'tunnel-lab.js'), ...args], {
+    env: {
+      TEMPORAL_ADDRESS: serverAddress(),
+      TEMPORAL_TASK_QUEUE: options.taskQueue,
+      TUNNEL_LAB_STATE: options.stateRoot,
+      ...options.env,
+    },
+    reject: false,
+    all: true,
+  });
+}

@@ -1,0 +1,55 @@
+/** A worker SIGKILLed in the middle of a step: a new worker resumes the run and no step runs twice. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { queryProgress } from '../src/client.js';
+import type { ScenarioResult } from '../workflows/types.js';
+import { workerProcess } from './support/processes.js';
+import { connect, eventually, root, start, writePlaybook, type TestLab } from './support/temporal.js';
+
+const mark = path.join(root, 'test', 'fixtures', 'mark.mjs');
+
+let lab: TestLab;
+beforeAll(async () => {
+  lab = await connect('crash');
+});
+afterAll(() => lab.close());
+
+it('resumes a run on a new worker after the old one was killed mid-step; completed steps ran once', async () => {
+  const marks = path.join(lab.stateRoot, 'marks');
+  const file = await writePlaybook(
+    'crash',
+    [
+      'name: crash',
+      'steps:',
+      `  - { id: first, uses: exec, with: { command: [node, ${mark}, ${marks}, first] } }`,
+      `  - { id: slow, uses: exec, with: { command: [node, ${mark}, ${marks}, slow, '4000'] } }`,
+      `  - { id: last, uses: exec, with: { command: [node, ${mark}, ${marks}, last] } }`,
+    ].join('\n'),
+  );
+  const first = workerProcess(lab.taskQueue, lab.stateRoot, 'crash-worker-1');
+  const handle = await start(lab, { playbook: file });
+  await eventually(async () => {
+    const progress = await queryProgress(handle).catch(() => undefined);
+    return progress?.steps[1]?.status === 'running' ? true : undefined;
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  first.kill('SIGKILL');
+  await first;
+
+  const second = workerProcess(lab.taskQueue, lab.stateRoot, 'crash-worker-2');
+  try {
+    const result = (await handle.result()) as ScenarioResult;
+    expect(result.status).toBe('passed');
+    expect(result.steps.map((s) => [s.id, s.status, s.attempts])).toEqual([
+      ['first', 'passed', 1],
+      ['slow', 'passed', 2],
+      ['last', 'passed', 1],
+    ]);
+    // Long enough for a command orphaned by the killed worker to have finished, had it not been stopped.
+    await new Promise((r) => setTimeout(r, 4500));
+    expect((await readFile(marks, 'utf8')).split('\n').filter(Boolean)).toEqual(['first', 'slow', 'last']);
+  } finally {
+    second.kill('SIGTERM');
+    await second;
+  }
+}, 90_000);

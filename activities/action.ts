@@ -58,6 +58,8 @@ export interface ActionDeps {
   projectRoot: string;
   /** Where runs keep their state folders (`<stateRoot>/runs/<workflowId>`). */
   stateRoot: string;
+  /** The lab host this worker serves (TUNNEL_LAB_HOST), when it serves one. */
+  labHost?: string;
 }
 
 export interface ActionExample {

@@ -1,6 +1,7 @@
 /** The engine's own activities (not actions a playbook can name). */
 import path from 'node:path';
-import type { Plan, ScenarioInput } from '../workflows/types.js';
+import { Context } from '@temporalio/activity';
+import { hostQueue, type Plan, type ScenarioInput } from '../workflows/types.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../src/playbook/load.js';
 import type { ActionDeps } from './action.js';
 import { actions } from './registry.js';
@@ -13,6 +14,8 @@ export function createEngineActivities(deps: ActionDeps) {
       const file = resolvePlaybookPath(input.playbook, playbooksDir);
       const plan = await loadPlaybookFile(file, { playbooksDir, actions, vars: input.vars ?? {} });
       if (input.lab) plan.lab = input.lab;
+      const host = input.labHost ?? deps.labHost;
+      if (host) plan.stepQueue = hostQueue(Context.current().info.taskQueue, host);
       return plan;
     },
   };

@@ -14,6 +14,8 @@ export interface Settings {
   taskQueue: string;
   projectRoot: string;
   stateRoot: string;
+  /** The lab host this machine's worker serves (TUNNEL_LAB_HOST); unset on a single machine. */
+  labHost?: string;
 }
 
 export function settings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -25,6 +27,7 @@ export function settings(env: NodeJS.ProcessEnv = process.env): Settings {
     taskQueue: env.TEMPORAL_TASK_QUEUE || 'tunnel-lab',
     projectRoot: root,
     stateRoot: path.resolve(env.TUNNEL_LAB_STATE || path.join(root, '.state')),
+    labHost: env.TUNNEL_LAB_HOST || undefined,
   };
 }
 

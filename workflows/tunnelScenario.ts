@@ -223,7 +223,11 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: step.id }]);
     publish();
     try {
-      const outcome = await activityFor(step, record.attempts)(step.with, plan.lab ? { lab: plan.lab } : {});
+      const outcome = await activityFor(
+        step,
+        record.attempts,
+        plan.stepQueue,
+      )(step.with, plan.lab ? { lab: plan.lab } : {});
       record.attempts += outcome.attempt;
       record.output = outcome.output;
       record.status = 'passed';
@@ -244,7 +248,11 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
 }
 
-function activityFor(step: PlanStep, previousAttempts: number): ActionActivity {
+function activityFor(
+  step: PlanStep,
+  previousAttempts: number,
+  taskQueue: string | undefined,
+): ActionActivity {
   const options: ActivityOptions = {
     // A retried step (after a resume) needs a fresh id; the suffix keeps the UI readable.
     activityId: previousAttempts === 0 ? step.id : `${step.id}#${previousAttempts + 1}`,
@@ -253,6 +261,7 @@ function activityFor(step: PlanStep, previousAttempts: number): ActionActivity {
     summary: step.summary,
   };
   if (step.options.heartbeatTimeout) options.heartbeatTimeout = step.options.heartbeatTimeout;
+  if (taskQueue) options.taskQueue = taskQueue;
   const activities = proxyActivities<Record<string, ActionActivity>>(options);
   return activities[step.uses]!;
 }

@@ -13,6 +13,11 @@ export interface ScenarioInput {
   lab?: string;
   /** Pause instead of failing when a step still fails after its retries (overrides the playbook's `onFailure`). */
   pauseOnFailure?: boolean;
+  /**
+   * The lab host whose worker runs the steps (its queue is `<task queue>@<host>`). Unset: the host of
+   * the worker that loads the playbook, or the run's own task queue when that worker names no host.
+   */
+  labHost?: string;
 }
 
 /** Temporal retry policy fields the plan carries for each step. */
@@ -60,6 +65,8 @@ export interface Plan {
   file: string;
   /** The lab the lab actions drive (a name in `labs/`), when the playbook or the run named one. */
   lab?: string;
+  /** Task queue of the lab host the steps run on; the run's own queue when unset. */
+  stepQueue?: string;
   vars: Record<string, unknown>;
   onFailure: 'fail' | 'pause';
   steps: PlanNode[];
@@ -120,3 +127,8 @@ export const WORKFLOW_TYPE = 'tunnelScenario';
 export const PROGRESS_QUERY = 'progress';
 export const RESUME = 'resume';
 export const LOAD_PLAYBOOK_ACTIVITY = 'loadPlaybook';
+
+/** The task queue of a lab host's activity worker. */
+export function hostQueue(taskQueue: string, host: string): string {
+  return `${taskQueue}@${host}`;
+}

@@ -69,9 +69,9 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
       address,
       namespace: config.namespace,
       taskQueue: config.taskQueue,
-      deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot },
+      deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot, labHost: config.labHost },
     });
-    workerRun = worker.worker.run();
+    workerRun = worker.run();
   }
 
   return {
@@ -80,7 +80,7 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
     ownsWorker: worker !== undefined,
     async close() {
       if (worker) {
-        worker.worker.shutdown();
+        worker.shutdown();
         await workerRun?.catch(() => undefined);
         await worker.close();
       }

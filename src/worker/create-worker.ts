@@ -1,9 +1,11 @@
 /** Builds a worker for the `tunnelScenario` workflow and every action's activity. */
 import { existsSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActionDeps } from '../../activities/index.js';
+import { hostQueue } from '../../workflows/types.js';
 import { workflowBundlePath } from '../config.js';
 import { reapOrphans } from './orphans.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
@@ -18,9 +20,15 @@ export interface CreateWorkerOptions {
 }
 
 export interface RunningWorker {
+  /** Serves the shared task queue: workflows and every activity. */
   worker: Worker;
+  /** With a lab host: serves `<task queue>@<host>`, where the runs pinned to this host send their steps. */
+  hostWorker?: Worker;
   connection: NativeConnection;
-  /** Closes the connection after the worker has stopped. */
+  /** Runs every worker until shutdown. */
+  run(): Promise<void>;
+  shutdown(): void;
+  /** Closes the connection after the workers have stopped. */
   close(): Promise<void>;
 }
 
@@ -38,15 +46,40 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
       `stopped ${reaped.length} command(s) left running by a worker that died: ${reaped.join(', ')}`,
     );
   const connection = await NativeConnection.connect({ address });
+  const activities = createActivities(deps);
+  const identity = `${process.pid}@${os.hostname()}${deps.labHost ? `/lab-host=${deps.labHost}` : ''}`;
   const worker = await Worker.create({
     connection,
     namespace,
     taskQueue,
+    identity,
     workflowBundle: { codePath: freshBundle(deps.projectRoot) },
-    activities: createActivities(deps),
+    activities,
     ...options.tuning,
   });
-  return { worker, connection, close: () => connection.close() };
+  const hostWorker = deps.labHost
+    ? await Worker.create({
+        connection,
+        namespace,
+        taskQueue: hostQueue(taskQueue, deps.labHost),
+        identity,
+        activities,
+        ...options.tuning,
+      })
+    : undefined;
+  return {
+    worker,
+    hostWorker,
+    connection,
+    run: async () => {
+      await Promise.all([worker.run(), hostWorker?.run()]);
+    },
+    shutdown: () => {
+      worker.shutdown();
+      hostWorker?.shutdown();
+    },
+    close: () => connection.close(),
+  };
 }
 
 /** The prebuilt bundle; refuses a bundle older than the workflow sources so tests never run stale code. */

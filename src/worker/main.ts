@@ -10,13 +10,14 @@ async function main(): Promise<void> {
     address: config.address,
     namespace: config.namespace,
     taskQueue: config.taskQueue,
-    deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot },
+    deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot, labHost: config.labHost },
   });
+  const queues = [config.taskQueue, ...(running.hostWorker ? [running.hostWorker.options.taskQueue] : [])];
   console.log(
-    `worker serving task queue ${config.taskQueue} at ${config.address} (namespace ${config.namespace}); Ctrl-C stops it`,
+    `worker serving task queue ${queues.join(' and ')} at ${config.address} (namespace ${config.namespace}); Ctrl-C stops it`,
   );
   try {
-    await running.worker.run();
+    await running.run();
   } finally {
     await running.close();
   }

@@ -1,0 +1,71 @@
+/**
+ * Two lab hosts serving one Temporal task queue: each run is pinned to one host, and its steps run on
+ * that host's worker (and in that host's state folder), whichever worker ran the workflow.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createWorker, type RunningWorker } from '../src/worker/create-worker.js';
+import type { ScenarioResult } from '../workflows/types.js';
+import { connect, root, serverAddress, start, writePlaybook, type TestLab } from './support/temporal.js';
+
+let lab: TestLab;
+const hosts: Record<string, { stateRoot: string; running: RunningWorker; done: Promise<void> }> = {};
+
+beforeAll(async () => {
+  lab = await connect('multi-host');
+  for (const host of ['alpha', 'beta']) {
+    const stateRoot = await mkdtemp(path.join(os.tmpdir(), `lab-host-${host}-`));
+    const running = await createWorker({
+      address: serverAddress(),
+      namespace: 'default',
+      taskQueue: lab.taskQueue,
+      deps: { projectRoot: root, stateRoot, labHost: host },
+      tuning: { shutdownGraceTime: '1s' },
+    });
+    hosts[host] = { stateRoot, running, done: running.run() };
+  }
+});
+
+afterAll(async () => {
+  for (const { running, done } of Object.values(hosts)) {
+    running.shutdown();
+    await done;
+    await running.close();
+  }
+  await lab.close();
+});
+
+it('runs two scenarios at once, each one on the worker of the lab host it is pinned to', async () => {
+  const file = await writePlaybook(
+    'where',
+    "name: where\nsteps:\n  - { id: a, uses: exec, with: { command: [sleep, '1'] } }\n  - { id: b, uses: exec, with: { command: [hostname] } }\n",
+  );
+  const runs = await Promise.all(
+    ['alpha', 'beta'].map(async (host) => ({
+      host,
+      handle: await start(lab, { playbook: file, labHost: host }),
+    })),
+  );
+  for (const { host, handle } of runs) {
+    const result = (await handle.result()) as ScenarioResult;
+    expect(result.status).toBe('passed');
+    const history = await handle.fetchHistory();
+    const steps = history.events!.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'exec',
+    );
+    expect(steps.map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name)).toEqual([
+      `${lab.taskQueue}@${host}`,
+      `${lab.taskQueue}@${host}`,
+    ]);
+    const identities = history
+      .events!.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.identity);
+    // The first activity (loadPlaybook) may run on either host; every step runs on the pinned one.
+    expect(identities.slice(1).every((id) => id?.endsWith(`/lab-host=${host}`))).toBe(true);
+    const other = host === 'alpha' ? 'beta' : 'alpha';
+    expect(existsSync(path.join(hosts[host]!.stateRoot, 'runs', handle.workflowId))).toBe(true);
+    expect(existsSync(path.join(hosts[other]!.stateRoot, 'runs', handle.workflowId))).toBe(false);
+  }
+});

@@ -9,9 +9,33 @@ const ICONS: Record<StepRecord['status'], string> = {
   cancelled: '⊘',
 };
 
-/** Markdown for the Web UI's "current details": where the run is, and how to resume it when paused. */
+/** Actions whose results are the run's evidence, shown as "last check" in the Web UI. */
+const CHECKS = /^(probe\.|log\.expect$)/;
+const EVIDENCE_CHARS = 300;
+
+/**
+ * Markdown for the Web UI's "current details": where the run is (step, attempts so far), the last probe
+ * or log check and its evidence, and how to resume when paused.
+ */
 export function renderDetails(state: ScenarioResult, workflowId: string): string {
   const lines = [`**${state.playbook}**: ${state.status}`, ''];
+  const current = state.steps.filter((s) => s.status === 'running');
+  for (const step of current) {
+    const retry = step.attempts > 0 ? ` (attempts so far: ${step.attempts})` : '';
+    lines.push(`Now: \`${step.id}\` — ${step.summary ?? step.uses}${retry}`);
+  }
+  if (current.length > 0) lines.push('');
+  const lastCheck = [...state.steps]
+    .reverse()
+    .find((s) => CHECKS.test(s.uses) && (s.status === 'passed' || s.status === 'failed'));
+  if (lastCheck) {
+    const evidence = lastCheck.status === 'failed' ? lastCheck.error : JSON.stringify(lastCheck.output);
+    lines.push(
+      `Last check: ${ICONS[lastCheck.status]} \`${lastCheck.id}\` ${lastCheck.summary ?? lastCheck.uses}`,
+    );
+    if (evidence) lines.push('', '```', evidence.slice(0, EVIDENCE_CHARS), '```');
+    lines.push('');
+  }
   if (state.status === 'paused' && state.pausedStep) {
     lines.push(
       `Paused at step \`${state.pausedStep}\`: ${state.error ?? 'failed'}`,

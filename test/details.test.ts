@@ -1,0 +1,74 @@
+import { renderDetails } from '../workflows/details.js';
+import type { ScenarioResult } from '../workflows/types.js';
+
+const base = (steps: ScenarioResult['steps'], extra: Partial<ScenarioResult> = {}): ScenarioResult => ({
+  playbook: 'tls-passthrough',
+  status: 'running',
+  steps,
+  ...extra,
+});
+
+describe('Web UI current details', () => {
+  it('names the current step with its target, and the last check with its evidence', () => {
+    const text = renderDetails(
+      base([
+        {
+          id: 'blocked',
+          uses: 'probe.curl',
+          phase: 'main',
+          status: 'passed',
+          attempts: 1,
+          summary: 'probe.curl https://www.google.com from app=curl',
+          output: { status: 0, exitCode: 35 },
+        },
+        { id: 'mark', uses: 'log.mark', phase: 'main', status: 'passed', attempts: 1 },
+        {
+          id: 'direct',
+          uses: 'probe.curl',
+          phase: 'main',
+          status: 'running',
+          attempts: 2,
+          summary: 'probe.curl https://www.wikipedia.org from app=curl',
+        },
+      ]),
+      'run-1',
+    );
+    expect(text).toContain(
+      'Now: `direct` — probe.curl https://www.wikipedia.org from app=curl (attempts so far: 2)',
+    );
+    expect(text).toContain('Last check: ✔ `blocked` probe.curl https://www.google.com from app=curl');
+    expect(text).toContain('{"status":0,"exitCode":35}');
+    expect(text).toContain('| direct | probe.curl | ▶ running | 2 |');
+  });
+
+  it('says why a run is paused and how to resume it', () => {
+    const text = renderDetails(
+      base(
+        [
+          {
+            id: 'tunnelled',
+            uses: 'log.expect',
+            phase: 'main',
+            status: 'failed',
+            attempts: 3,
+            error: 'ExpectationError: no line matching /CONNECT/',
+          },
+        ],
+        {
+          status: 'paused',
+          pausedStep: 'tunnelled',
+          error: 'step tunnelled: ExpectationError: no line matching /CONNECT/',
+        },
+      ),
+      'run-2',
+    );
+    expect(text).toContain(
+      'Paused at step `tunnelled`: step tunnelled: ExpectationError: no line matching /CONNECT/',
+    );
+    expect(text).toContain('`tunnel-lab resume run-2 --retry`');
+    expect(text).toContain(
+      `temporal workflow update execute -w run-2 --name resume --input '{"action":"retry"}'`,
+    );
+    expect(text).toContain('Last check: ✘ `tunnelled`');
+  });
+});

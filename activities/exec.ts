@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { CommandNotFoundError, ExpectationError } from '../src/errors.js';
+import { isRegex } from '../src/validation.js';
 import { trackChild } from '../src/worker/orphans.js';
 import { defineAction } from './action.js';
 
@@ -24,8 +25,16 @@ export const execInput = z
     expect: z
       .object({
         exitCode: z.number().int().default(0).describe('Expected exit code.'),
-        stdout: z.string().optional().describe('Regular expression the standard output must match.'),
-        stderr: z.string().optional().describe('Regular expression the standard error must match.'),
+        stdout: z
+          .string()
+          .refine(isRegex, 'is not a valid regular expression')
+          .optional()
+          .describe('Regular expression the standard output must match.'),
+        stderr: z
+          .string()
+          .refine(isRegex, 'is not a valid regular expression')
+          .optional()
+          .describe('Regular expression the standard error must match.'),
       })
       .strict()
       .default({ exitCode: 0 })

@@ -59,10 +59,13 @@ export function toActivity(
           attempt,
         },
         lab: () => {
-          lab ??= loadLab(meta.lab ?? DEFAULT_LAB, {
-            projectRoot: deps.projectRoot,
-            stateDir: path.join(stateDir, 'lab'),
-          }).then((def) => new LabRuntime(def, ctx));
+          const labState = path.join(stateDir, 'lab');
+          // The simulated lab runs its tools in this folder, so it must exist before the first one runs.
+          lab ??= mkdir(labState, { recursive: true })
+            .then(() =>
+              loadLab(meta.lab ?? DEFAULT_LAB, { projectRoot: deps.projectRoot, stateDir: labState }),
+            )
+            .then((def) => new LabRuntime(def, ctx));
           return lab;
         },
       };

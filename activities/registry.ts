@@ -3,9 +3,37 @@
  * registers, and the `tunnel-lab actions` reference. Adding an action is one module plus one line here.
  */
 import type { ActionDefinition } from './action.js';
+import { certsConfigmapAction } from './certs-configmap.js';
+import { certsGenerateAction } from './certs-generate.js';
 import { execAction } from './exec.js';
+import { istioInstallAction } from './istio-install.js';
+import { kubeLabelAction } from './kube-label.js';
+import { kubeconfigFetchAction } from './kubeconfig-fetch.js';
+import { logExpectAction } from './log-expect.js';
+import { logMarkAction } from './log-mark.js';
+import { manifestApplyAction } from './manifest-apply.js';
+import { probeCurlAction } from './probe-curl.js';
+import { vmDestroyAction } from './vm-destroy.js';
+import { vmHaltAction } from './vm-halt.js';
+import { vmTeardownAction } from './vm-teardown.js';
+import { vmUpAction } from './vm-up.js';
 
-export const actions: readonly ActionDefinition[] = checkUnique([execAction]);
+export const actions: readonly ActionDefinition[] = checkUnique([
+  execAction,
+  vmUpAction,
+  vmHaltAction,
+  vmDestroyAction,
+  vmTeardownAction,
+  certsGenerateAction,
+  certsConfigmapAction,
+  kubeconfigFetchAction,
+  istioInstallAction,
+  kubeLabelAction,
+  manifestApplyAction,
+  probeCurlAction,
+  logMarkAction,
+  logExpectAction,
+]);
 
 const byName = new Map(actions.map((a) => [a.name, a]));
 

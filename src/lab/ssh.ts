@@ -117,8 +117,12 @@ export class SshSession {
     onStderr: (chunk: string) => void = () => {},
   ): Promise<number> {
     return new Promise((resolve, reject) => {
+      // A connection that drops mid-command fails the command (and so the attempt), not just the channel.
+      const onConnectionClose = () => reject(new LabToolError(argv, undefined, 'ssh connection closed'));
+      this.client.once('close', onConnectionClose);
       this.client.exec(shellQuote(argv), (err, channel) => {
         if (err) {
+          this.client.off('close', onConnectionClose);
           reject(new LabToolError(argv, undefined, err.message, { cause: err }));
           return;
         }
@@ -128,10 +132,10 @@ export class SshSession {
         channel.stderr.on('data', (data: Buffer) => onStderr(data.toString('utf8')));
         channel.once('close', (code: number | null) => {
           signal?.removeEventListener('abort', onAbort);
+          this.client.off('close', onConnectionClose);
           resolve(code ?? -1);
         });
       });
-      this.client.once('close', () => reject(new LabToolError(argv, undefined, 'ssh connection closed')));
     });
   }
 

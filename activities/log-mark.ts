@@ -1,0 +1,79 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { LabToolError } from '../src/errors.js';
+import type { LabRuntime } from '../src/lab/runtime.js';
+import { defineAction } from './action.js';
+
+export const logTarget = {
+  machine: z.string().describe('Lab machine the log lives on (e.g. external-proxy).'),
+  file: z
+    .string()
+    .describe(
+      'The log: a file purpose of the machine in the lab definition (e.g. accessLog) or an absolute path.',
+    ),
+};
+
+export const logMarkInput = z
+  .object({
+    ...logTarget,
+    name: z
+      .string()
+      .regex(/^[\w-]+$/)
+      .describe('Name later log.expect steps refer to with `since`.'),
+  })
+  .strict();
+
+export interface LogMark {
+  machine: string;
+  path: string;
+  /** Size of the file in bytes when the mark was taken. */
+  offset: number;
+}
+
+export function resolveLogPath(lab: LabRuntime, machine: string, file: string): string {
+  return file.startsWith('/') ? file : lab.machineFile(machine, file);
+}
+
+export function markFile(stateDir: string, name: string): string {
+  return path.join(stateDir, 'marks', `${name}.json`);
+}
+
+/** Remembers how long a log on a machine is now, so that a later log.expect looks only at what comes after. */
+export const logMarkAction = defineAction({
+  name: 'log.mark',
+  description: 'Remember the current end of a log file on a lab machine (read over ssh).',
+  input: logMarkInput,
+  policy: {
+    timeout: '1m',
+    maxTimeout: '10m',
+    heartbeatTimeout: '30s',
+    retry: { attempts: 5, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
+    maxAttempts: 20,
+    nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
+  },
+  summary: (input) => `log.mark ${input.name} on ${input.machine}:${input.file}`,
+  examples: [
+    {
+      description: 'Mark the proxy access log before applying the tunnel',
+      yaml: 'id: mark-before\nuses: log.mark\nwith: { machine: external-proxy, file: accessLog, name: before-tunnel }',
+    },
+  ],
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const file = resolveLogPath(lab, input.machine, input.file);
+    const result = await lab.withSsh(input.machine, (ssh) => ssh.run(['stat', '-c', '%s', file], ctx.signal));
+    // A log that does not exist yet is empty: everything written to it later counts.
+    const missing = result.code !== 0 && /No such file/i.test(result.stderr);
+    if (result.code !== 0 && !missing)
+      throw new LabToolError(['stat', file], result.code, result.stderr.trim());
+    const mark: LogMark = {
+      machine: input.machine,
+      path: file,
+      offset: missing ? 0 : Number(result.stdout.trim()),
+    };
+    await mkdir(path.dirname(markFile(ctx.stateDir, input.name)), { recursive: true });
+    await writeFile(markFile(ctx.stateDir, input.name), JSON.stringify(mark));
+    return { name: input.name, ...mark };
+  },
+});

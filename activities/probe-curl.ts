@@ -1,0 +1,189 @@
+import { z } from 'zod';
+import { isDuration, toMs } from '../src/duration.js';
+import { ExpectationError, LabToolError } from '../src/errors.js';
+import { defineAction } from './action.js';
+
+const STDERR_TAIL = 600;
+
+/** Input of probe.curl. */
+export const probeCurlInput = z
+  .object({
+    url: z.url({ protocol: /^https?$/ }).describe('URL curl requests from inside the pod.'),
+    namespace: z.string().default('default').describe('Namespace of the client pod.'),
+    selector: z
+      .string()
+      .min(1)
+      .default('app=curl')
+      .describe('Label selector of the client pod (the first Running one).'),
+    container: z
+      .string()
+      .optional()
+      .describe("Container curl runs in; the selector's app label value by default (curl for app=curl)."),
+    expect: z
+      .union([
+        z
+          .object({
+            status: z.number().int().min(100).max(599).default(200).describe('Expected HTTP status code.'),
+          })
+          .strict(),
+        z
+          .object({
+            fails: z
+              .literal(true)
+              .describe(
+                'Expect curl to get no HTTP response at all (e.g. REGISTRY_ONLY resets the connection).',
+              ),
+          })
+          .strict(),
+      ])
+      .default({ status: 200 })
+      .describe(
+        'What counts as success; otherwise the attempt fails and is retried (the mesh may still converge).',
+      ),
+    curlArgs: z
+      .array(z.string())
+      .default([])
+      .describe('Extra curl arguments, e.g. [--cert, /etc/pki/tls/certs/client-crt.pem, --key, ...].'),
+    maxTime: z
+      .string()
+      .refine(isDuration, 'must be a duration such as 10s')
+      .default('10s')
+      .describe('curl --max-time.'),
+  })
+  .strict();
+
+/** Output of probe.curl. */
+export interface ProbeCurlOutput {
+  pod: string;
+  container: string;
+  /** HTTP status; 0 when there was no response (curl's 000). */
+  status: number;
+  /** curl's exit code. */
+  exitCode: number;
+  stderrTail: string;
+}
+
+/** The value of `app=` in a label selector, if it has one. */
+function appLabel(selector: string): string | undefined {
+  return /(?:^|,)\s*app\s*==?\s*([^,\s]+)/.exec(selector)?.[1];
+}
+
+/** Runs curl in a client pod and checks the outcome: an HTTP status, or that the connection fails. */
+export const probeCurlAction = defineAction({
+  name: 'probe.curl',
+  description:
+    'Run curl inside a client pod (kubectl exec) and check the HTTP status, or that the request fails ' +
+    '(e.g. blocked by REGISTRY_ONLY).',
+  input: probeCurlInput,
+  policy: {
+    timeout: '1m',
+    maxTimeout: '10m',
+    heartbeatTimeout: '30s',
+    retry: { attempts: 10, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
+    maxAttempts: 60,
+    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
+  },
+  summary: (input) => `probe.curl ${input.url} from ${input.selector}`,
+  examples: [
+    {
+      description: 'The egress path works',
+      yaml: 'id: google\nuses: probe.curl\nwith:\n  url: https://www.google.com',
+    },
+    {
+      description: 'REGISTRY_ONLY blocks a host without a ServiceEntry',
+      yaml: 'id: blocked\nuses: probe.curl\nwith:\n  url: https://www.google.com\n  expect: { fails: true }',
+    },
+    {
+      description: 'Mutual TLS to the external app with the client certificate',
+      yaml:
+        'id: mtls\nuses: probe.curl\nwith:\n  url: https://external-app.default.svc.cluster.local\n' +
+        '  selector: app=curl-mtls\n  curlArgs: [--cert, /etc/pki/tls/certs/client-crt.pem, --key,\n' +
+        '             /etc/pki/tls/private/client-key.pem, --cacert, /etc/pki/tls/certs/ca.pem]',
+    },
+  ],
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const ns = ['-n', input.namespace];
+    const found = await lab.kubectl(
+      [
+        ...ns,
+        'get',
+        'pods',
+        '-l',
+        input.selector,
+        '--field-selector=status.phase=Running',
+        '-o',
+        'jsonpath={.items[0].metadata.name}',
+      ],
+      { check: false, timeoutMs: 60_000 },
+    );
+    const pod = found.stdout.trim();
+    if (found.exitCode !== 0 || !pod) {
+      if (/array index out of bounds/.test(found.stderr) || (found.exitCode === 0 && !pod)) {
+        throw new ExpectationError(
+          `no Running pod matches ${input.selector} in namespace ${input.namespace} yet`,
+        );
+      }
+      throw new LabToolError(
+        ['kubectl', 'get', 'pods', '-l', input.selector],
+        found.exitCode,
+        found.stderr.trim(),
+      );
+    }
+
+    const container = input.container ?? appLabel(input.selector);
+    const maxSeconds = toMs(input.maxTime) / 1000;
+    const curl = [
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      String(maxSeconds),
+      ...input.curlArgs,
+      input.url,
+    ];
+    const result = await lab.kubectl(
+      [...ns, 'exec', pod, ...(container ? ['-c', container] : []), '--', ...curl],
+      {
+        check: false,
+        timeoutMs: toMs(input.maxTime) + 60_000,
+      },
+    );
+    // kubectl passes the command's exit code on and says so; any other failure is kubectl's own.
+    const remote = /command terminated with exit code (\d+)/.exec(result.stderr);
+    if (result.exitCode !== 0 && !remote) {
+      throw new LabToolError(
+        ['kubectl', 'exec', pod, '--', 'curl', input.url],
+        result.exitCode,
+        result.stderr.trim(),
+      );
+    }
+    const code = /(\d{3})\s*$/.exec(result.stdout)?.[1];
+    const stderrTail = result.stderr
+      .split('\n')
+      .filter((line) => line && !line.startsWith('command terminated with exit code'))
+      .join('\n')
+      .slice(-STDERR_TAIL);
+    const output: ProbeCurlOutput = {
+      pod,
+      container: container ?? '',
+      status: code ? Number(code) : 0,
+      exitCode: result.exitCode,
+      stderrTail,
+    };
+    const got = `HTTP ${code ?? '000'}, curl exit ${output.exitCode}${stderrTail ? `: ${stderrTail.trim().split('\n').at(-1)}` : ''}`;
+    if ('fails' in input.expect) {
+      if (output.exitCode === 0 && output.status !== 0) {
+        throw new ExpectationError(`expected ${input.url} to fail from ${pod}, but it answered (${got})`);
+      }
+    } else if (output.exitCode !== 0 || output.status !== input.expect.status) {
+      throw new ExpectationError(
+        `expected HTTP ${input.expect.status} from ${input.url} in ${pod}, got ${got}`,
+      );
+    }
+    return output;
+  },
+});

@@ -1,0 +1,38 @@
+import { defineAction } from './action.js';
+import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy } from './vm-up.js';
+
+/** Output of vm.destroy. */
+export interface VmDestroyOutput {
+  destroyed: string[];
+  /** Machines that did not exist. */
+  alreadyAbsent: string[];
+}
+
+/** Deletes the lab's machines (`vagrant destroy -f`), leaving machines that do not exist alone. */
+export const vmDestroyAction = defineAction({
+  name: 'vm.destroy',
+  description: "Delete the lab's machines with vagrant destroy -f (machines never created are left alone).",
+  input: machinesInput,
+  policy: vmPolicy,
+  summary: (input) => `vm.destroy ${input.machines?.join(' ') ?? 'all machines'}`,
+  examples: [
+    { description: 'Remove every machine in a finally step', yaml: 'id: destroy-vms\nuses: vm.destroy' },
+    {
+      description: 'Rebuild the app machine from scratch (then vm.up it)',
+      yaml: 'id: destroy-app\nuses: vm.destroy\nwith:\n  machines: [external-app]',
+    },
+  ],
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const names = selectMachines(lab, input.machines);
+    const states = await machineStates(lab);
+    const output: VmDestroyOutput = {
+      destroyed: names.filter((name) => (states.get(name) ?? 'not_created') !== 'not_created'),
+      alreadyAbsent: names.filter((name) => (states.get(name) ?? 'not_created') === 'not_created'),
+    };
+    if (output.destroyed.length === 0) return output;
+    await lab.vagrant(['destroy', '-f', ...output.destroyed]);
+    await expectStates(lab, output.destroyed, ['not_created'], 'destroy');
+    return output;
+  },
+});

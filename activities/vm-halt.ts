@@ -1,0 +1,41 @@
+import { defineAction } from './action.js';
+import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy } from './vm-up.js';
+
+/** Output of vm.halt. */
+export interface VmHaltOutput {
+  halted: string[];
+  /** Machines that were powered off already, or never created. */
+  alreadyStopped: string[];
+}
+
+/** States in which a machine has nothing left to halt. */
+const STOPPED = ['poweroff', 'not_created'];
+
+/** Shuts the lab's running machines down (`vagrant halt`), leaving stopped ones alone. */
+export const vmHaltAction = defineAction({
+  name: 'vm.halt',
+  description: "Shut the lab's machines down with vagrant halt (machines already stopped are left alone).",
+  input: machinesInput,
+  policy: vmPolicy,
+  summary: (input) => `vm.halt ${input.machines?.join(' ') ?? 'all machines'}`,
+  examples: [
+    { description: 'Stop every machine at the end of a run', yaml: 'id: stop-vms\nuses: vm.halt' },
+    {
+      description: 'Stop the app machine only',
+      yaml: 'id: stop-app\nuses: vm.halt\nwith:\n  machines: [external-app]',
+    },
+  ],
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const names = selectMachines(lab, input.machines);
+    const states = await machineStates(lab);
+    const output: VmHaltOutput = {
+      halted: names.filter((name) => !STOPPED.includes(states.get(name) ?? '')),
+      alreadyStopped: names.filter((name) => STOPPED.includes(states.get(name) ?? '')),
+    };
+    if (output.halted.length === 0) return output;
+    await lab.vagrant(['halt', ...output.halted]);
+    await expectStates(lab, output.halted, STOPPED, 'halt');
+    return output;
+  },
+});

@@ -1,0 +1,187 @@
+import { mkdir } from 'node:fs/promises';
+import { z } from 'zod';
+import { ExpectationError, LabToolError } from '../src/errors.js';
+import type { LabRuntime } from '../src/lab/runtime.js';
+import { defineAction, type ActionPolicy } from './action.js';
+
+/** One line of Vagrant's `--machine-readable` output: `timestamp,target,type,data...`. */
+export interface MachineReadableLine {
+  target: string;
+  type: string;
+  data: string[];
+}
+
+/** Parses `--machine-readable` output; commas and newlines inside data come back unescaped. */
+export function parseMachineReadable(text: string): MachineReadableLine[] {
+  const lines: MachineReadableLine[] = [];
+  for (const raw of text.split('\n')) {
+    const fields = raw.trim().split(',');
+    if (fields.length < 3 || !/^\d+$/.test(fields[0]!)) continue;
+    const [, target, type, ...data] = fields;
+    lines.push({
+      target: target!,
+      type: type!,
+      data: data.map((d) =>
+        d
+          .replace(/%!\(VAGRANT_COMMA\)/g, ',')
+          .replace(/\\n/g, '\n')
+          .replace(/\\r/g, '\r'),
+      ),
+    });
+  }
+  return lines;
+}
+
+/** Each machine's state (`running`, `poweroff`, `not_created`, `aborted`, ...) from `vagrant status`. */
+export async function machineStates(lab: LabRuntime): Promise<Map<string, string>> {
+  // A simulated lab's vagrant runs in the lab state folder, which may not exist yet in a fresh run.
+  await mkdir(lab.def.stateDir, { recursive: true });
+  const { stdout } = await lab.vagrant(['status', '--machine-readable']);
+  const states = new Map<string, string>();
+  for (const line of parseMachineReadable(stdout)) {
+    if (line.type === 'state' && line.target) states.set(line.target, line.data[0] ?? '');
+  }
+  return states;
+}
+
+/** The machines a step names (all of the lab's when none), each checked against the lab definition. */
+export function selectMachines(lab: LabRuntime, machines: string[] | undefined): string[] {
+  const names = machines && machines.length > 0 ? [...new Set(machines)] : Object.keys(lab.def.machines);
+  for (const name of names) lab.machine(name);
+  return names;
+}
+
+/** Fails (retryably) when a machine is not in the state an action left it in. */
+export async function expectStates(
+  lab: LabRuntime,
+  names: string[],
+  wanted: string[],
+  action: string,
+): Promise<void> {
+  const states = await machineStates(lab);
+  const wrong = names.filter((name) => !wanted.includes(states.get(name) ?? 'unknown'));
+  if (wrong.length > 0) {
+    throw new ExpectationError(
+      `after vagrant ${action}: ${wrong.map((n) => `${n} is ${states.get(n) ?? 'not listed'}`).join(', ')}; expected ${wanted.join(' or ')}`,
+    );
+  }
+}
+
+/** Input of the VM actions: which machines. */
+export const machinesInput = z
+  .object({
+    machines: z
+      .array(z.string().min(1).describe('A machine name of the lab definition.'))
+      .optional()
+      .describe("Machines to act on, by name; all of the lab's machines when omitted."),
+  })
+  .strict();
+
+/** Policy shared by the VM actions: long attempts with a heartbeat while vagrant runs. */
+export const vmPolicy: ActionPolicy = {
+  timeout: '30m',
+  maxTimeout: '2h',
+  heartbeatTimeout: '30s',
+  retry: { attempts: 3, initialInterval: '10s', backoff: 2, maxInterval: '2m' },
+  maxAttempts: 10,
+  nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
+};
+
+/** Providers whose machines cannot boot at the same time (REFERENCE: VirtualBox ignores --parallel). */
+const SERIAL_PROVIDERS = new Set(['virtualbox']);
+
+/** Output of vm.up. */
+export interface VmUpOutput {
+  started: string[];
+  alreadyRunning: string[];
+  /** The box added before booting, when the lab's box was missing. */
+  boxAdded?: string;
+}
+
+interface BoxEntry {
+  name?: string;
+  provider?: string;
+  version?: string;
+}
+
+async function installedBoxes(lab: LabRuntime): Promise<BoxEntry[]> {
+  const { stdout } = await lab.vagrant(['box', 'list', '--machine-readable']);
+  const boxes: BoxEntry[] = [];
+  for (const line of parseMachineReadable(stdout)) {
+    if (line.type === 'box-name') boxes.push({ name: line.data[0] });
+    else if (line.type === 'box-provider' && boxes.length > 0) boxes.at(-1)!.provider = line.data[0];
+    else if (line.type === 'box-version' && boxes.length > 0) boxes.at(-1)!.version = line.data[0];
+  }
+  return boxes;
+}
+
+/**
+ * Adds the lab's box once before any machine boots: parallel `vagrant up` processes would each try to
+ * download it and trip over each other's download.
+ */
+async function ensureBox(lab: LabRuntime): Promise<string | undefined> {
+  const { box, boxVersion, provider } = lab.def.vagrant;
+  if (!box) return undefined;
+  const boxes = await installedBoxes(lab);
+  const present = boxes.some(
+    (b) => b.name === box && b.provider === provider && (!boxVersion || b.version === boxVersion),
+  );
+  if (present) return undefined;
+  const args = [
+    'box',
+    'add',
+    box,
+    ...(boxVersion ? ['--box-version', boxVersion] : []),
+    '--provider',
+    provider,
+  ];
+  const added = await lab.vagrant(args, { check: false });
+  if (added.exitCode === 0) return `${box}${boxVersion ? ` ${boxVersion}` : ''} (${provider})`;
+  const detail = (added.stderr || added.stdout).trim();
+  // Another run may have added it since we looked; that is what we wanted.
+  if (/already exists/.test(detail)) return undefined;
+  throw new LabToolError(['vagrant', ...args], added.exitCode, detail.slice(-600));
+}
+
+/** Boots the lab's machines that are not running (in parallel where the provider allows it). */
+export const vmUpAction = defineAction({
+  name: 'vm.up',
+  description:
+    "Boot the lab's machines with vagrant (only those not running; the box is added first if missing). " +
+    'Machines boot in parallel, except on VirtualBox, which boots them one after the other.',
+  input: machinesInput,
+  policy: vmPolicy,
+  summary: (input) => `vm.up ${input.machines?.join(' ') ?? 'all machines'}`,
+  examples: [
+    { description: 'Boot every machine of the lab', yaml: 'id: vms\nuses: vm.up\ntimeout: 45m' },
+    {
+      description: 'Boot only the Kubernetes machine',
+      yaml: 'id: k8s-vm\nuses: vm.up\nwith:\n  machines: [k8s]',
+    },
+  ],
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const names = selectMachines(lab, input.machines);
+    const states = await machineStates(lab);
+    const alreadyRunning = names.filter((name) => states.get(name) === 'running');
+    const toStart = names.filter((name) => states.get(name) !== 'running');
+    const output: VmUpOutput = { started: toStart, alreadyRunning };
+    if (toStart.length === 0) return output;
+    const boxAdded = await ensureBox(lab);
+    if (boxAdded) output.boxAdded = boxAdded;
+    const { provider } = lab.def.vagrant;
+    ctx.log.info('booting machines', { machines: toStart, provider });
+    if (SERIAL_PROVIDERS.has(provider)) {
+      await lab.vagrant(['up', '--provider', provider, ...toStart]);
+    } else {
+      // One process per machine; wait for all of them before failing, so that none keeps running unseen.
+      const results = await Promise.allSettled(
+        toStart.map((name) => lab.vagrant(['up', name, '--provider', provider])),
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+    await expectStates(lab, names, ['running'], 'up');
+    return output;
+  },
+});

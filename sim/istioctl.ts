@@ -1,0 +1,271 @@
+/**
+ * Stand-in `istioctl` of the simulated lab: `install` (alias `apply`) with profiles and `--set`,
+ * `uninstall --purge` and `version`, against the simulated cluster. An installation records its mesh
+ * settings (outbound traffic policy, access log) for the mesh model, serves Istio's CRDs, and creates
+ * the profile's deployments and Services in istio-system, pruning components a new install drops.
+ * `verify-install` is gone since Istio 1.24, so it is an unknown command here too.
+ */
+import { simulateCall } from './lib/call.js';
+import { fail as exitWith, simEnv } from './lib/env.js';
+import { clusterProblem, labPoints } from './lib/kube-client.js';
+import {
+  applyManifest,
+  CLUSTER_STATE,
+  deleteObject,
+  getObject,
+  initialCluster,
+  ISTIO_COMPONENTS,
+  ISTIO_VERSION,
+  KINDS,
+  listObjects,
+  type ClusterState,
+  type IstioInstall,
+} from './lib/kube-cluster.js';
+import { flagOn, flagValue, parseArgs, UsageError, type FlagSpec, type ParsedArgs } from './lib/pflag.js';
+import { readState, updateState } from './lib/state.js';
+
+const FLAGS: Record<string, FlagSpec> = {
+  kubeconfig: { value: true, short: 'c' },
+  context: { value: true },
+  istioNamespace: { value: true, short: 'i' },
+  namespace: { value: true, short: 'n' },
+  'skip-confirmation': { value: false, short: 'y' },
+  set: { value: true, short: 's' },
+  filename: { value: true, short: 'f' },
+  revision: { value: true, short: 'r' },
+  purge: { value: false },
+  'dry-run': { value: false },
+  'readiness-timeout': { value: true },
+  remote: { value: false },
+  short: { value: false },
+  output: { value: true, short: 'o' },
+  vklog: { value: true },
+};
+
+/** Components per profile (https://istio.io/latest/docs/setup/additional-setup/config-profiles/). */
+const PROFILES: Record<string, string[]> = {
+  default: ['istiod', 'istio-ingressgateway'],
+  demo: ['istiod', 'istio-ingressgateway', 'istio-egressgateway'],
+  minimal: ['istiod'],
+  remote: [],
+  empty: [],
+  preview: ['istiod', 'istio-ingressgateway'],
+  ambient: ['istiod'],
+  stable: ['istiod', 'istio-ingressgateway'],
+};
+
+const INSTALLED_LINE: Record<string, string> = {
+  istiod: '✔ Istiod installed 🧠',
+  'istio-egressgateway': '✔ Egress gateways installed 🛫',
+  'istio-ingressgateway': '✔ Ingress gateways installed 🛬',
+};
+
+const NAMESPACE = 'istio-system';
+
+/** Ends the command with the tool's message; thrown, so that a held state lock is released on the way out. */
+class CliExit extends Error {
+  constructor(
+    message: string,
+    readonly code = 1,
+  ) {
+    super(message);
+  }
+}
+
+function abort(message: string, code = 1): never {
+  throw new CliExit(message, code);
+}
+
+async function main(): Promise<void> {
+  const env = simEnv();
+  const argv = process.argv.slice(2);
+  await simulateCall(env, 'istioctl', argv);
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv, FLAGS);
+  } catch (err) {
+    if (err instanceof UsageError) abort(`Error: ${err.message}`);
+    throw err;
+  }
+  const [command] = args.positionals;
+  if (!command) {
+    process.stdout.write('Istio configuration command line utility.\n\nUsage:\n  istioctl [command]\n');
+    return;
+  }
+  if (!['install', 'apply', 'uninstall', 'version'].includes(command)) {
+    abort(`Error: unknown command "${command}" for "istioctl"\nRun 'istioctl --help' for usage.`);
+  }
+  const lab = labPoints(env.lab);
+  const problem = clusterProblem(env.stateDir, lab, flagValue(args, 'kubeconfig'));
+  if (command === 'version') {
+    const state = readState<ClusterState>(env.stateDir, CLUSTER_STATE, initialCluster());
+    const lines = [`client version: ${ISTIO_VERSION}`];
+    if (!problem && state.istio && !flagOn(args, 'short')) {
+      const proxies = listObjects(state, 'Pod').filter((s) =>
+        ((s.object.spec as { containers?: { name: string }[] })?.containers ?? []).some(
+          (c) => c.name === 'istio-proxy',
+        ),
+      ).length;
+      lines.push(
+        `control plane version: ${state.istio.version}`,
+        `data plane version: ${state.istio.version} (${proxies} proxies)`,
+      );
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+    return;
+  }
+  if (problem) {
+    abort(`Error: check minimum supported Kubernetes version: error getting Kubernetes version: ${problem}`);
+  }
+  if (command === 'uninstall') return uninstall(env.stateDir, args);
+  return install(env.stateDir, args);
+}
+
+async function install(stateDir: string, args: ParsedArgs): Promise<void> {
+  if (args.flags.has('filename'))
+    abort('Error: the simulated istioctl takes its settings from --set only, not IstioOperator files');
+  const set: Record<string, string> = {};
+  let profile = 'default';
+  for (const item of args.flags.get('set') ?? []) {
+    const at = item.indexOf('=');
+    if (at <= 0) abort(`Error: --set ${item}: expected path=value`);
+    const key = item.slice(0, at);
+    const value = item.slice(at + 1);
+    if (key === 'profile') profile = value;
+    else set[key] = value;
+  }
+  if (!PROFILES[profile]) {
+    abort(
+      `Error: generate config: profile "${profile}" not found; profiles: ${Object.keys(PROFILES).sort().join(', ')}`,
+    );
+  }
+  const mode = set['meshConfig.outboundTrafficPolicy.mode'] ?? 'ALLOW_ANY';
+  if (mode !== 'ALLOW_ANY' && mode !== 'REGISTRY_ONLY') {
+    abort(
+      `Error: generate config: meshConfig.outboundTrafficPolicy.mode: invalid value "${mode}" (ALLOW_ANY or REGISTRY_ONLY)`,
+    );
+  }
+  const components = componentsOf(profile, set);
+  if (!flagOn(args, 'skip-confirmation')) {
+    process.stdout.write(
+      `This will install the Istio ${ISTIO_VERSION} profile "${profile}" into the cluster. Proceed? (y/N) `,
+    );
+    // The stand-in is never interactive: no answer is a no, as with an empty stdin.
+    process.stdout.write('\nCancelled.\n');
+    process.exit(1);
+  }
+  if (flagOn(args, 'dry-run')) {
+    process.stdout.write('✔ Istio core installed ⛵️\n✔ Installation complete\n');
+    return;
+  }
+  const settings: IstioInstall = {
+    version: ISTIO_VERSION,
+    profile,
+    set,
+    components,
+    outboundTrafficPolicy: mode,
+    accessLogFile: set['meshConfig.accessLogFile'] ?? (profile === 'demo' ? '/dev/stdout' : ''),
+  };
+  await updateState(stateDir, CLUSTER_STATE, initialCluster(), (state) => {
+    for (const name of Object.keys(ISTIO_COMPONENTS)) {
+      if (!components.includes(name)) {
+        deleteObject(state, 'Deployment', NAMESPACE, name);
+        deleteObject(state, 'Service', NAMESPACE, name);
+      }
+    }
+    state.istio = settings;
+    ensure(state, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
+    for (const name of components) {
+      const { labels, container, ports } = ISTIO_COMPONENTS[name]!;
+      const image =
+        name === 'istiod'
+          ? `docker.io/istio/pilot:${ISTIO_VERSION}`
+          : `docker.io/istio/proxyv2:${ISTIO_VERSION}`;
+      ensure(state, {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace: NAMESPACE, labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'false' } },
+            spec: { serviceAccountName: name, containers: [{ name: container, image }] },
+          },
+        },
+      });
+      ensure(state, {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace: NAMESPACE, labels },
+        spec: {
+          type: name === 'istio-ingressgateway' ? 'LoadBalancer' : 'ClusterIP',
+          selector: labels,
+          ports: ports.map((p) => ({ ...p, protocol: 'TCP' })),
+        },
+      });
+    }
+  });
+  const lines = [
+    '✔ Istio core installed ⛵️',
+    ...components.map((c) => INSTALLED_LINE[c]!).filter(Boolean),
+    '✔ Installation complete',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function ensure(state: ClusterState, manifest: Parameters<typeof applyManifest>[1]): void {
+  const result = applyManifest(state, manifest, { file: 'istioctl' });
+  if (result.error) abort(`Error: failed to install manifests: ${result.error}`);
+}
+
+/** The profile's components, with `components.<kind>Gateways[0].enabled` overrides. */
+function componentsOf(profile: string, set: Record<string, string>): string[] {
+  const components = new Set(PROFILES[profile]);
+  const toggle = (key: string, name: string) => {
+    if (set[key] === 'true') components.add(name);
+    if (set[key] === 'false') components.delete(name);
+  };
+  toggle('components.egressGateways[0].enabled', 'istio-egressgateway');
+  toggle('components.ingressGateways[0].enabled', 'istio-ingressgateway');
+  toggle('components.pilot.enabled', 'istiod');
+  return Object.keys(ISTIO_COMPONENTS).filter((c) => components.has(c));
+}
+
+async function uninstall(stateDir: string, args: ParsedArgs): Promise<void> {
+  if (!flagOn(args, 'purge') && !args.flags.has('revision') && !args.flags.has('filename')) {
+    abort('Error: at least one of the --filename, --revision or --purge flags must be set');
+  }
+  if (!flagOn(args, 'skip-confirmation')) {
+    process.stdout.write(
+      'All Istio resources will be pruned from the cluster\nProceed? (y/N) \nCancelled.\n',
+    );
+    process.exit(1);
+  }
+  await updateState(stateDir, CLUSTER_STATE, initialCluster(), (state) => {
+    // Removing Istio's CRDs removes every Istio object with them.
+    const istioKinds = new Set(KINDS.filter((k) => k.istio).map((k) => k.kind));
+    for (const stored of Object.values(state.objects)) {
+      const { kind, metadata } = stored.object;
+      if (istioKinds.has(kind)) deleteObject(state, kind, metadata.namespace, metadata.name);
+    }
+    for (const name of Object.keys(ISTIO_COMPONENTS)) {
+      deleteObject(state, 'Deployment', NAMESPACE, name);
+      deleteObject(state, 'Service', NAMESPACE, name);
+    }
+    if (
+      getObject(state, 'Namespace', undefined, NAMESPACE) &&
+      listObjects(state, 'Pod', NAMESPACE).length === 0
+    ) {
+      deleteObject(state, 'Namespace', undefined, NAMESPACE);
+    }
+    delete state.istio;
+  });
+  process.stdout.write('✔ Uninstall complete\n');
+}
+
+main().catch((err: unknown) =>
+  err instanceof CliExit
+    ? exitWith(err.message, err.code)
+    : exitWith(`Error: ${err instanceof Error ? err.message : String(err)}`),
+);

@@ -1,0 +1,218 @@
+/**
+ * Manifest templates (`manifests/**.yaml`): Kubernetes YAML whose string values may hold expressions,
+ * rendered with the lab's addresses and a step's values before `kubectl apply`.
+ *
+ * - `${{ lab.PATH }}`: from the lab definition: `lab.proxy.ip`, `lab.proxy.port`, `lab.app.ip`,
+ *   `lab.app.port`, `lab.kubernetes.ip` (machines by role), `lab.machines.<name>.ip`, `lab.network.*`.
+ * - `${{ values.PATH }}`: `manifests/values.yaml`, overridden by the step's `values`.
+ * - `${{ NAME }}`: the variable of an enclosing `$forEach`.
+ * - A value that is exactly one expression keeps the value's type (a number stays a number, a list a
+ *   list); inside a longer string the value is written as text.
+ * - Mapping keys may hold expressions too (written as text).
+ * - `{ $forEach: NAME in PATH, $item: {...} }` as a whole document, or as an item of a list, repeats
+ *   `$item` once per element of the list at PATH; `NAME, INDEX in PATH` also names the position (0, 1, ...).
+ *
+ * Rendering works on parsed YAML, so values never need quoting or indenting; only inside flow
+ * collections (`[...]`, `{...}`) must an expression be quoted, as its braces are YAML syntax there. An
+ * expression that names nothing is an error naming the file and the field.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { TunnelLabError } from '../errors.js';
+import { machineWithRole, type LabDefinition } from './definition.js';
+
+/** A template that cannot be read or rendered; fixing the template or the values is the only cure. */
+export class ManifestError extends TunnelLabError {
+  override readonly nonRetryable = true;
+}
+
+export interface RenderContext {
+  lab: Record<string, unknown>;
+  values: Record<string, unknown>;
+}
+
+export interface RenderedManifest {
+  /** The rendered documents, as YAML text. */
+  yaml: string;
+  /** The rendered documents, as data. */
+  documents: Record<string, unknown>[];
+}
+
+const EXPRESSION = /\$\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}/g;
+const WHOLE = /^\$\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}$/;
+const FOR_EACH = /^([A-Za-z_]\w*)(?:\s*,\s*([A-Za-z_]\w*))?\s+in\s+([A-Za-z_][\w-]*(?:\.[\w-]+)*)$/;
+
+/** The folder of the project's manifest templates. */
+export function manifestsDir(projectRoot: string): string {
+  return path.join(projectRoot, 'manifests');
+}
+
+/** The absolute path of a template named relative to `manifests/`; refuses paths that leave it. */
+export function manifestPath(dir: string, relative: string): string {
+  const resolved = path.resolve(dir, relative);
+  if (path.isAbsolute(relative) || !resolved.startsWith(dir + path.sep)) {
+    throw new ManifestError(`manifest "${relative}" is not a path inside ${dir}`);
+  }
+  return resolved;
+}
+
+/** The `lab` namespace of templates: the lab's machines by role and name, and its network. */
+export function labValues(def: LabDefinition): Record<string, unknown> {
+  const [proxyName, proxy] = machineWithRole(def, 'proxy');
+  const [appName, app] = machineWithRole(def, 'app');
+  const [k8sName, k8s] = machineWithRole(def, 'kubernetes');
+  return {
+    name: def.name,
+    network: def.network,
+    machines: Object.fromEntries(
+      Object.entries(def.machines).map(([name, m]) => [name, { ip: m.ip, role: m.role }]),
+    ),
+    proxy: { machine: proxyName, ip: proxy.ip, port: def.network.proxyPort },
+    app: { machine: appName, ip: app.ip, port: def.network.appPort },
+    kubernetes: { machine: k8sName, ip: k8s.ip },
+  };
+}
+
+/** `manifests/values.yaml`: the defaults of `${{ values.* }}`. */
+export async function defaultValues(dir: string): Promise<Record<string, unknown>> {
+  const file = path.join(dir, 'values.yaml');
+  try {
+    return (parse(await readFile(file, 'utf8')) ?? {}) as Record<string, unknown>;
+  } catch (err) {
+    throw new ManifestError(`cannot read the manifest defaults ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Objects merge key by key; anything else (lists included) replaces the default. */
+export function mergeValues(
+  base: Record<string, unknown>,
+  override: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeValues(current, value) : value;
+  }
+  return out;
+}
+
+/** Reads and renders one template; `name` is how errors refer to it. */
+export async function renderManifestFile(
+  file: string,
+  context: RenderContext,
+  name = file,
+): Promise<RenderedManifest> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ManifestError(
+      `manifest ${name} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return renderManifest(text, context, name);
+}
+
+/** Renders template text: expressions replaced, `$forEach` expanded, one YAML document per object. */
+export function renderManifest(text: string, context: RenderContext, name: string): RenderedManifest {
+  const documents: Record<string, unknown>[] = [];
+  for (const [index, doc] of parseAllDocuments(text).entries()) {
+    if (doc.errors.length > 0) throw new ManifestError(`${name}: ${doc.errors[0]!.message.split('\n')[0]}`);
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue;
+    const rendered = expand(value, { ...context }, name, [`document ${index + 1}`]);
+    for (const item of rendered) {
+      if (!isPlainObject(item)) throw new ManifestError(`${name}: document ${index + 1} is not a mapping`);
+      documents.push(item);
+    }
+  }
+  const yaml = documents.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
+  return { yaml, documents };
+}
+
+/** Renders a value that may be a `$forEach` block: the list of what it stands for. */
+function expand(value: unknown, scope: Record<string, unknown>, file: string, at: string[]): unknown[] {
+  if (isPlainObject(value) && '$forEach' in value) {
+    const spec = value.$forEach;
+    const match = typeof spec === 'string' ? FOR_EACH.exec(spec.trim()) : null;
+    if (!match || !('$item' in value) || Object.keys(value).length !== 2) {
+      throw new ManifestError(
+        `${file}: ${where(at)}: write $forEach as { $forEach: NAME in PATH, $item: ... }`,
+      );
+    }
+    const [, variable, indexName, listPath] = match as unknown as [
+      string,
+      string,
+      string | undefined,
+      string,
+    ];
+    const items = lookup(listPath, scope, file, at);
+    if (!Array.isArray(items)) throw new ManifestError(`${file}: ${where(at)}: ${listPath} is not a list`);
+    return (items as unknown[]).map((item, i) =>
+      render(value.$item, { ...scope, [variable]: item, ...(indexName ? { [indexName]: i } : {}) }, file, [
+        ...at,
+        `${variable}[${i}]`,
+      ]),
+    );
+  }
+  return [render(value, scope, file, at)];
+}
+
+function render(value: unknown, scope: Record<string, unknown>, file: string, at: string[]): unknown {
+  if (typeof value === 'string') {
+    const whole = WHOLE.exec(value);
+    if (whole) return lookup(whole[1]!, scope, file, at);
+    return value.replace(EXPRESSION, (_, expr: string) => {
+      const found = lookup(expr, scope, file, at);
+      return typeof found === 'string' ? found : JSON.stringify(found);
+    });
+  }
+  if (Array.isArray(value)) return value.flatMap((item, i) => expand(item, scope, file, [...at, `[${i}]`]));
+  if (isPlainObject(value)) {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        String(render(key, scope, file, [...at, key])),
+        render(item, scope, file, [...at, key]),
+      ]),
+    );
+  }
+  return value;
+}
+
+function lookup(expr: string, scope: Record<string, unknown>, file: string, at: string[]): unknown {
+  const parts = expr.split('.');
+  let current: unknown = scope;
+  for (const [i, key] of parts.entries()) {
+    const holder = current as Record<string, unknown> | unknown[] | undefined;
+    const found =
+      holder && typeof holder === 'object' && key in holder
+        ? (holder as Record<string, unknown>)[key]
+        : undefined;
+    if (found === undefined) {
+      const known = holder && typeof holder === 'object' ? Object.keys(holder).sort().join(', ') : '';
+      const name = parts.slice(0, i).join('.');
+      throw new ManifestError(
+        `${file}: ${where(at)}: \${{ ${expr} }} names nothing` +
+          (i === 0
+            ? `; known: ${known}`
+            : ` (${name}.${key} is not defined${known ? `; ${name} has ${known}` : ''})`),
+      );
+    }
+    current = found;
+  }
+  return current;
+}
+
+function where(at: string[]): string {
+  return at.join('.').replace(/\.\[/g, '[');
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return !!value && typeof value === 'object' && !Array.isArray(value);
+}

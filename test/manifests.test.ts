@@ -1,0 +1,146 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { loadLab, type LabDefinition } from '../src/lab/definition.js';
+import {
+  defaultValues,
+  labValues,
+  ManifestError,
+  manifestPath,
+  manifestsDir,
+  mergeValues,
+  renderManifest,
+  renderManifestFile,
+} from '../src/lab/render.js';
+import { root } from './support/temporal.js';
+
+const dir = manifestsDir(root);
+
+/** Kinds each template must produce (with the default two hosts). */
+const EXPECTED: Record<string, string[]> = {
+  'common/curl.yaml': ['ServiceAccount', 'Service', 'Deployment'],
+  'tls-passthrough/service-entries.yaml': ['ServiceEntry', 'ServiceEntry'],
+  'tls-passthrough/egress-routing.yaml': ['DestinationRule', 'VirtualService', 'VirtualService'],
+  'tls-passthrough/tcp-tunnel-filter.yaml': ['EnvoyFilter'],
+  'tls-passthrough/native-tunnel.yaml': [
+    'ServiceEntry',
+    'DestinationRule',
+    'Gateway',
+    'VirtualService',
+    'VirtualService',
+  ],
+  'mtls/client.yaml': ['Deployment'],
+  'mtls/external-app.yaml': ['Service', 'EndpointSlice'],
+};
+
+async function templates(): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return entries
+    .filter((e) => e.endsWith('.yaml') && e !== 'values.yaml')
+    .map((e) => e.split(path.sep).join('/'))
+    .sort();
+}
+
+async function labDef(name: string): Promise<LabDefinition> {
+  return loadLab(name, { projectRoot: root, stateDir: '/tmp/tunnel-lab-render-test/lab' });
+}
+
+describe('manifest templates', () => {
+  it('are all listed here, so that a new one gets checked', async () => {
+    expect(await templates()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  for (const labName of ['sim', 'vagrant']) {
+    it(`render for labs/${labName}.yaml into YAML with the expected kinds and no expression left`, async () => {
+      const def = await labDef(labName);
+      const context = { lab: labValues(def), values: await defaultValues(dir) };
+      for (const file of await templates()) {
+        const { yaml, documents } = await renderManifestFile(path.join(dir, file), context, file);
+        const reparsed = parseAllDocuments(yaml).map((d) => {
+          expect(d.errors).toEqual([]);
+          return d.toJS() as { apiVersion: string; kind: string; metadata: { name: string } };
+        });
+        expect({ file, kinds: reparsed.map((d) => d.kind) }).toEqual({ file, kinds: EXPECTED[file] });
+        expect(reparsed).toEqual(documents);
+        for (const doc of reparsed) {
+          expect(doc.apiVersion).toMatch(/^([\w.]+\/)?v\w+$/);
+          expect(doc.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+        }
+        expect(yaml).not.toContain('${{');
+        expect(yaml).not.toContain('$forEach');
+      }
+    });
+  }
+
+  it('take addresses and ports from the lab and repeat per host', async () => {
+    const def = await labDef('sim');
+    const values = mergeValues(await defaultValues(dir), {
+      hosts: ['www.google.com', 'example.org', 'www.wikipedia.org'],
+    });
+    const { documents } = await renderManifestFile(
+      path.join(dir, 'tls-passthrough/tcp-tunnel-filter.yaml'),
+      { lab: labValues(def), values },
+      'tcp-tunnel-filter.yaml',
+    );
+    const text = JSON.stringify(documents);
+    expect(text).toContain('"address":"192.168.56.10","port_value":3128');
+    interface Chain {
+      filter_chain_match: { server_names: string[] };
+      filters: { typed_config: { cluster: string; tunneling_config: { hostname: string } } }[];
+    }
+    const filter = documents[0] as {
+      spec: { configPatches: { patch: { value: { filter_chains?: Chain[] } } }[] };
+    };
+    const chains = filter.spec.configPatches[1]!.patch.value.filter_chains!;
+    expect(chains.map((c) => c.filter_chain_match.server_names[0])).toEqual([
+      'www.google.com',
+      'example.org',
+      'www.wikipedia.org',
+    ]);
+    expect(chains.map((c) => c.filters[0]!.typed_config.tunneling_config.hostname)).toEqual([
+      'www.google.com:443',
+      'example.org:443',
+      'www.wikipedia.org:443',
+    ]);
+    expect(chains[0]!.filters[0]!.typed_config.cluster).toBe('external-proxy');
+  });
+
+  it('keep the type of a whole-value expression and write text inside strings', () => {
+    const { documents } = renderManifest(
+      'a: ${{ values.n }}\nb: port-${{ values.n }}\nc: ${{ values.list }}\n${{ values.key }}: x\n',
+      { lab: {}, values: { n: 8443, list: ['x', 'y'], key: 'k.pem' } },
+      't.yaml',
+    );
+    expect(documents).toEqual([{ a: 8443, b: 'port-8443', c: ['x', 'y'], 'k.pem': 'x' }]);
+  });
+
+  it('name the file and field of an expression that names nothing', () => {
+    const render = () =>
+      renderManifest(
+        "kind: X\nspec:\n  hosts: ['${{ values.hostz }}']\n",
+        { lab: {}, values: { hosts: [] } },
+        'm.yaml',
+      );
+    expect(render).toThrow(ManifestError);
+    expect(render).toThrow(/m\.yaml: document 1\.spec\.hosts\[0\]: \$\{\{ values\.hostz \}\} names nothing/);
+    expect(() =>
+      renderManifest('a: ${{ lab.proxy.ipp }}\n', { lab: { proxy: { ip: '1' } }, values: {} }, 'n.yaml'),
+    ).toThrow(/lab\.proxy\.ipp is not defined; lab\.proxy has ip/);
+    expect(new ManifestError('x').nonRetryable).toBe(true);
+  });
+
+  it('reject a malformed $forEach and a list that is not one', () => {
+    expect(() => renderManifest('$forEach: hosts\n$item: {}\n', { lab: {}, values: {} }, 'f.yaml')).toThrow(
+      /write \$forEach as/,
+    );
+    expect(() =>
+      renderManifest('$forEach: h in values.n\n$item: {}\n', { lab: {}, values: { n: 1 } }, 'f.yaml'),
+    ).toThrow(/values\.n is not a list/);
+  });
+
+  it('refuse paths outside manifests/', () => {
+    expect(() => manifestPath(dir, '../package.json')).toThrow(ManifestError);
+    expect(() => manifestPath(dir, '/etc/passwd')).toThrow(ManifestError);
+    expect(manifestPath(dir, 'common/curl.yaml')).toBe(path.join(dir, 'common', 'curl.yaml'));
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * probe.curl against the simulated lab, walking the proof of concept: REGISTRY_ONLY blocks, the
+ * ServiceEntries let traffic out directly, the egress routing alone fails, the tunnel filter sends it
+ * through the external proxy (which logs it); then mutual TLS to the real nginx of the external app.
+ */
+import { readFile } from 'node:fs/promises';
+import { certsConfigmapAction } from '../activities/certs-configmap.js';
+import { certsGenerateAction } from '../activities/certs-generate.js';
+import { istioInstallAction } from '../activities/istio-install.js';
+import { kubeLabelAction } from '../activities/kube-label.js';
+import { manifestApplyAction } from '../activities/manifest-apply.js';
+import { probeCurlAction, type ProbeCurlOutput } from '../activities/probe-curl.js';
+import { vmUpAction } from '../activities/vm-up.js';
+import type { SimLab } from './support/sim-lab.js';
+import { clusterLab } from './support/sim-cluster.js';
+
+let lab: SimLab;
+
+beforeAll(async () => {
+  lab = await clusterLab();
+  await lab.run(istioInstallAction, {
+    profile: 'demo',
+    set: {
+      'meshConfig.accessLogFile': '/dev/stdout',
+      'meshConfig.outboundTrafficPolicy.mode': 'REGISTRY_ONLY',
+    },
+  });
+  await lab.run(kubeLabelAction, { name: 'default', labels: { 'istio-injection': 'enabled' } });
+}, 60_000);
+afterAll(async () => {
+  await lab?.close();
+});
+
+const probe = async (input: Record<string, unknown>) =>
+  (await lab.run(probeCurlAction, input)).output as ProbeCurlOutput;
+const failure = (input: Record<string, unknown>): Promise<Error> =>
+  lab.run(probeCurlAction, input).then(
+    (outcome) => new Error(`expected a failure, got ${JSON.stringify(outcome.output)}`),
+    (e: unknown) => e as Error,
+  );
+const apply = (files: string[], extra: Record<string, unknown> = {}) =>
+  lab.run(manifestApplyAction, { files, ...extra });
+const proxyLog = () => readFile(lab.def.machines['external-proxy']!.files.accessLog!, 'utf8').catch(() => '');
+
+describe('probe.curl', () => {
+  it('fails retryably while no client pod runs', async () => {
+    const err = await failure({ url: 'https://www.google.com' });
+    expect(err).toMatchObject({ type: 'ExpectationError', nonRetryable: false });
+    expect(err.message).toMatch(/no Running pod matches app=curl in namespace default yet/);
+  });
+
+  it('sees REGISTRY_ONLY reset a host without a ServiceEntry', async () => {
+    await apply(['common/curl.yaml'], { waitFor: [{ name: 'curl' }] });
+    const blocked = await probe({ url: 'https://www.google.com', expect: { fails: true } });
+    expect(blocked).toMatchObject({
+      pod: expect.stringMatching(/^curl-/),
+      container: 'curl',
+      status: 0,
+      exitCode: 35,
+      stderrTail: 'curl: (35) Recv failure: Connection reset by peer',
+    });
+    const err = await failure({ url: 'https://www.google.com' });
+    expect(err).toMatchObject({ type: 'ExpectationError', nonRetryable: false });
+    expect(err.message).toMatch(
+      /expected HTTP 200 from https:\/\/www\.google\.com in curl-\S+, got HTTP 000, curl exit 35/,
+    );
+  });
+
+  it('gets through directly with the ServiceEntries, without touching the proxy', async () => {
+    await apply(['tls-passthrough/service-entries.yaml']);
+    expect(await probe({ url: 'https://www.google.com' })).toMatchObject({
+      status: 200,
+      exitCode: 0,
+      stderrTail: '',
+    });
+    const err = await failure({ url: 'https://www.wikipedia.org', expect: { fails: true } });
+    expect(err.message).toMatch(
+      /expected https:\/\/www\.wikipedia\.org to fail from curl-\S+, but it answered \(HTTP 200/,
+    );
+    expect(await proxyLog()).toBe('');
+  });
+
+  it('fails while the egress gateway has no tunnel listener, and goes through the proxy once it has', async () => {
+    await apply(['tls-passthrough/egress-routing.yaml']);
+    expect(await probe({ url: 'https://www.google.com', expect: { fails: true } })).toMatchObject({
+      exitCode: 35,
+    });
+    expect(await proxyLog()).toBe('');
+
+    await apply(['tls-passthrough/tcp-tunnel-filter.yaml']);
+    expect(await probe({ url: 'https://www.google.com' })).toMatchObject({ status: 200 });
+    expect(await probe({ url: 'https://www.wikipedia.org', maxTime: '5s' })).toMatchObject({ status: 200 });
+    const lines = (await proxyLog()).trim().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[1]).toMatch(
+      /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] 192\.168\.56\.20:\d+ "CONNECT 216\.58\.209\.4:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443$/,
+    );
+    expect(lines[3]).toMatch(
+      /"CONNECT 91\.198\.174\.192:443 - HTTP\/1\.1" - 200 - DC www\.wikipedia\.org:443$/,
+    );
+  });
+
+  it('fails as kubectl does for a container the pod does not have', async () => {
+    const err = await failure({ url: 'https://www.google.com', container: 'sleep' });
+    expect(err).toMatchObject({ type: 'LabToolError', nonRetryable: false });
+    expect(err.message).toMatch(/container not found \("sleep"\)/);
+  });
+
+  it("reaches the external app's real nginx with the client certificate from the ConfigMap and Secret", async () => {
+    await lab.run(certsGenerateAction, {});
+    await lab.run(vmUpAction, { machines: ['external-app'] });
+    await apply(['mtls/external-app.yaml']);
+    const client = { url: 'https://external-app.default.svc.cluster.local', selector: 'app=curl-mtls' };
+    // The client pod waits for its certificate volumes.
+    await apply(['mtls/client.yaml']);
+    expect((await failure(client)).message).toMatch(/no Running pod matches app=curl-mtls/);
+
+    await lab.run(certsConfigmapAction, {});
+    await apply(['mtls/client.yaml'], { waitFor: [{ name: 'curl-mtls' }] });
+    const certArgs = [
+      '--cert',
+      '/etc/pki/tls/certs/client-crt.pem',
+      '--key',
+      '/etc/pki/tls/private/client-key.pem',
+    ];
+    expect(
+      await probe({ ...client, curlArgs: [...certArgs, '--cacert', '/etc/pki/tls/certs/ca.pem'] }),
+    ).toMatchObject({
+      container: 'curl-mtls',
+      status: 200,
+      exitCode: 0,
+    });
+    expect(await probe({ ...client, curlArgs: [...certArgs, '--insecure'] })).toMatchObject({ status: 200 });
+    const nginxLog = await readFile(lab.def.machines['external-app']!.files.accessLog!, 'utf8');
+    expect(nginxLog).toMatch(
+      /"GET \/ HTTP\/1\.1" 200 .*ssl_client_verify=SUCCESS sni="external-app\.default\.svc\.cluster\.local"/,
+    );
+
+    // Without a client certificate nginx answers 400; a file the pod does not have fails in curl itself.
+    expect(await probe({ ...client, curlArgs: ['--insecure'], expect: { status: 400 } })).toMatchObject({
+      status: 400,
+    });
+    const missing = await probe({
+      ...client,
+      curlArgs: [
+        '--cert',
+        '/etc/pki/tls/certs/nope.pem',
+        '--key',
+        '/etc/pki/tls/private/client-key.pem',
+        '--insecure',
+      ],
+      expect: { fails: true },
+    });
+    expect(missing.exitCode).toBe(58);
+    expect(missing.stderrTail).toContain('/etc/pki/tls/certs/nope.pem');
+  }, 90_000);
+
+  it('summarises the step with the URL and the client', () => {
+    expect(probeCurlAction.summary(probeCurlAction.input.parse({ url: 'https://www.google.com' }))).toBe(
+      'probe.curl https://www.google.com from app=curl',
+    );
+  });
+});

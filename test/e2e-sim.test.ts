@@ -1,0 +1,171 @@
+/**
+ * The proof of concept's two scenarios end to end on the simulated lab, through the real dev server:
+ * stand-in vagrant/kubectl/istioctl, a real sshd for the VMs' shells and a real nginx for the mTLS app.
+ * Variants without the tunnel or without the ServiceEntries prove the checks can fail.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
+import type { RunningWorker } from '../src/worker/create-worker.js';
+import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
+import {
+  connect,
+  outcome,
+  root,
+  serverAddress,
+  start,
+  startWorker,
+  uniqueQueue,
+  writePlaybook,
+  type TestLab,
+} from './support/temporal.js';
+
+let lab: TestLab;
+let running: RunningWorker;
+let workerDone: Promise<void>;
+
+beforeAll(async () => {
+  lab = await connect('e2e');
+  running = await startWorker(lab);
+  workerDone = running.run();
+});
+
+afterAll(async () => {
+  running.shutdown();
+  await workerDone;
+  await running.close();
+  await lab.close();
+});
+
+interface Step {
+  id: string;
+  uses?: string;
+  with?: Record<string, unknown>;
+  retry?: { attempts: number };
+  parallel?: Step[];
+}
+
+/** A copy of a shipped playbook with `edit` applied to its steps. */
+async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
+  const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {
+    name: string;
+    steps: Step[];
+  };
+  doc.steps = edit(doc.steps);
+  return writePlaybook(name, stringify(doc));
+}
+
+const onSim = (playbook: string): ScenarioInput => ({ playbook, lab: 'sim', vars: { teardown: 'destroy' } });
+const statuses = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s.status]));
+
+async function exportedHistory(workflowId: string): Promise<string> {
+  const shown = await execa(process.env.TEMPORAL_CLI!, [
+    'workflow',
+    'show',
+    '--address',
+    serverAddress(),
+    '-w',
+    workflowId,
+    '--output',
+    'json',
+  ]);
+  return shown.stdout;
+}
+
+describe('tls-passthrough on the simulated lab', () => {
+  it('passes when started by `temporal workflow start`: blocked, direct without proxy lines, then tunnelled', async () => {
+    const id = uniqueQueue('tls-passthrough');
+    await execa(process.env.TEMPORAL_CLI!, [
+      'workflow',
+      'start',
+      '--address',
+      serverAddress(),
+      '--type',
+      'tunnelScenario',
+      '--task-queue',
+      lab.taskQueue,
+      '--workflow-id',
+      id,
+      '--input',
+      JSON.stringify(onSim('tls-passthrough')),
+    ]);
+    const handle = lab.client.workflow.getHandle(id);
+    const result = await outcome(handle);
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe('passed');
+    const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
+    expect(byId.blocked!.output).toMatchObject({ status: 0, exitCode: 35 });
+    expect(byId['direct-a']!.output).toMatchObject({ status: 200 });
+    expect((byId['proxy-saw-a']!.output as { matches: string[] }).matches).toEqual([
+      expect.stringMatching(
+        /^\[\S+\] 192\.168\.56\.20:\d+ "CONNECT \S+:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443$/,
+      ),
+    ]);
+    expect(byId.teardown).toMatchObject({ status: 'passed', output: { mode: 'destroy' } });
+    expect(await exportedHistory(id)).not.toMatch(/PRIVATE KEY/);
+  }, 120_000);
+
+  it('fails at the proxy log check when the tunnel resources are left out', async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps
+        .filter((s) => s.id !== 'tunnel')
+        .map((s) =>
+          s.id === 'proxy-saw-a' ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '2s' } } : s,
+        )
+        .map((s) =>
+          s.id === 'tunnelled'
+            ? { ...s, parallel: s.parallel!.map((p) => ({ ...p, retry: { attempts: 1 } })) }
+            : s,
+        ),
+    );
+    const result = await outcome(await start(lab, onSim(file)));
+    expect(result.status).toBe('failed');
+    // Without the tunnel the ServiceEntries still let the traffic out, directly: the probes pass, the log stays empty.
+    expect(statuses(result)).toMatchObject({
+      'tunnelled-a': 'passed',
+      'proxy-saw-a': 'failed',
+      'proxy-saw-b': 'pending',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(
+      /step proxy-saw-a: ExpectationError: expected 1 line\(s\) matching .* found 0/,
+    );
+  }, 120_000);
+
+  it('fails at the direct probes when the ServiceEntries are left out (REGISTRY_ONLY)', async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps
+        .filter((s) => s.id !== 'service-entries')
+        .map((s) =>
+          s.id === 'direct'
+            ? { ...s, parallel: s.parallel!.map((p) => ({ ...p, retry: { attempts: 2 } })) }
+            : s,
+        ),
+    );
+    const result = await outcome(await start(lab, onSim(file)));
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({
+      blocked: 'passed',
+      'direct-a': 'failed',
+      'direct-b': 'failed',
+      'proxy-untouched': 'pending',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(/step direct-a: ExpectationError: .*35/);
+  }, 120_000);
+});
+
+describe('mtls on the simulated lab', () => {
+  it('passes: the generated client certificate reaches the real nginx, which logs its name', async () => {
+    const handle = await start(lab, onSim('mtls'));
+    const result = await outcome(handle);
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe('passed');
+    const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
+    expect(byId['call-app']!.output).toMatchObject({ status: 200 });
+    expect((byId['app-saw-client']!.output as { matches: string[] }).matches[0]).toMatch(/CN=curl-client/);
+    expect(JSON.stringify(result)).not.toMatch(/PRIVATE KEY/);
+    expect(await exportedHistory(handle.workflowId)).not.toMatch(/PRIVATE KEY/);
+  }, 120_000);
+});

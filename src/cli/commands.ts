@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYamlScalar } from 'yaml';
+import type { WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { actions } from '../../activities/registry.js';
 import { WORKFLOW_TYPE, type ResumeAction, type ScenarioInput } from '../../workflows/types.js';
@@ -12,7 +13,8 @@ import { ExitError, PlaybookError } from '../errors.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../playbook/load.js';
 import { playbookJsonSchema } from '../playbook/schema.js';
 import { follow } from './follow.js';
-import { summaryTable } from './progress.js';
+import { liveAttempts, summaryTable } from './progress.js';
+import { reportRun } from '../report/index.js';
 import { openSession, type Session } from './session.js';
 
 export type Out = (line: string) => void;
@@ -26,20 +28,24 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
     options: {
       var: { type: 'string', multiple: true, short: 'v' },
       lab: { type: 'string' },
+      'lab-host': { type: 'string' },
       'pause-on-failure': { type: 'boolean' },
       id: { type: 'string' },
+      report: { type: 'string' },
       detach: { type: 'boolean', short: 'd' },
+      'no-worker': { type: 'boolean' },
     },
   });
   const playbook = positionals[0];
   if (!playbook || positionals.length > 1)
     throw new ExitError(
       2,
-      'usage: tunnel-lab run PLAYBOOK [--var k=v]... [--lab NAME] [--pause-on-failure] [--detach]',
+      'usage: tunnel-lab run PLAYBOOK [--var k=v]... [--lab NAME] [--lab-host HOST] [--pause-on-failure] [--id ID] [--detach] [--no-worker]',
     );
   const config = settings();
   const input: ScenarioInput = { playbook, vars: parseVars(values.var ?? []) };
   if (values.lab) input.lab = values.lab;
+  if (values['lab-host']) input.labHost = values['lab-host'];
   if (values['pause-on-failure']) input.pauseOnFailure = true;
 
   // Check the file here too, so a typo is reported before anything starts.
@@ -47,12 +53,15 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
   await loadPlaybookFile(file, { playbooksDir: playbooksDir(config), actions, vars: input.vars });
   input.playbook = path.isAbsolute(playbook) || playbook.includes('/') ? file : playbook;
 
-  return withSession(config, { worker: !values.detach }, out, async (session) => {
+  const worker = !values.detach && !values['no-worker'];
+  return withSession(config, { worker }, out, async (session) => {
     const handle = await startScenario(session.client, config.taskQueue, input, values.id);
     out(`run ${handle.workflowId} started (playbook ${playbook})`);
     if (session.uiUrl) out(`Web UI: ${runUrl(session.uiUrl, config.namespace, handle.workflowId)}`);
     if (values.detach) return 0;
-    const result = await follow(handle, out);
+    const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, handle.workflowId) : undefined;
+    const result = await follow(handle, out, { uiUrl });
+    if (values.report) await saveReport(handle, values.report, config, uiUrl, out);
     return result.status === 'passed' ? 0 : 1;
   });
 }
@@ -85,7 +94,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<number> {
       return 0;
     }
     out('');
-    out(summaryTable(state));
+    out(summaryTable(state, { live: liveAttempts(description.raw.pendingActivities), now: Date.now() }));
     return 0;
   });
 }
@@ -134,22 +143,54 @@ export async function resumeCommand(argv: string[], out: Out): Promise<number> {
       skip: { type: 'boolean' },
       abort: { type: 'boolean' },
       detach: { type: 'boolean', short: 'd' },
+      'no-worker': { type: 'boolean' },
+      report: { type: 'string' },
     },
   });
-  const usage = 'usage: tunnel-lab resume RUN_ID [--retry | --skip | --abort] [--detach]';
+  const usage = 'usage: tunnel-lab resume RUN_ID [--retry | --skip | --abort] [--detach] [--no-worker]';
   const id = need(positionals[0], usage);
   const chosen = (['retry', 'skip', 'abort'] as const).filter((a) => values[a]);
   if (chosen.length > 1) throw new ExitError(2, usage);
   const action: ResumeAction | undefined = chosen[0];
   const config = settings();
-  return withSession(config, { worker: true }, out, async (session) => {
+  const worker = !values.detach && !values['no-worker'];
+  return withSession(config, { worker }, out, async (session) => {
     const handle = session.client.workflow.getHandle(id);
     if (action) out(await resumeScenario(handle, action));
     else out(`following run ${id}${session.ownsWorker ? ' with a worker in this process' : ''}`);
     if (values.detach) return 0;
-    const result = await follow(handle, out);
+    const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, id) : undefined;
+    const result = await follow(handle, out, { uiUrl });
+    if (values.report) await saveReport(handle, values.report, config, uiUrl, out);
     return result.status === 'passed' ? 0 : 1;
   });
+}
+
+/** `tunnel-lab report RUN_ID DIR`: junit.xml and report.html of any run, from its history. */
+export async function reportCommand(argv: string[], out: Out): Promise<number> {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true });
+  const usage = 'usage: tunnel-lab report RUN_ID DIR';
+  const id = need(positionals[0], usage);
+  const dir = need(positionals[1], usage);
+  if (positionals.length > 2) throw new ExitError(2, usage);
+  const config = settings();
+  return withSession(config, { worker: false }, out, async (session) => {
+    const handle = session.client.workflow.getHandle(id);
+    const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, id) : undefined;
+    await saveReport(handle, dir, config, uiUrl, out);
+    return 0;
+  });
+}
+
+async function saveReport(
+  handle: WorkflowHandle,
+  dir: string,
+  config: Settings,
+  uiUrl: string | undefined,
+  out: Out,
+): Promise<void> {
+  const files = await reportRun(handle, dir, { namespace: config.namespace, uiUrl });
+  out(`report: ${files.html} and ${files.junit}`);
 }
 
 export async function cancelCommand(argv: string[], out: Out): Promise<number> {

@@ -1,13 +1,14 @@
 /** `tunnel-lab`: run playbooks, follow and resume runs, validate files. Errors become exit codes here only. */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { settings } from '../config.js';
+import { installCompactLogger } from '../worker/logging.js';
 import { ExitError, PlaybookError, TemporalCliError } from '../errors.js';
 import {
   actionsCommand,
   cancelCommand,
   listCommand,
+  reportCommand,
   resumeCommand,
   runCommand,
   schemaCommand,
@@ -19,12 +20,18 @@ import {
 const HELP = `tunnel-lab — run lab playbooks as durable Temporal workflows
 
 usage:
-  tunnel-lab run PLAYBOOK [--var k=v]... [--lab NAME] [--pause-on-failure] [--id ID] [--detach]
+  tunnel-lab run PLAYBOOK [--var k=v]... [--lab NAME] [--lab-host HOST] [--pause-on-failure] [--id ID]
+                                  [--detach] [--no-worker]
   tunnel-lab status RUN_ID [--json]      progress of a run, running or finished
   tunnel-lab list [--limit N]            recent runs
-  tunnel-lab resume RUN_ID [--retry|--skip|--abort]
+  tunnel-lab resume RUN_ID [--retry|--skip|--abort] [--detach] [--no-worker]
                                           answer a paused run (or just follow a run after a crash)
+
+run, resume and cancel run a worker in their own process while they follow the run (--no-worker: rely
+on workers elsewhere; --detach: start or answer the run and return at once).
   tunnel-lab cancel RUN_ID               cancel a run (its finally steps still run)
+  tunnel-lab report RUN_ID DIR           junit.xml and report.html of a run, from its history
+                                          (run and resume write them too with --report DIR)
   tunnel-lab validate FILE...            check playbooks; exit 1 on any error
   tunnel-lab actions [--json]            the actions playbooks can use
   tunnel-lab schema [--write]            the playbook JSON Schema (--write: playbooks/schema.json)
@@ -36,15 +43,7 @@ environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233; unset = embedded dev serv
 // The in-process worker's own log goes to a file; the terminal shows the run's progress.
 const logFile = path.join(settings().stateRoot, 'worker.log');
 mkdirSync(path.dirname(logFile), { recursive: true });
-Runtime.install({
-  logger: new DefaultLogger('INFO', (entry) => {
-    const meta = entry.meta ? ` ${JSON.stringify(entry.meta)}` : '';
-    appendFileSync(
-      logFile,
-      `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} ${entry.level} ${entry.message}${meta}\n`,
-    );
-  }),
-});
+installCompactLogger((line) => appendFileSync(logFile, `${line}\n`));
 
 const out = (line: string) => console.log(line);
 const err = (line: string) => console.error(line);
@@ -62,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       return resumeCommand(rest, out);
     case 'cancel':
       return cancelCommand(rest, out);
+    case 'report':
+      return reportCommand(rest, out);
     case 'validate':
       return validateCommand(rest, out, err);
     case 'actions':

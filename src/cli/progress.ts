@@ -1,4 +1,9 @@
-/** Prints a run's progress: one line per step event, then a summary table. */
+/**
+ * Shows a run's progress. On a terminal: a block of one line per step (state, attempt, duration) redrawn in
+ * place on each poll. Elsewhere (CI logs, pipes): one line per step event. Then a summary table.
+ * The rendering is pure (state in, lines out) so that it can be tested without a terminal.
+ */
+import type proto from '@temporalio/proto';
 import type { ScenarioResult, StepRecord } from '../../workflows/types.js';
 
 const MARK: Record<StepRecord['status'], string> = {
@@ -12,7 +17,206 @@ const MARK: Record<StepRecord['status'], string> = {
 
 export type Write = (line: string) => void;
 
-/** Remembers what was printed and prints what changed since. */
+/** What Temporal says about the activity of a step that is running. */
+export interface LiveAttempt {
+  /** Temporal's attempt number of the step's current activity (restarts at 1 after a resume). */
+  attempt: number;
+  maximumAttempts?: number;
+  /** True while the attempt waits for its retry backoff or a worker. */
+  waiting: boolean;
+  /** Why the previous attempt failed. */
+  lastFailure?: string;
+}
+
+/** Current attempts by step id. */
+export type LiveAttempts = ReadonlyMap<string, LiveAttempt>;
+
+type PendingActivity = proto.temporal.api.workflow.v1.IPendingActivityInfo;
+
+// PENDING_ACTIVITY_STATE_SCHEDULED: the enum's number, so this file needs no runtime proto import.
+const PENDING_SCHEDULED = 1;
+
+/**
+ * Reads `describe().raw.pendingActivities`: the activity id is the step id, or `<id>#n` for a step run
+ * again after a resume.
+ */
+export function liveAttempts(
+  pending: readonly PendingActivity[] | null | undefined,
+): Map<string, LiveAttempt> {
+  const live = new Map<string, LiveAttempt>();
+  for (const activity of pending ?? []) {
+    const id = activity.activityId ?? '';
+    const hash = id.lastIndexOf('#');
+    const stepId = hash > 0 && /^\d+$/.test(id.slice(hash + 1)) ? id.slice(0, hash) : id;
+    const entry: LiveAttempt = {
+      attempt: activity.attempt || 1,
+      waiting: Number(activity.state) === PENDING_SCHEDULED,
+    };
+    if (activity.maximumAttempts) entry.maximumAttempts = activity.maximumAttempts;
+    const failure = activity.lastFailure;
+    if (failure?.message) {
+      const type = failure.applicationFailureInfo?.type;
+      entry.lastFailure = type ? `${type}: ${failure.message}` : failure.message;
+    }
+    live.set(stepId, entry);
+  }
+  return live;
+}
+
+export interface RenderOptions {
+  /** Epoch milliseconds: running steps show the time since they started. */
+  now?: number;
+  live?: LiveAttempts;
+}
+
+/** How a step is named in every view: `id`, `id (finally)`, or `id (∥ group)` inside a parallel group. */
+export function stepLabel(step: StepRecord): string {
+  if (step.phase === 'finally') return `${step.id} (finally)`;
+  return step.group ? `${step.id} (∥ ${step.group})` : step.id;
+}
+
+/** The attempt shown for a step: finished attempts, plus the one Temporal is running now. */
+export function attemptOf(step: StepRecord, live?: LiveAttempts): number {
+  const current = step.status === 'running' ? live?.get(step.id) : undefined;
+  return current ? step.attempts + current.attempt : step.attempts;
+}
+
+function elapsed(step: StepRecord, now: number | undefined): number | undefined {
+  if (step.status === 'running' && step.startedAt && now !== undefined) {
+    return Math.max(0, now - Date.parse(step.startedAt));
+  }
+  return step.durationMs;
+}
+
+/** The summary table: one row per step; running steps show their current attempt and time so far. */
+export function summaryTable(state: ScenarioResult, options: RenderOptions = {}): string {
+  const rows = state.steps.map((s) => {
+    const time = elapsed(s, options.now);
+    return [
+      stepLabel(s),
+      s.uses,
+      `${MARK[s.status]} ${s.status}`,
+      String(attemptOf(s, options.live)),
+      time === undefined ? '' : seconds(time),
+    ];
+  });
+  const header = ['step', 'action', 'status', 'attempts', 'time'];
+  const out = table(header, rows);
+  out.push('', `${state.playbook}: ${state.status}${state.error ? ` — ${state.error}` : ''}`);
+  return out.join('\n');
+}
+
+/** The live block: a header line, then one line per step. Lines are cut to `columns` so none wraps. */
+export function progressLines(
+  state: ScenarioResult,
+  options: RenderOptions & { columns?: number; runStartedAt?: number } = {},
+): string[] {
+  const done = state.steps.filter((s) => !['pending', 'running'].includes(s.status)).length;
+  const took =
+    options.runStartedAt !== undefined && options.now !== undefined
+      ? `, ${clock(options.now - options.runStartedAt)}`
+      : '';
+  const where =
+    state.steps.length === 0 && state.status === 'running'
+      ? 'loading the playbook'
+      : `${done}/${state.steps.length} steps done`;
+  const lines = [`${state.playbook}: ${state.status} — ${where}${took}`];
+  const rows = state.steps.map((s) => {
+    const current = s.status === 'running' ? options.live?.get(s.id) : undefined;
+    const attempt = attemptOf(s, options.live);
+    const max = current?.maximumAttempts ? `/${s.attempts + current.maximumAttempts}` : '';
+    const time = elapsed(s, options.now);
+    let detail = '';
+    if (s.status === 'running') {
+      detail =
+        current?.waiting && current.lastFailure
+          ? `retrying after: ${current.lastFailure}`
+          : (s.summary ?? s.uses);
+    } else if (s.error) {
+      detail = s.error;
+    }
+    return [
+      `  ${MARK[s.status]} ${stepLabel(s)}`,
+      s.status,
+      attempt === 0 ? '' : `attempt ${attempt}${max}`,
+      time === undefined ? '' : seconds(time),
+      detail,
+    ];
+  });
+  lines.push(...table(undefined, rows));
+  if (state.status === 'paused') {
+    lines.push(`  ⏸ paused at ${state.pausedStep ?? '?'}: ${state.error ?? ''}`);
+    lines.push('    answer with tunnel-lab resume RUN_ID --retry | --skip | --abort');
+  }
+  const width = options.columns;
+  return width ? lines.map((l) => fit(l, width)) : lines;
+}
+
+/**
+ * The bytes that replace a block of `previous` lines (just printed, cursor below it) with `lines`:
+ * cursor up to the block's first line, erase to the end of the screen, print the new block.
+ */
+export function redraw(previous: number, lines: string[]): string {
+  const up = previous > 0 ? `\x1b[${previous}F` : '';
+  return `${up}\x1b[J${lines.map((l) => `${l}\n`).join('')}`;
+}
+
+/** A terminal the live view can draw on. */
+export interface Terminal {
+  write(chunk: string): void;
+  columns?: number;
+  rows?: number;
+}
+
+/** The live view: redraws the block on each update; notes are printed above it and stay in the scrollback. */
+export class LiveProgress {
+  private shown = 0;
+  private last: ScenarioResult | undefined;
+  private live: LiveAttempts | undefined;
+
+  constructor(
+    private readonly terminal: Terminal,
+    private readonly runStartedAt?: number,
+  ) {}
+
+  update(state: ScenarioResult, live?: LiveAttempts, now = Date.now()): void {
+    this.last = state;
+    this.live = live;
+    this.draw(now);
+  }
+
+  /** Prints a line above the block (which stays below it). */
+  note(line: string, now = Date.now()): void {
+    this.terminal.write(redraw(this.shown, [line]));
+    this.shown = 0;
+    if (this.last) this.draw(now);
+  }
+
+  /** Removes the block, so that the final summary takes its place. */
+  clear(): void {
+    if (this.shown > 0) this.terminal.write(redraw(this.shown, []));
+    this.shown = 0;
+  }
+
+  private draw(now: number): void {
+    if (!this.last) return;
+    let lines = progressLines(this.last, {
+      now,
+      live: this.live,
+      columns: this.terminal.columns,
+      runStartedAt: this.runStartedAt,
+    });
+    // The cursor cannot go above the screen's top: a block taller than the screen would smear.
+    const room = (this.terminal.rows ?? Infinity) - 1;
+    if (lines.length > room && room > 1) {
+      lines = [...lines.slice(0, room - 1), `  … ${lines.length - room + 1} more lines`];
+    }
+    this.terminal.write(redraw(this.shown, lines));
+    this.shown = lines.length;
+  }
+}
+
+/** The non-terminal view: remembers what was printed and prints what changed since. */
 export class ProgressPrinter {
   private seen = new Map<string, string>();
   private lastRunStatus: string | undefined;
@@ -37,7 +241,8 @@ export class ProgressPrinter {
   }
 }
 
-function eventLine(step: StepRecord): string {
+/** One line for a step's new state, as the non-terminal view prints it. */
+export function eventLine(step: StepRecord): string {
   const label = step.phase === 'finally' ? `${step.id} (finally)` : step.id;
   const parts = [`${MARK[step.status]} ${label}`, step.status];
   if (step.status === 'running') parts.push(step.summary ?? step.uses);
@@ -47,26 +252,34 @@ function eventLine(step: StepRecord): string {
   return parts.join('  ');
 }
 
-export function summaryTable(state: ScenarioResult): string {
-  const rows = state.steps.map((s) => [
-    s.phase === 'finally' ? `${s.id} (finally)` : s.id,
-    s.uses,
-    `${MARK[s.status]} ${s.status}`,
-    String(s.attempts),
-    s.durationMs === undefined ? '' : seconds(s.durationMs),
-  ]);
-  const header = ['step', 'action', 'status', 'attempts', 'time'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+function table(header: string[] | undefined, rows: string[][]): string[] {
+  const all = header ? [header, ...rows] : rows;
+  const count = Math.max(0, ...all.map((r) => r.length));
+  // The last column is free text: it is not padded, so it does not widen the others.
+  const widths = Array.from({ length: count }, (_, i) =>
+    i === count - 1 && !header ? 0 : Math.max(0, ...all.map((r) => (r[i] ?? '').length)),
+  );
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
-  out.push('', `${state.playbook}: ${state.status}${state.error ? ` — ${state.error}` : ''}`);
-  return out.join('\n');
+  const out = header ? [line(header), line(widths.map((w) => '-'.repeat(w)))] : [];
+  return [...out, ...rows.map(line)];
+}
+
+function fit(line: string, columns: number): string {
+  const max = Math.max(10, columns - 1);
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
+}
+
+function clock(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const m = Math.floor(total / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }

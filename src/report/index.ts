@@ -1,0 +1,76 @@
+/** Reports of runs: `junit.xml` for CI and `report.html` for people, both built from the run's history. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { queryProgress } from '../client.js';
+import { buildRunReport, type RunReport } from './history.js';
+import { renderHtml } from './html.js';
+import { renderJunit } from './junit.js';
+
+export { buildRunReport, type AttemptSpan, type RunReport, type StepReport } from './history.js';
+export { renderHtml } from './html.js';
+export { renderJunit } from './junit.js';
+
+export interface CollectOptions {
+  namespace: string;
+  /** Link to the run in the Web UI. */
+  uiUrl?: string;
+}
+
+const PROGRESS_TIMEOUT_MS = 3000;
+
+/**
+ * Reads a run's history (and, while it runs, its pending activities and progress) and builds its report.
+ * Works for finished runs without any worker: closed runs are told by their history alone.
+ */
+export async function collectRunReport(handle: WorkflowHandle, options: CollectOptions): Promise<RunReport> {
+  const [history, description] = await Promise.all([handle.fetchHistory(), handle.describe()]);
+  const running = description.status.name === 'RUNNING';
+  // Skipped steps and pauses exist only in the workflow's state; a running run is asked, if a worker answers.
+  const progress = running ? await withTimeout(queryProgress(handle), PROGRESS_TIMEOUT_MS) : undefined;
+  return buildRunReport(history, {
+    workflowId: handle.workflowId,
+    runId: description.runId,
+    namespace: options.namespace,
+    uiUrl: options.uiUrl,
+    pending: running ? description.raw.pendingActivities : undefined,
+    progress,
+  });
+}
+
+/** The files a report writes into its folder. */
+export interface ReportFiles {
+  junit: string;
+  html: string;
+}
+
+/** Writes `junit.xml` and `report.html` into `dir` (created when missing). */
+export async function writeReport(dir: string, report: RunReport): Promise<ReportFiles> {
+  await mkdir(dir, { recursive: true });
+  const files = { junit: path.join(dir, 'junit.xml'), html: path.join(dir, 'report.html') };
+  await writeFile(files.junit, renderJunit(report));
+  await writeFile(files.html, renderHtml(report));
+  return files;
+}
+
+/** Collects a run's report and writes it into `dir`; what `--report DIR` and `tunnel-lab report` do. */
+export async function reportRun(
+  handle: WorkflowHandle,
+  dir: string,
+  options: CollectOptions,
+): Promise<ReportFiles & { report: RunReport }> {
+  const report = await collectRunReport(handle, options);
+  return { ...(await writeReport(path.resolve(dir), report)), report };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise.catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

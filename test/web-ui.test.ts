@@ -1,0 +1,111 @@
+/**
+ * The Temporal Web UI (the dev server's, version 2.42) shows a tunnel-lab run as a person sees it: headless
+ * Chromium opens the run's page and finds the steps' activities by their summaries.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { runUrl } from '../src/config.js';
+import type { RunningWorker } from '../src/worker/create-worker.js';
+import type { ScenarioResult } from '../workflows/types.js';
+import { connect, root, start, startWorker, uniqueQueue, type TestLab } from './support/temporal.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT = path.join(root, 'test-artifacts', 'web-ui-run.png');
+
+let lab: TestLab;
+let running: RunningWorker;
+let workerDone: Promise<void>;
+
+beforeAll(async () => {
+  lab = await connect('web-ui');
+  running = await startWorker(lab);
+  workerDone = running.worker.run();
+});
+
+afterAll(async () => {
+  running.worker.shutdown();
+  await workerDone;
+  await running.close();
+  await lab.close();
+});
+
+async function openBrowser(userDataDir: string): Promise<BrowserContext> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y --no-install-recommends chromium\``,
+    );
+  }
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 1000 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+describe('Temporal Web UI', () => {
+  it('shows a finished hello run with its activities named by their summaries', async () => {
+    const ui = process.env.TEMPORAL_TEST_UI;
+    if (!ui) throw new Error('TEMPORAL_TEST_UI is not set: the jest global setup did not start the Web UI');
+    const id = uniqueQueue('web-ui-hello');
+    const result = (await (await start(lab, { playbook: 'hello' }, id)).result()) as ScenarioResult;
+    expect(result.status).toBe('passed');
+
+    const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'chromium-profile-'));
+    const context = await openBrowser(userDataDir);
+    try {
+      // The page may load nothing from beyond this machine.
+      const blocked: string[] = [];
+      await context.route('**/*', async (route) => {
+        const url = new URL(route.request().url());
+        if (['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || url.protocol === 'data:') {
+          await route.continue();
+        } else {
+          blocked.push(url.href);
+          await route.abort();
+        }
+      });
+      const page = await context.newPage();
+      await page.goto(runUrl(ui, 'default', id));
+
+      // The header: the run's id and its status.
+      await page.getByRole('heading', { name: id }).waitFor({ timeout: 30_000 });
+      await page.getByText('Completed', { exact: true }).first().waitFor();
+      // The timeline labels each activity "<type> • <summary>".
+      for (const label of [
+        'loadPlaybook • load and validate the playbook',
+        'exec • exec echo hi from tunnel-lab',
+        'exec • exec node --version',
+        'exec • exec uname -s',
+        'exec • exec true',
+      ]) {
+        await page.getByText(label, { exact: true }).first().waitFor({ timeout: 15_000 });
+      }
+      const text = await page.locator('body').innerText();
+      expect(text).toContain('tunnelScenario');
+      expect(text).toContain('Activity Task Scheduled');
+      // The result panel holds the ScenarioResult with each step's output.
+      expect(text).toContain('"stdout": "hi from tunnel-lab"');
+
+      mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT });
+      expect(existsSync(SCREENSHOT)).toBe(true);
+      expect(blocked).toEqual([]);
+    } finally {
+      await context.close();
+      await rm(userDataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

@@ -1,0 +1,176 @@
+/**
+ * The actions that read the VMs over ssh2 (kubeconfig.fetch, log.mark, log.expect), against the simulated
+ * lab's real sshd: streaming instead of polling, failing checks, and a dropped connection that the retry
+ * survives.
+ */
+import { appendFile, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { kubeconfigFetchAction } from '../activities/kubeconfig-fetch.js';
+import { logExpectAction } from '../activities/log-expect.js';
+import { logMarkAction } from '../activities/log-mark.js';
+import { vmUpAction } from '../activities/vm-up.js';
+import { queryProgress } from '../src/client.js';
+import type { RunningWorker } from '../src/worker/create-worker.js';
+import type { ScenarioResult } from '../workflows/types.js';
+import { simLab, type SimLab } from './support/sim-lab.js';
+import {
+  connect,
+  eventually,
+  outcome,
+  root,
+  start,
+  startWorker,
+  writePlaybook,
+  type TestLab,
+} from './support/temporal.js';
+
+describe('over ssh2 on the simulated lab (activities)', () => {
+  let lab: SimLab;
+  beforeAll(async () => {
+    lab = await simLab();
+  });
+  afterAll(() => lab.close());
+
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (e: unknown) => e as Error & { type?: string; nonRetryable?: boolean },
+    );
+
+  it('kubeconfig.fetch fails retryably before the VM runs, then stores a kubeconfig for the forwarded API', async () => {
+    const early = await failure(lab.run(kubeconfigFetchAction, {}));
+    expect(early).toMatchObject({ type: 'LabToolError', nonRetryable: false });
+
+    await lab.run(vmUpAction, { machines: ['k8s', 'external-proxy'] });
+    const { output } = await lab.run(kubeconfigFetchAction, {});
+    const file = path.join(lab.labState, 'kubeconfig');
+    expect(output).toMatchObject({
+      path: file,
+      server: 'https://127.0.0.1:6443',
+      nodesReady: true,
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(JSON.stringify(output)).not.toMatch(/-data|PRIVATE KEY/);
+    const text = await readFile(file, 'utf8');
+    expect(text).toMatch(/server: https:\/\/127\.0\.0\.1:6443/);
+    expect(text).not.toMatch(/localhost:6443/);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it('log.expect streams lines written after the mark, and fails on extra, missing or forbidden lines', async () => {
+    const log = lab.def.machines['external-proxy']!.files.accessLog!;
+    await appendFile(log, 'before the mark CONNECT x\n');
+    await lab.run(logMarkAction, { machine: 'external-proxy', file: 'accessLog', name: 'm1' });
+    const target = { machine: 'external-proxy', file: 'accessLog', since: 'm1' };
+
+    const began = Date.now();
+    const waiting = lab.run(logExpectAction, {
+      ...target,
+      pattern: 'CONNECT a',
+      count: 1,
+      within: '20s',
+      settle: '300ms',
+    });
+    setTimeout(() => void appendFile(log, 'line CONNECT a\n'), 500);
+    const { output } = await waiting;
+    expect(output).toMatchObject({ matches: ['line CONNECT a'] });
+    expect(Date.now() - began).toBeLessThan(5000);
+
+    expect(
+      await lab.run(logExpectAction, { ...target, pattern: 'CONNECT x', absent: true, within: '500ms' }),
+    ).toBeDefined();
+    const forbidden = await failure(
+      lab.run(logExpectAction, { ...target, pattern: 'CONNECT a', absent: true, within: '2s' }),
+    );
+    expect(forbidden).toMatchObject({ type: 'ExpectationError' });
+    expect(forbidden!.message).toMatch(
+      /expected no line matching \/CONNECT a\/ .* since mark m1, found: line CONNECT a/,
+    );
+
+    await appendFile(log, 'line CONNECT a\n');
+    const extra = await failure(
+      lab.run(logExpectAction, { ...target, pattern: 'CONNECT a', count: 1, within: '2s', settle: '300ms' }),
+    );
+    expect(extra!.message).toMatch(/expected 1 line\(s\) matching \/CONNECT a\/ .* found 2/);
+    const missing = await failure(
+      lab.run(logExpectAction, { ...target, pattern: 'CONNECT b', within: '1s' }),
+    );
+    expect(missing!.message).toMatch(
+      /no line matching \/CONNECT b\/ .* within 1s; last lines: .*line CONNECT a/,
+    );
+
+    const noMark = await failure(lab.run(logExpectAction, { ...target, since: 'nope', pattern: 'x' }));
+    expect(noMark).toMatchObject({ type: 'LabConfigError', nonRetryable: true });
+  });
+});
+
+describe('a dropped ssh connection during log.expect (workflow)', () => {
+  let temporal: TestLab;
+  let running: RunningWorker;
+  let done: Promise<void>;
+  beforeAll(async () => {
+    temporal = await connect('ssh-drop');
+    running = await startWorker(temporal);
+    done = running.run();
+  });
+  afterAll(async () => {
+    running.shutdown();
+    await done;
+    await running.close();
+    await temporal.close();
+  });
+
+  it('fails the attempt when sshd dies, and the retry on the restarted machine passes', async () => {
+    const file = await writePlaybook(
+      'ssh-drop',
+      [
+        'name: ssh-drop',
+        'lab: sim',
+        'steps:',
+        '  - { id: vms, uses: vm.up, with: { machines: [external-proxy] } }',
+        '  - { id: mark, uses: log.mark, with: { machine: external-proxy, file: accessLog, name: m } }',
+        '  - id: wait-line',
+        '    uses: log.expect',
+        '    retry: { attempts: 3, interval: 2s }',
+        '    with: { machine: external-proxy, file: accessLog, since: m, pattern: tunnel-up, within: 20s }',
+        'finally:',
+        '  - { id: destroy, uses: vm.destroy }',
+      ].join('\n'),
+    );
+    const handle = await start(temporal, { playbook: file });
+    await eventually(async () =>
+      (await queryProgress(handle).catch(() => undefined))?.steps[2]?.status === 'running' ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 700));
+
+    const labState = path.join(temporal.stateRoot, 'runs', handle.workflowId, 'lab');
+    const simState = path.join(labState, 'sim');
+    const sshd = JSON.parse(await readFile(path.join(simState, 'sshd.json'), 'utf8')) as { pid: number };
+    // The listener and its session processes die together, as when the machine goes away.
+    const sessions = await execa('pgrep', ['-P', String(sshd.pid)], { reject: false });
+    for (const pid of [sshd.pid, ...sessions.stdout.split('\n').filter(Boolean).map(Number)])
+      process.kill(pid, 'SIGKILL');
+    // The machine comes back (as after a host hiccup) while the step waits to retry.
+    await execa(path.join(root, 'sim', 'bin', 'vagrant'), ['up', 'external-proxy'], {
+      cwd: labState,
+      env: {
+        TUNNEL_LAB_SIM_STATE: simState,
+        TUNNEL_LAB_CONFIG: path.join(root, 'labs', 'sim.yaml'),
+        TUNNEL_LAB_STATE_DIR: labState,
+      },
+    });
+    await appendFile(
+      path.join(labState, 'vms', 'external-proxy', 'var', 'log', 'envoy', 'access.log'),
+      'tunnel-up\n',
+    );
+
+    const result: ScenarioResult = await outcome(handle);
+    expect(result.status).toBe('passed');
+    expect(result.steps.find((s) => s.id === 'wait-line')).toMatchObject({
+      status: 'passed',
+      attempts: 2,
+      output: { matches: ['tunnel-up'] },
+    });
+  }, 60_000);
+});

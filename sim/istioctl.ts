@@ -6,6 +6,7 @@
  * `verify-install` is gone since Istio 1.24, so it is an unknown command here too.
  */
 import { simulateCall } from './lib/call.js';
+import { abort, CliExit } from './lib/exit.js';
 import { fail as exitWith, simEnv } from './lib/env.js';
 import { clusterProblem, labPoints } from './lib/kube-client.js';
 import {
@@ -61,20 +62,6 @@ const INSTALLED_LINE: Record<string, string> = {
 };
 
 const NAMESPACE = 'istio-system';
-
-/** Ends the command with the tool's message; thrown, so that a held state lock is released on the way out. */
-class CliExit extends Error {
-  constructor(
-    message: string,
-    readonly code = 1,
-  ) {
-    super(message);
-  }
-}
-
-function abort(message: string, code = 1): never {
-  throw new CliExit(message, code);
-}
 
 async function main(): Promise<void> {
   const env = simEnv();

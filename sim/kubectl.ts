@@ -12,6 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
 import { simulateCall } from './lib/call.js';
+import { abort, CliExit } from './lib/exit.js';
 import { curlOutput, parseCurl, type CurlCall } from './lib/curl-cli.js';
 import { fail as exitWith, simEnv, sleep, type SimEnv } from './lib/env.js';
 import { clusterProblem, goDuration, labPoints, machineRunning, type LabPoints } from './lib/kube-client.js';
@@ -87,20 +88,6 @@ interface Io {
 }
 
 const MESH_TRACE = 'mesh-trace.log';
-
-/** Ends the command with the tool's message; thrown, so that a held state lock is released on the way out. */
-class CliExit extends Error {
-  constructor(
-    message: string,
-    readonly code = 1,
-  ) {
-    super(message);
-  }
-}
-
-function abort(message: string, code = 1): never {
-  throw new CliExit(message, code);
-}
 
 async function main(): Promise<void> {
   const env = simEnv();

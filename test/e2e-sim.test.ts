@@ -7,36 +7,20 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
-import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import {
-  connect,
   outcome,
   root,
   serverAddress,
   start,
-  startWorker,
   uniqueQueue,
   writePlaybook,
   type TestLab,
+  useWorker,
 } from './support/temporal.js';
 
 let lab: TestLab;
-let running: RunningWorker;
-let workerDone: Promise<void>;
-
-beforeAll(async () => {
-  lab = await connect('e2e');
-  running = await startWorker(lab);
-  workerDone = running.run();
-});
-
-afterAll(async () => {
-  running.shutdown();
-  await workerDone;
-  await running.close();
-  await lab.close();
-});
+useWorker('e2e', (created) => (lab = created));
 
 interface Step {
   id: string;

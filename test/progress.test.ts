@@ -14,17 +14,15 @@ import {
   summaryTable,
   type Terminal,
 } from '../src/cli/progress.js';
-import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioResult } from '../workflows/types.js';
 import {
-  connect,
   root,
   serverAddress,
   start,
-  startWorker,
   uniqueQueue,
   writePlaybook,
   type TestLab,
+  useWorker,
 } from './support/temporal.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00.000Z');
@@ -231,21 +229,7 @@ describe('progress rendering', () => {
 
 describe('following real runs', () => {
   let lab: TestLab;
-  let running: RunningWorker;
-  let workerDone: Promise<void>;
-
-  beforeAll(async () => {
-    lab = await connect('progress');
-    running = await startWorker(lab);
-    workerDone = running.worker.run();
-  });
-
-  afterAll(async () => {
-    running.worker.shutdown();
-    await workerDone;
-    await running.close();
-    await lab.close();
-  });
+  useWorker('progress', (created) => (lab = created));
 
   it('draws the live block on a terminal with the retrying attempt, then the summary and the Web UI link', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'progress-'));

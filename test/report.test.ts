@@ -6,7 +6,6 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { WorkflowHandle } from '@temporalio/client';
 import { runUrl } from '../src/config.js';
-import type { RunningWorker } from '../src/worker/create-worker.js';
 import {
   collectRunReport,
   renderHtml,
@@ -15,37 +14,22 @@ import {
   type RunReport,
 } from '../src/report/index.js';
 import {
-  connect,
   eventually,
   outcome,
   root,
   serverAddress,
   start,
-  startWorker,
   uniqueQueue,
   writePlaybook,
   type TestLab,
+  useWorker,
 } from './support/temporal.js';
 
 const fixture = (name: string) => path.join(root, 'test', 'fixtures', name);
 const XSD = fixture('junit.xsd');
 
 let lab: TestLab;
-let running: RunningWorker;
-let workerDone: Promise<void>;
-
-beforeAll(async () => {
-  lab = await connect('report');
-  running = await startWorker(lab);
-  workerDone = running.worker.run();
-});
-
-afterAll(async () => {
-  running.worker.shutdown();
-  await workerDone;
-  await running.close();
-  await lab.close();
-});
+useWorker('report', (created) => (lab = created));
 
 const uiBase = () => process.env.TEMPORAL_TEST_UI || 'http://127.0.0.1:8233';
 

@@ -8,29 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { runUrl } from '../src/config.js';
-import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioResult } from '../workflows/types.js';
-import { connect, root, start, startWorker, uniqueQueue, type TestLab } from './support/temporal.js';
+import { root, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(root, 'test-artifacts', 'web-ui-run.png');
 
 let lab: TestLab;
-let running: RunningWorker;
-let workerDone: Promise<void>;
-
-beforeAll(async () => {
-  lab = await connect('web-ui');
-  running = await startWorker(lab);
-  workerDone = running.worker.run();
-});
-
-afterAll(async () => {
-  running.worker.shutdown();
-  await workerDone;
-  await running.close();
-  await lab.close();
-});
+useWorker('web-ui', (created) => (lab = created));
 
 async function openBrowser(userDataDir: string): Promise<BrowserContext> {
   if (!existsSync(CHROMIUM)) {

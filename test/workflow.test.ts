@@ -3,37 +3,21 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioResult } from '../workflows/types.js';
 import {
-  connect,
   eventually,
   outcome,
   root,
   start,
-  startWorker,
   writePlaybook,
   type TestLab,
+  useWorker,
 } from './support/temporal.js';
 
 const fixture = (name: string) => path.join(root, 'test', 'fixtures', name);
 
 let lab: TestLab;
-let running: RunningWorker;
-let workerDone: Promise<void>;
-
-beforeAll(async () => {
-  lab = await connect('workflow');
-  running = await startWorker(lab);
-  workerDone = running.worker.run();
-});
-
-afterAll(async () => {
-  running.worker.shutdown();
-  await workerDone;
-  await running.close();
-  await lab.close();
-});
+useWorker('workflow', (created) => (lab = created));
 
 async function progress(handle: { query: (name: string) => Promise<unknown> }): Promise<ScenarioResult> {
   return (await handle.query('progress')) as ScenarioResult;

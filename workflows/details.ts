@@ -1,13 +1,4 @@
-import type { ScenarioResult, StepRecord } from './types.js';
-
-const ICONS: Record<StepRecord['status'], string> = {
-  pending: '·',
-  running: '▶',
-  passed: '✔',
-  failed: '✘',
-  skipped: '↷',
-  cancelled: '⊘',
-};
+import { STATUS_MARKS, type ScenarioResult } from './types.js';
 
 /** Actions whose results are the run's evidence, shown as "last check" in the Web UI. */
 const CHECKS = /^(probe\.|log\.expect$)/;
@@ -31,7 +22,7 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
   if (lastCheck) {
     const evidence = lastCheck.status === 'failed' ? lastCheck.error : JSON.stringify(lastCheck.output);
     lines.push(
-      `Last check: ${ICONS[lastCheck.status]} \`${lastCheck.id}\` ${lastCheck.summary ?? lastCheck.uses}`,
+      `Last check: ${STATUS_MARKS[lastCheck.status]} \`${lastCheck.id}\` ${lastCheck.summary ?? lastCheck.uses}`,
     );
     if (evidence) lines.push('', '```', evidence.slice(0, EVIDENCE_CHARS), '```');
     lines.push('');
@@ -51,7 +42,7 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
   lines.push('| step | action | status | attempts |', '| --- | --- | --- | --- |');
   for (const step of state.steps) {
     const id = step.phase === 'finally' ? `${step.id} (finally)` : step.id;
-    lines.push(`| ${id} | ${step.uses} | ${ICONS[step.status]} ${step.status} | ${step.attempts} |`);
+    lines.push(`| ${id} | ${step.uses} | ${STATUS_MARKS[step.status]} ${step.status} | ${step.attempts} |`);
   }
   return lines.join('\n');
 }

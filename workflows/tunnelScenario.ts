@@ -23,6 +23,8 @@ import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from './search-a
 import {
   isGroup,
   LOAD_PLAYBOOK_ACTIVITY,
+  pendingRecord,
+  planSteps,
   PROGRESS_QUERY,
   RESUME,
   type Plan,
@@ -112,12 +114,11 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
   state.playbook = plan.name;
   upsertSearchAttributes([{ key: PLAYBOOK_ATTRIBUTE, value: plan.name }]);
-  for (const node of plan.steps) {
-    for (const step of isGroup(node) ? node.parallel : [node]) {
-      addRecord(step, 'main', isGroup(node) ? node.id : undefined);
-    }
+  for (const { step, phase, group } of planSteps(plan)) {
+    const record = pendingRecord(step, phase, group);
+    records.set(step.id, record);
+    state.steps.push(record);
   }
-  for (const step of plan.finally) addRecord(step, 'finally');
   publish();
 
   const pauseOnFailure = input.pauseOnFailure ?? plan.onFailure === 'pause';
@@ -159,21 +160,6 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
   setStatus('passed');
   return state;
-
-  function addRecord(step: PlanStep, phase: StepRecord['phase'], group?: string): void {
-    const record: StepRecord = {
-      id: step.id,
-      uses: step.uses,
-      phase,
-      status: 'pending',
-      attempts: 0,
-      summary: step.summary,
-    };
-    if (step.name) record.name = step.name;
-    if (group) record.group = group;
-    records.set(step.id, record);
-    state.steps.push(record);
-  }
 
   /** Runs a step or a group until it passes or is given up; false means the run must stop. */
   async function runNode(node: PlanNode): Promise<boolean> {

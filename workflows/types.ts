@@ -122,6 +122,41 @@ export function isGroup(node: PlanNode): node is PlanGroup {
   return 'parallel' in node;
 }
 
+/** Every step of a plan in run order, main steps (with their parallel group) then finally steps. */
+export function planSteps(plan: Plan): { step: PlanStep; phase: StepRecord['phase']; group?: string }[] {
+  const main = plan.steps.flatMap((node) =>
+    isGroup(node)
+      ? node.parallel.map((step) => ({ step, phase: 'main' as const, group: node.id }))
+      : [{ step: node, phase: 'main' as const }],
+  );
+  return [...main, ...plan.finally.map((step) => ({ step, phase: 'finally' as const }))];
+}
+
+/** The record of a step that has not run yet. */
+export function pendingRecord(step: PlanStep, phase: StepRecord['phase'], group?: string): StepRecord {
+  const record: StepRecord = {
+    id: step.id,
+    uses: step.uses,
+    phase,
+    status: 'pending',
+    attempts: 0,
+    summary: step.summary,
+  };
+  if (step.name) record.name = step.name;
+  if (group) record.group = group;
+  return record;
+}
+
+/** One-character marks of step states, shared by the terminal and the Web UI details. */
+export const STATUS_MARKS: Record<StepStatus, string> = {
+  pending: '·',
+  running: '▶',
+  passed: '✔',
+  failed: '✘',
+  skipped: '↷',
+  cancelled: '⊘',
+};
+
 /** Names shared by workflow, worker and clients. */
 export const WORKFLOW_TYPE = 'tunnelScenario';
 export const PROGRESS_QUERY = 'progress';

@@ -4,16 +4,9 @@
  * The rendering is pure (state in, lines out) so that it can be tested without a terminal.
  */
 import type proto from '@temporalio/proto';
-import type { ScenarioResult, StepRecord } from '../../workflows/types.js';
+import { STATUS_MARKS, type ScenarioResult, type StepRecord } from '../../workflows/types.js';
 
-const MARK: Record<StepRecord['status'], string> = {
-  pending: '·',
-  running: '▶',
-  passed: '✔',
-  failed: '✘',
-  skipped: '↷',
-  cancelled: '⊘',
-};
+const MARK = STATUS_MARKS;
 
 export type Write = (line: string) => void;
 

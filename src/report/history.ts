@@ -8,6 +8,8 @@ import { tsToMs } from '@temporalio/common/lib/time.js';
 import {
   isGroup,
   LOAD_PLAYBOOK_ACTIVITY,
+  pendingRecord,
+  planSteps,
   type Plan,
   type RunStatus,
   type ScenarioInput,
@@ -391,18 +393,9 @@ function deriveScenario(
     temporalStatus === 'RUNNING' ? 'running' : temporalStatus === 'CANCELED' ? 'cancelled' : 'failed';
   const state: ScenarioResult = { playbook: plan?.name ?? input.playbook, status, steps: [] };
   if (!plan) return state;
-  const add = (step: Plan['finally'][number], phase: StepRecord['phase'], group?: string) => {
+  for (const { step, phase, group } of planSteps(plan)) {
     const own = executions.filter((a) => a.type === step.uses && stepOf(a.activityId) === step.id);
-    const record: StepRecord = {
-      id: step.id,
-      uses: step.uses,
-      phase,
-      status: 'pending',
-      attempts: 0,
-      summary: step.summary,
-    };
-    if (step.name) record.name = step.name;
-    if (group) record.group = group;
+    const record = pendingRecord(step, phase, group);
     const last = own.at(-1);
     if (last) {
       record.startedAt = iso(last.scheduledAt);
@@ -425,12 +418,7 @@ function deriveScenario(
       record.status = 'cancelled';
     }
     state.steps.push(record);
-  };
-  for (const node of plan.steps) {
-    if (isGroup(node)) for (const step of node.parallel) add(step, 'main', node.id);
-    else add(node, 'main');
   }
-  for (const step of plan.finally) add(step, 'finally');
   if (status === 'cancelled') state.error = 'the run was cancelled';
   return state;
 }

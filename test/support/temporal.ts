@@ -92,3 +92,25 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Registers beforeAll/afterAll hooks that connect to the test server and run a worker on a fresh task
+ * queue for the enclosing file or describe block; `ready` receives the lab once it is up.
+ */
+export function useWorker(prefix: string, ready: (lab: TestLab) => void): void {
+  let lab: TestLab;
+  let running: RunningWorker;
+  let done: Promise<void>;
+  beforeAll(async () => {
+    lab = await connect(prefix);
+    running = await startWorker(lab);
+    done = running.run();
+    ready(lab);
+  });
+  afterAll(async () => {
+    running.shutdown();
+    await done;
+    await running.close();
+    await lab.close();
+  });
+}

@@ -1,13 +1,11 @@
 /** The `tunnel-lab` CLI and the plain `temporal` CLI against the real dev server, as users run them. */
 import { writeFile } from 'node:fs/promises';
-import { execa } from 'execa';
 import type { ScenarioResult } from '../workflows/types.js';
-import { cli, workerProcess } from './support/processes.js';
+import { cli, temporalCli, temporalStart, workerProcess } from './support/processes.js';
 import {
   connect,
   eventually,
   outcome,
-  serverAddress,
   uniqueQueue,
   writePlaybook,
   type TestLab,
@@ -126,36 +124,19 @@ describe('plain temporal CLI', () => {
     const worker = workerProcess(lab.taskQueue, lab.stateRoot, 'temporal-cli-worker');
     const id = uniqueQueue('temporal-cli');
     try {
-      const started = await execa(process.env.TEMPORAL_CLI!, [
-        'workflow',
-        'start',
-        '--address',
-        serverAddress(),
-        '--type',
-        'tunnelScenario',
-        '--task-queue',
+      const started = await temporalStart(
         lab.taskQueue,
-        '--workflow-id',
         id,
-        '--input',
         '{"playbook":"hello","vars":{"greeting":"hola"}}',
-      ]);
+      );
       expect(started.stdout).toMatch(/WorkflowId\s+temporal-cli/);
       const result = await outcome(lab.client.workflow.getHandle(id));
       expect(result.status).toBe('passed');
       expect(result.steps[0]!.output).toMatchObject({ stdout: 'hola from tunnel-lab' });
-      const query = await execa(process.env.TEMPORAL_CLI!, [
-        'workflow',
-        'query',
-        '--address',
-        serverAddress(),
-        '-w',
-        id,
-        '--name',
-        'progress',
-        '--output',
-        'json',
-      ]);
+      const query = await temporalCli(
+        ['workflow', 'query'],
+        ['-w', id, '--name', 'progress', '--output', 'json'],
+      );
       expect(query.stdout).toMatch(/"status": ?"passed"/);
     } finally {
       worker.kill('SIGTERM');

@@ -5,13 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
+import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import {
   outcome,
   root,
-  serverAddress,
   start,
   uniqueQueue,
   writePlaybook,
@@ -44,36 +43,14 @@ const onSim = (playbook: string): ScenarioInput => ({ playbook, lab: 'sim', vars
 const statuses = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s.status]));
 
 async function exportedHistory(workflowId: string): Promise<string> {
-  const shown = await execa(process.env.TEMPORAL_CLI!, [
-    'workflow',
-    'show',
-    '--address',
-    serverAddress(),
-    '-w',
-    workflowId,
-    '--output',
-    'json',
-  ]);
+  const shown = await temporalCli(['workflow', 'show'], ['-w', workflowId, '--output', 'json']);
   return shown.stdout;
 }
 
 describe('tls-passthrough on the simulated lab', () => {
   it('passes when started by `temporal workflow start`: blocked, direct without proxy lines, then tunnelled', async () => {
     const id = uniqueQueue('tls-passthrough');
-    await execa(process.env.TEMPORAL_CLI!, [
-      'workflow',
-      'start',
-      '--address',
-      serverAddress(),
-      '--type',
-      'tunnelScenario',
-      '--task-queue',
-      lab.taskQueue,
-      '--workflow-id',
-      id,
-      '--input',
-      JSON.stringify(onSim('tls-passthrough')),
-    ]);
+    await temporalStart(lab.taskQueue, id, JSON.stringify(onSim('tls-passthrough')));
     const handle = lab.client.workflow.getHandle(id);
     const result = await outcome(handle);
     expect(result.error).toBeUndefined();

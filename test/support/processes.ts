@@ -30,3 +30,16 @@ export function cli(
     all: true,
   });
 }
+
+/** Runs the real `temporal` CLI (the one the global setup found or built) against the test server. */
+export function temporalCli(command: string[], args: string[]) {
+  return execa(process.env.TEMPORAL_CLI!, [...command, '--address', serverAddress(), ...args]);
+}
+
+/** Starts a run exactly as the README tells users to: `temporal workflow start --type tunnelScenario`. */
+export function temporalStart(taskQueue: string, workflowId: string, input: string) {
+  return temporalCli(
+    ['workflow', 'start'],
+    ['--type', 'tunnelScenario', '--task-queue', taskQueue, '--workflow-id', workflowId, '--input', input],
+  );
+}

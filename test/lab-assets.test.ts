@@ -52,6 +52,13 @@ async function shellScripts(): Promise<string[]> {
       ...entries.filter((entry) => entry.endsWith('.sh')).map((entry) => path.join(root, dir, entry)),
     );
   }
+  // The front door, CI's script and the simulated lab's launchers are shell scripts without the suffix.
+  const bin = await readdir(path.join(root, 'sim', 'bin'));
+  found.push(
+    path.join(root, 'tunnel-lab'),
+    path.join(root, '.ci', 'run'),
+    ...bin.map((f) => path.join(root, 'sim', 'bin', f)),
+  );
   return found.sort();
 }
 
@@ -125,7 +132,10 @@ describe('shell scripts', () => {
     const scripts = await shellScripts();
     expect(scripts.map((file) => path.relative(root, file))).toEqual(
       expect.arrayContaining([
+        '.ci/run',
         'envoy/get-envoy.sh',
+        'sim/bin/kubectl',
+        'tunnel-lab',
         'vagrant/provision/external-app.sh',
         'vagrant/provision/external-proxy.sh',
         'vagrant/provision/k8s.sh',

@@ -37,10 +37,20 @@ afterAll(async () => {
   await lab.close();
 });
 
-it('runs two scenarios at once, each one on the worker of the lab host it is pinned to', async () => {
+it('runs two scenarios at once, each one on its own lab host: its worker, its simulated lab', async () => {
+  // Each host boots its own simulated lab (its own sshd, in its own state folder) and reads it over ssh.
   const file = await writePlaybook(
     'where',
-    "name: where\nsteps:\n  - { id: a, uses: exec, with: { command: [sleep, '1'] } }\n  - { id: b, uses: exec, with: { command: [hostname] } }\n",
+    [
+      'name: where',
+      'lab: sim',
+      'steps:',
+      '  - { id: boot, uses: vm.up, with: { machines: [external-proxy] } }',
+      '  - { id: mark, uses: log.mark, with: { machine: external-proxy, file: accessLog, name: m } }',
+      '  - { id: host, uses: exec, with: { command: [hostname] } }',
+      'finally:',
+      '  - { id: destroy, uses: vm.destroy }',
+    ].join('\n'),
   );
   const runs = await Promise.all(
     ['alpha', 'beta'].map(async (host) => ({
@@ -53,19 +63,20 @@ it('runs two scenarios at once, each one on the worker of the lab host it is pin
     expect(result.status).toBe('passed');
     const history = await handle.fetchHistory();
     const steps = history.events!.filter(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'exec',
+      (e) =>
+        e.activityTaskScheduledEventAttributes &&
+        e.activityTaskScheduledEventAttributes.activityType?.name !== 'loadPlaybook',
     );
-    expect(steps.map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name)).toEqual([
-      `${lab.taskQueue}@${host}`,
-      `${lab.taskQueue}@${host}`,
-    ]);
+    expect(steps.map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name)).toEqual(
+      Array(4).fill(`${lab.taskQueue}@${host}`),
+    );
     const identities = history
       .events!.filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes!.identity);
     // The first activity (loadPlaybook) may run on either host; every step runs on the pinned one.
     expect(identities.slice(1).every((id) => id?.endsWith(`/lab-host=${host}`))).toBe(true);
     const other = host === 'alpha' ? 'beta' : 'alpha';
-    expect(existsSync(path.join(hosts[host]!.stateRoot, 'runs', handle.workflowId))).toBe(true);
+    expect(existsSync(path.join(hosts[host]!.stateRoot, 'runs', handle.workflowId, 'lab', 'sim'))).toBe(true);
     expect(existsSync(path.join(hosts[other]!.stateRoot, 'runs', handle.workflowId))).toBe(false);
   }
 });

@@ -1,11 +1,15 @@
 /** The `tunnel-lab` CLI and the plain `temporal` CLI against the real dev server, as users run them. */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
 import type { ScenarioResult } from '../workflows/types.js';
 import { cli, temporalCli, temporalStart, workerProcess } from './support/processes.js';
 import {
   connect,
   eventually,
   outcome,
+  root,
+  serverAddress,
   uniqueQueue,
   writePlaybook,
   type TestLab,
@@ -49,6 +53,41 @@ describe('tunnel-lab actions and schema', () => {
 });
 
 describe('tunnel-lab run / status / list / resume', () => {
+  it('cancels the run on Ctrl-C, runs its finally steps and leaves nothing running', async () => {
+    const marks = `${lab.stateRoot}/interrupt-marks`;
+    const file = await writePlaybook(
+      'interrupted',
+      `name: interrupted\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '60'] } }\nfinally:\n  - { id: cleanup, uses: exec, with: { command: [sh, -c, 'echo cleaned >> ${marks}'] } }\n`,
+    );
+    // Ctrl-C typed on a real terminal (a pty), so the signal reaches the CLI as it would from a person.
+    const command = `node ${path.join(root, 'bin', 'tunnel-lab.js')} run ${file}`;
+    const child = execa('script', ['-qefc', command, '/dev/null'], {
+      env: {
+        TEMPORAL_ADDRESS: serverAddress(),
+        TEMPORAL_TASK_QUEUE: lab.taskQueue,
+        TUNNEL_LAB_STATE: lab.stateRoot,
+        TERM: 'dumb',
+      },
+      reject: false,
+    });
+    let seen = '';
+    let typed = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (!typed && seen.includes('▶ long')) {
+        typed = true;
+        child.stdin.write('\x03');
+      }
+    });
+    const result = await child;
+    expect(result.stdout).toMatch(/interrupt: cancelling the run/);
+    expect(result.stdout).toMatch(/interrupted: cancelled/);
+    expect(result.exitCode).toBe(1);
+    expect(await readFile(marks, 'utf8')).toBe('cleaned\n');
+    const sleeping = await execa('pgrep', ['-f', '^sleep 60$'], { reject: false });
+    expect(sleeping.stdout).toBe('');
+  });
+
   it('runs a playbook to the end with an in-process worker and exits 0; status and list show it', async () => {
     const result = await run(['run', 'hello', '--var', 'greeting=howdy', '--id', uniqueQueue('cli-hello')]);
     expect(result.exitCode).toBe(0);

@@ -43,7 +43,7 @@ environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233; unset = embedded dev serv
 // The in-process worker's own log goes to a file; the terminal shows the run's progress.
 const logFile = path.join(settings().stateRoot, 'worker.log');
 mkdirSync(path.dirname(logFile), { recursive: true });
-installCompactLogger((line) => appendFileSync(logFile, `${line}\n`));
+installCompactLogger((line) => appendFileSync(logFile, `${line}\n`), { handleSignals: false });
 
 const out = (line: string) => console.log(line);
 const err = (line: string) => console.error(line);

@@ -4,8 +4,16 @@ import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
  * One line per log entry, without stack traces: a step's failure is reported in the run's progress and
  * history, so the worker's console only needs to say that it happened.
  */
-export function installCompactLogger(write: (line: string) => void = (line) => console.log(line)): void {
-  Runtime.install({ logger: new DefaultLogger('INFO', (entry) => write(formatEntry(entry))) });
+export function installCompactLogger(
+  write: (line: string) => void = (line) => console.log(line),
+  options: { handleSignals?: boolean } = {},
+): void {
+  Runtime.install({
+    logger: new DefaultLogger('INFO', (entry) => write(formatEntry(entry))),
+    // A program that handles Ctrl-C itself (the CLI cancels the run first) must not have its
+    // in-process worker shut down, and the signal raised again, behind its back.
+    ...(options.handleSignals === false ? { shutdownSignals: [] } : {}),
+  });
 }
 
 export function formatEntry(entry: LogEntry): string {

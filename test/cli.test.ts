@@ -147,6 +147,21 @@ describe('tunnel-lab run / status / list / resume', () => {
     }
   });
 
+  it('status answers within seconds for a run that no worker serves, and says how to serve it', async () => {
+    const options = { taskQueue: uniqueQueue('nobody'), stateRoot: lab.stateRoot };
+    const id = uniqueQueue('unserved');
+    expect((await cli(['run', 'hello', '--detach', '--id', id], options)).exitCode).toBe(0);
+    try {
+      const began = Date.now();
+      const status = await cli(['status', id], options);
+      expect(status.exitCode).toBe(0);
+      expect(status.stdout).toMatch(/no worker answered the progress query: start one with `npm run worker`/);
+      expect(Date.now() - began).toBeLessThan(15_000);
+    } finally {
+      await lab.client.workflow.getHandle(id).terminate('test over');
+    }
+  });
+
   it('reports a clear error when TEMPORAL_ADDRESS names a server that does not answer', async () => {
     const result = await cli(['list'], {
       taskQueue: lab.taskQueue,

@@ -78,7 +78,9 @@ export async function statusCommand(argv: string[], out: Out): Promise<number> {
     const handle = session.client.workflow.getHandle(id);
     const description = await handle.describe();
     const closed = description.status.name !== 'RUNNING';
-    const state = closed ? await scenarioOutcome(handle) : await queryProgress(handle).catch(() => undefined);
+    const state = closed
+      ? await scenarioOutcome(handle)
+      : await withinMs(queryProgress(handle), QUERY_WAIT_MS);
     if (values.json) {
       out(JSON.stringify({ workflowId: id, temporalStatus: description.status.name, ...state }, null, 2));
       return 0;
@@ -315,6 +317,19 @@ export function parseVars(pairs: string[]): Record<string, unknown> {
     vars[pair.slice(0, eq)] = value;
   }
   return vars;
+}
+
+/** A running run answers its progress query only while a worker serves it; don't wait long for none. */
+const QUERY_WAIT_MS = 5000;
+
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([promise.catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function need(value: string | undefined, usage: string): string {

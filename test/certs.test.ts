@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { certFiles, certsGenerateAction, type CertsGenerateOutput } from '../activities/certs-generate.js';
 import { certsConfigmapAction, type CertsConfigmapOutput } from '../activities/certs-configmap.js';
 import { vmUpAction } from '../activities/vm-up.js';
+import { selfSigned } from '../sim/lib/openssl.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
 
 // Records each call's argv and a copy of the manifest it applies, and answers like kubectl apply.
@@ -100,20 +101,12 @@ describe('certs.generate', () => {
     // A CA from elsewhere: the certificates no longer verify against it.
     const otherDir = path.join(lab.stateRoot, 'other-ca');
     await mkdir(otherDir, { recursive: true });
-    await execa('openssl', [
-      ...[
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '5',
-      ],
-      ...['-subj', '/CN=other', '-keyout', path.join(otherDir, 'ca.key'), '-out', files().caCert],
-    ]);
+    await selfSigned({
+      subject: '/CN=other',
+      days: 5,
+      keyOut: path.join(otherDir, 'ca.key'),
+      certOut: files().caCert,
+    });
     expect(await generate({ clientCn: 'sleep-client' })).toMatchObject({
       generated: true,
       reason: 'the certificates do not verify against ca.crt',

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { APP_HOST, certFiles, certsGenerateAction } from '../activities/certs-generate.js';
 import { vmUpAction } from '../activities/vm-up.js';
+import { selfSigned, signedBy } from '../sim/lib/openssl.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
 
 let lab: SimLab;
@@ -55,34 +56,17 @@ describe('mutual TLS between certs.generate and the simulated external-app (a re
     const dir = path.join(lab.stateRoot, 'other-ca');
     await mkdir(dir, { recursive: true });
     const file = (name: string) => path.join(dir, name);
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    await execa('openssl', [
-      'req',
-      '-x509',
-      ...ec,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=other CA',
-      '-keyout',
-      file('ca.key'),
-      '-out',
-      file('ca.crt'),
-    ]);
-    await execa('openssl', [
-      'req',
-      ...ec,
-      '-subj',
-      '/CN=curl-client',
-      '-keyout',
-      file('client.key'),
-      '-out',
-      file('client.csr'),
-    ]);
-    await execa('openssl', [
-      ...['x509', '-req', '-in', file('client.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key')],
-      ...['-set_serial', '7', '-days', '2', '-out', file('client.crt')],
-    ]);
+    await selfSigned({ subject: '/CN=other CA', days: 2, keyOut: file('ca.key'), certOut: file('ca.crt') });
+    await signedBy(
+      { cert: file('ca.crt'), key: file('ca.key') },
+      {
+        subject: '/CN=curl-client',
+        days: 2,
+        keyOut: file('client.key'),
+        csrOut: file('client.csr'),
+        certOut: file('client.crt'),
+      },
+    );
     expect(await curl(['--cert', file('client.crt'), '--key', file('client.key')])).toBe('400');
     expect(await accessLog()).toMatch(/"GET \/ HTTP\/1\.1" 400 .*ssl_client_verify=FAILED/);
   });

@@ -4,61 +4,35 @@
  * are thrown away, and `client-key-data` carries a placeholder, because no stand-in speaks TLS.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { selfSigned, signedBy } from './openssl.js';
 
 /** Where the real API server answers on the k8s machine (k0s's admin.conf says localhost). */
 export const API_SERVER = 'https://localhost:6443';
-
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 /** Renders the kubeconfig with fresh certificates. */
 export async function renderKubeconfig(server = API_SERVER): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-sim-k0s-'));
   try {
     const file = (name: string) => path.join(dir, name);
-    await execa('openssl', [
-      'req',
-      '-x509',
-      ...EC,
-      '-days',
-      '365',
-      '-subj',
-      '/CN=kubernetes-ca',
-      '-keyout',
-      file('ca.key'),
-      '-out',
-      file('ca.crt'),
-    ]);
-    await execa('openssl', [
-      'req',
-      ...EC,
-      '-subj',
-      '/O=system:masters/CN=admin',
-      '-keyout',
-      file('admin.key'),
-      '-out',
-      file('admin.csr'),
-    ]);
-    await execa('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      file('admin.csr'),
-      '-CA',
-      file('ca.crt'),
-      '-CAkey',
-      file('ca.key'),
-      '-set_serial',
-      `0x${randomBytes(16).toString('hex')}`,
-      '-days',
-      '365',
-      '-out',
-      file('admin.crt'),
-    ]);
+    await selfSigned({
+      subject: '/CN=kubernetes-ca',
+      days: 365,
+      keyOut: file('ca.key'),
+      certOut: file('ca.crt'),
+    });
+    await signedBy(
+      { cert: file('ca.crt'), key: file('ca.key') },
+      {
+        subject: '/O=system:masters/CN=admin',
+        days: 365,
+        keyOut: file('admin.key'),
+        csrOut: file('admin.csr'),
+        certOut: file('admin.crt'),
+      },
+    );
     const b64 = async (name: string) => (await readFile(file(name))).toString('base64');
     return stringify({
       apiVersion: 'v1',

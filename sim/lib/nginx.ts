@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import path from 'node:path';
 import { execa } from 'execa';
 import { daemonConfig, type DaemonRecord } from './machines.js';
+import { selfSigned } from './openssl.js';
 import { findProgram, freePort, isOurs, stopTree } from './procs.js';
 import { updateState } from './state.js';
 
@@ -71,26 +72,13 @@ async function tlsFiles(options: AppOptions, messages: string[]): Promise<TlsFil
       `external-app: no certificates in ${options.certsDir} yet; generating a temporary self-signed pair`,
     );
     mkdirSync(dir, { recursive: true });
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-sha256',
-      '-nodes',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=external-app',
-      '-addext',
-      `subjectAltName=DNS:external-app,IP:${options.ip}`,
-      '-keyout',
-      temporary.key,
-      '-out',
-      temporary.cert,
-    ]);
+    await selfSigned({
+      subject: '/CN=external-app',
+      days: 30,
+      extensions: [`subjectAltName=DNS:external-app,IP:${options.ip}`],
+      keyOut: temporary.key,
+      certOut: temporary.cert,
+    });
     writeFileSync(temporary.ca, readFileSync(temporary.cert));
     writeFileSync(
       path.join(dir, 'TEMPORARY'),

@@ -1,9 +1,8 @@
-import { execa } from 'execa';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
-import { CommandNotFoundError, ExpectationError } from '../src/errors.js';
+import { ExpectationError } from '../src/errors.js';
 import { isRegex } from '../src/validation.js';
-import { trackChild } from '../src/worker/orphans.js';
+import { runCommand, type CommandOptions } from '../src/worker/run-command.js';
 import { defineAction } from './action.js';
 
 const TAIL = 4096;
@@ -51,8 +50,6 @@ export interface ExecOutput {
   durationMs: number;
 }
 
-const HEARTBEAT_EVERY_MS = 1000;
-
 /** Runs one local command as argv and checks its exit code and output. */
 export const execAction = defineAction({
   name: 'exec',
@@ -75,38 +72,24 @@ export const execAction = defineAction({
   ],
   create: () => async (input, ctx) => {
     const started = performance.now();
-    const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-    try {
-      const [file, ...args] = input.command as [string, ...string[]];
-      const subprocess = execa(file, args, {
-        reject: false,
-        env: input.env,
-        cwd: input.cwd,
-        input: input.stdin ?? '',
-        timeout: input.timeout ? toMs(input.timeout) : undefined,
-        cancelSignal: ctx.signal,
-        stripFinalNewline: true,
-      });
-      const release = trackChild(ctx.stateDir, subprocess.pid);
-      const result = await subprocess.finally(release);
-      const output: ExecOutput = {
-        exitCode: result.exitCode ?? -1,
-        stdout: tail(result.stdout),
-        stderr: tail(result.stderr),
-        durationMs: Math.round(performance.now() - started),
-      };
-      if (result.isCanceled) throw ctx.signal.reason ?? new Error('cancelled');
-      if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-        throw new CommandNotFoundError(`command not found: ${file} (is it installed and on PATH?)`);
-      }
-      if (result.timedOut) {
-        throw new ExpectationError(`${file} timed out after ${input.timeout}`);
-      }
-      checkExpectations(input.expect, output);
-      return output;
-    } finally {
-      clearInterval(beat);
+    const [file, ...args] = input.command as [string, ...string[]];
+    const options: CommandOptions = { notFound: `command not found: ${file} (is it installed and on PATH?)` };
+    if (input.env) options.env = input.env;
+    if (input.cwd) options.cwd = input.cwd;
+    if (input.stdin) options.input = input.stdin;
+    if (input.timeout) options.timeoutMs = toMs(input.timeout);
+    const result = await runCommand(ctx, file, args, options);
+    const output: ExecOutput = {
+      exitCode: result.exitCode,
+      stdout: tail(result.stdout),
+      stderr: tail(result.stderr),
+      durationMs: Math.round(performance.now() - started),
+    };
+    if (result.timedOut) {
+      throw new ExpectationError(`${file} timed out after ${input.timeout}`);
     }
+    checkExpectations(input.expect, output);
+    return output;
   },
 });
 

@@ -3,10 +3,9 @@
  * the activity's cancellation signal and a heartbeat while they run) and its machines' shells over ssh2.
  */
 import path from 'node:path';
-import { execa } from 'execa';
 import type { ActionContext } from '../../activities/action.js';
-import { CommandNotFoundError, LabConfigError, LabToolError } from '../errors.js';
-import { trackChild } from '../worker/orphans.js';
+import { LabConfigError, LabToolError } from '../errors.js';
+import { runCommand, type CommandOptions } from '../worker/run-command.js';
 import type { LabDefinition } from './definition.js';
 import { parseSshConfig, SshSession } from './ssh.js';
 
@@ -24,7 +23,6 @@ export interface ToolOptions {
   check?: boolean;
 }
 
-const HEARTBEAT_MS = 1000;
 const STDERR_TAIL = 600;
 
 export class LabRuntime {
@@ -32,10 +30,6 @@ export class LabRuntime {
     readonly def: LabDefinition,
     private readonly ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'log' | 'stateDir'>,
   ) {}
-
-  private get runStateDir(): string {
-    return this.ctx.stateDir;
-  }
 
   /** The kubeconfig `kubeconfig.fetch` stores and every kubectl/istioctl call uses. */
   get kubeconfig(): string {
@@ -50,44 +44,26 @@ export class LabRuntime {
     const program = this.def.tools[name];
     if (!program)
       throw new LabConfigError(`the lab ${this.def.name} names no tool "${name}" (${this.def.file})`);
-    const beat = setInterval(() => this.ctx.heartbeat(), HEARTBEAT_MS);
-    try {
-      const subprocess = execa(program, args, {
-        reject: false,
-        cwd: options.cwd,
-        input: options.input ?? '',
-        env: this.def.env,
-        timeout: options.timeoutMs,
-        cancelSignal: this.ctx.signal,
-        stripFinalNewline: true,
-      });
-      const release = trackChild(this.runStateDir, subprocess.pid);
-      const result = await subprocess.finally(release);
-      if (result.isCanceled) throw this.ctx.signal.reason ?? new Error('cancelled');
-      if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-        throw new CommandNotFoundError(
-          `${program} not found: install ${name} or set tools.${name} in ${this.def.file}`,
-        );
-      }
-      const out: ToolResult = {
-        exitCode: result.exitCode ?? -1,
-        stdout: result.stdout,
-        stderr: result.stderr,
-      };
-      if (result.timedOut) {
-        throw new LabToolError([program, ...args], undefined, `timed out after ${options.timeoutMs} ms`);
-      }
-      if (options.check !== false && out.exitCode !== 0) {
-        throw new LabToolError(
-          [path.basename(program), ...args],
-          out.exitCode,
-          (out.stderr || out.stdout).slice(-STDERR_TAIL).trim(),
-        );
-      }
-      return out;
-    } finally {
-      clearInterval(beat);
+    const commandOptions: CommandOptions = {
+      env: this.def.env,
+      notFound: `${program} not found: install ${name} or set tools.${name} in ${this.def.file}`,
+    };
+    if (options.cwd) commandOptions.cwd = options.cwd;
+    if (options.input) commandOptions.input = options.input;
+    if (options.timeoutMs) commandOptions.timeoutMs = options.timeoutMs;
+    const result = await runCommand(this.ctx, program, args, commandOptions);
+    const out: ToolResult = { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+    if (result.timedOut) {
+      throw new LabToolError([program, ...args], undefined, `timed out after ${options.timeoutMs} ms`);
     }
+    if (options.check !== false && out.exitCode !== 0) {
+      throw new LabToolError(
+        [path.basename(program), ...args],
+        out.exitCode,
+        (out.stderr || out.stdout).slice(-STDERR_TAIL).trim(),
+      );
+    }
+    return out;
   }
 
   kubectl(args: string[], options?: ToolOptions): Promise<ToolResult> {

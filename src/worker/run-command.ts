@@ -1,0 +1,63 @@
+/**
+ * How activities run a local program: argv through execa (never a shell), the activity's cancellation
+ * signal, a heartbeat while it runs, and a record of the child so that a later worker can stop it if
+ * this one dies.
+ */
+import { execa } from 'execa';
+import type { ActionContext } from '../../activities/action.js';
+import { CommandNotFoundError } from '../errors.js';
+import { trackChild } from './orphans.js';
+
+const HEARTBEAT_MS = 1000;
+
+export interface CommandOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Standard input; empty when unset. */
+  input?: string;
+  timeoutMs?: number;
+  /** The message when the program does not exist (how to install or configure it). */
+  notFound: string;
+}
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs `file args`; throws only on cancellation and on a missing program. */
+export async function runCommand(
+  ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'stateDir'>,
+  file: string,
+  args: string[],
+  options: CommandOptions,
+): Promise<CommandResult> {
+  const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  try {
+    const subprocess = execa(file, args, {
+      reject: false,
+      cwd: options.cwd,
+      env: options.env,
+      input: options.input ?? '',
+      timeout: options.timeoutMs,
+      cancelSignal: ctx.signal,
+      stripFinalNewline: true,
+    });
+    const release = trackChild(ctx.stateDir, subprocess.pid);
+    const result = await subprocess.finally(release);
+    if (result.isCanceled) throw ctx.signal.reason ?? new Error('cancelled');
+    if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+      throw new CommandNotFoundError(options.notFound);
+    }
+    return {
+      exitCode: result.exitCode ?? -1,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      timedOut: result.timedOut,
+    };
+  } finally {
+    clearInterval(beat);
+  }
+}

@@ -60,7 +60,9 @@ describe('tunnel-lab run / status / list / resume', () => {
       `name: interrupted\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '60'] } }\nfinally:\n  - { id: cleanup, uses: exec, with: { command: [sh, -c, 'echo cleaned >> ${marks}'] } }\n`,
     );
     // Ctrl-C typed on a real terminal (a pty), so the signal reaches the CLI as it would from a person.
-    const command = `node ${path.join(root, 'bin', 'tunnel-lab.js')} run ${file}`;
+    // `exec`: script(1) runs the command through $SHELL, and a shell that stays in between (dash does)
+    // would itself die of the Ctrl-C and turn the CLI's exit code into 130.
+    const command = `exec node ${path.join(root, 'bin', 'tunnel-lab.js')} run ${file}`;
     const child = execa('script', ['-qefc', command, '/dev/null'], {
       env: {
         TEMPORAL_ADDRESS: serverAddress(),

@@ -1,7 +1,8 @@
 /**
  * Prints the engine's overhead per step: a playbook of 50 no-op `exec` steps on the embedded dev server,
- * the run's wall time minus the steps' own time, divided by 50; next to the same command run by a plain
- * loop, and the worker's start time. Usage: npm run bench [-- --runs N --steps N]
+ * the run's wall time minus the steps' own time, divided by 50; where that time goes, from the run's
+ * history; the same command run by a plain loop; and the worker's start time.
+ * Usage: npm run bench [-- --runs N --steps N --memory]
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,6 +10,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { execa } from 'execa';
 import { startScenario } from '../src/client.js';
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
 
   const perStep: number[] = [];
   const walls: number[] = [];
+  let breakdown: Breakdown | undefined;
   try {
     await running.worker.runUntil(async () => {
       for (let r = 0; r <= runs; r++) {
@@ -72,6 +76,7 @@ async function main(): Promise<void> {
         if (r === 0) continue;
         walls.push(wall);
         perStep.push((wall - own) / steps);
+        if (r === runs) breakdown = stepBreakdown(await handle.fetchHistory(), result);
       }
     });
   } finally {
@@ -84,7 +89,6 @@ async function main(): Promise<void> {
   for (let i = 0; i < steps; i++) await execa('true', []);
   const loopPerCommand = (performance.now() - loopStart) / steps;
 
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
   const store = values.memory ? 'in-memory SQLite' : 'SQLite file, as the CLI embeds it';
   console.log(
@@ -93,11 +97,56 @@ async function main(): Promise<void> {
   console.log(`engine overhead per step (median): ${fmt(median(perStep))}`);
   console.log(`  per run: ${perStep.map(fmt).join(', ')}`);
   console.log(`  wall time per run (median): ${fmt(median(walls))}`);
+  if (breakdown) {
+    console.log("where a step's time goes, from the last run's history (median per step):");
+    console.log(`  workflow task, scheduled -> picked up by the worker: ${fmt(breakdown.workflowTaskWait)}`);
+    console.log(`  workflow task on the worker: ${fmt(breakdown.workflowTaskRun)}`);
+    console.log(
+      `  activity started -> completed, minus the command's own time: ${fmt(breakdown.activityOverhead)}`,
+    );
+  }
   console.log(`plain loop, same command (execa, per command): ${fmt(loopPerCommand)}`);
   console.log(`worker start (prebuilt bundle, connect, register): ${fmt(workerReady)}`);
   console.log(
     `target: overhead per step <= ${TARGET_MS} ms: ${median(perStep) <= TARGET_MS ? 'met' : 'NOT met'}`,
   );
+}
+
+interface Breakdown {
+  workflowTaskWait: number;
+  workflowTaskRun: number;
+  activityOverhead: number;
+}
+
+/** Medians of the gaps between a run's events that make up each step, read from its history. */
+function stepBreakdown(history: proto.temporal.api.history.v1.IHistory, result: ScenarioResult): Breakdown {
+  const Type = proto.temporal.api.enums.v1.EventType;
+  const events = history.events ?? [];
+  const time = (id: unknown) => tsToMs(events.find((e) => Number(e.eventId) === Number(id))!.eventTime);
+  const own = new Map(
+    result.steps.map((s) => [s.id, (s.output as { durationMs?: number } | undefined)?.durationMs ?? 0]),
+  );
+  const wait: number[] = [];
+  const run: number[] = [];
+  const activity: number[] = [];
+  for (const event of events) {
+    const at = tsToMs(event.eventTime);
+    if (event.eventType === Type.EVENT_TYPE_WORKFLOW_TASK_STARTED) {
+      wait.push(at - time(event.workflowTaskStartedEventAttributes!.scheduledEventId));
+    } else if (event.eventType === Type.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) {
+      run.push(at - time(event.workflowTaskCompletedEventAttributes!.startedEventId));
+    } else if (event.eventType === Type.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+      const attrs = event.activityTaskCompletedEventAttributes!;
+      const scheduled = events.find((e) => Number(e.eventId) === Number(attrs.scheduledEventId));
+      const stepId = scheduled?.activityTaskScheduledEventAttributes?.activityId ?? '';
+      if (own.has(stepId)) activity.push(at - time(attrs.startedEventId) - own.get(stepId)!);
+    }
+  }
+  return { workflowTaskWait: median(wait), workflowTaskRun: median(run), activityOverhead: median(activity) };
+}
+
+function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 }
 
 main().catch((err: unknown) => {

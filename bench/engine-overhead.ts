@@ -122,7 +122,8 @@ interface Breakdown {
 function stepBreakdown(history: proto.temporal.api.history.v1.IHistory, result: ScenarioResult): Breakdown {
   const Type = proto.temporal.api.enums.v1.EventType;
   const events = history.events ?? [];
-  const time = (id: unknown) => tsToMs(events.find((e) => Number(e.eventId) === Number(id))!.eventTime);
+  const byId = new Map(events.map((e) => [Number(e.eventId), e]));
+  const time = (id: unknown) => tsToMs(byId.get(Number(id))!.eventTime);
   const own = new Map(
     result.steps.map((s) => [s.id, (s.output as { durationMs?: number } | undefined)?.durationMs ?? 0]),
   );
@@ -137,7 +138,7 @@ function stepBreakdown(history: proto.temporal.api.history.v1.IHistory, result: 
       run.push(at - time(event.workflowTaskCompletedEventAttributes!.startedEventId));
     } else if (event.eventType === Type.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
       const attrs = event.activityTaskCompletedEventAttributes!;
-      const scheduled = events.find((e) => Number(e.eventId) === Number(attrs.scheduledEventId));
+      const scheduled = byId.get(Number(attrs.scheduledEventId));
       const stepId = scheduled?.activityTaskScheduledEventAttributes?.activityId ?? '';
       if (own.has(stepId)) activity.push(at - time(attrs.startedEventId) - own.get(stepId)!);
     }

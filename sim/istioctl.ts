@@ -16,6 +16,7 @@ import {
   getObject,
   initialCluster,
   ISTIO_COMPONENTS,
+  istioComponentObjects,
   ISTIO_VERSION,
   KINDS,
   listObjects,
@@ -163,34 +164,7 @@ async function install(stateDir: string, args: ParsedArgs): Promise<void> {
     state.istio = settings;
     ensure(state, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
     for (const name of components) {
-      const { labels, container, ports } = ISTIO_COMPONENTS[name]!;
-      const image =
-        name === 'istiod'
-          ? `docker.io/istio/pilot:${ISTIO_VERSION}`
-          : `docker.io/istio/proxyv2:${ISTIO_VERSION}`;
-      ensure(state, {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name, namespace: NAMESPACE, labels },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'false' } },
-            spec: { serviceAccountName: name, containers: [{ name: container, image }] },
-          },
-        },
-      });
-      ensure(state, {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name, namespace: NAMESPACE, labels },
-        spec: {
-          type: name === 'istio-ingressgateway' ? 'LoadBalancer' : 'ClusterIP',
-          selector: labels,
-          ports: ports.map((p) => ({ ...p, protocol: 'TCP' })),
-        },
-      });
+      for (const object of istioComponentObjects(name, NAMESPACE)) ensure(state, object);
     }
   });
   const lines = [

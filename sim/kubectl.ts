@@ -871,7 +871,12 @@ async function exec(ctx: Ctx, rest: string[]): Promise<void> {
     ctx.lab.proxy && machineRunning(ctx.env.stateDir, ctx.lab.proxy.name) ? ctx.lab.proxy : undefined;
   const outcome = simulateRequest({
     resources,
-    istio: state.istio ? { outboundTrafficPolicy: state.istio.outboundTrafficPolicy } : undefined,
+    istio: state.istio
+      ? {
+          outboundTrafficPolicy: state.istio.outboundTrafficPolicy,
+          gateways: state.istio.components.filter((c) => c !== 'istiod').map((c) => `istio-system/${c}`),
+        }
+      : undefined,
     lab: {
       nodeIp: ctx.lab.kubernetes?.ip ?? '10.0.2.15',
       proxy: proxy ? { ip: proxy.ip, port: proxy.port } : undefined,

@@ -376,7 +376,7 @@ describe('stand-in istioctl', () => {
     >;
     expect(Object.values(conflicts.pilot_conflict_outbound_listener_tcp_over_current_tcp!)[0]).toMatchObject({
       proxy: expect.stringMatching(/^web-\w+-\w+\.default$/),
-      message: 'Listener=0.0.0.0:443 AcceptedTCP=www.google.com RejectedTCP=www.wikipedia.org TCPServices=1',
+      message: 'Listener=0.0.0.0_443 Accepted=TCP Rejected=TCP (www.wikipedia.org)',
     });
   });
 });

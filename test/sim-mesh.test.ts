@@ -147,7 +147,7 @@ describe('mesh model', () => {
   it('fails when the VirtualService sends to the egress gateway but no listener there knows the SNI', async () => {
     const out = probe(await manifests(TLS_PASSTHROUGH), 'https://www.google.com');
     expect(out).toMatchObject({ exitCode: 35, httpCode: 0, proxyLogLines: [] });
-    expect(out.trace.join('\n')).toMatch(/egress gateway has no listener on 8443/);
+    expect(out.trace.join('\n')).toMatch(/gateway: no listener on 8443/);
   });
 
   it('tunnels through the proxy with the EnvoyFilter listener, logging the PoC line at open and at close', async () => {
@@ -234,10 +234,9 @@ describe('mesh model', () => {
     const out = probe(resources, 'https://www.wikipedia.org');
     expect(out.pushStatus).toEqual({
       [CONFLICT_TCP_OVER_TCP]: {
-        '0.0.0.0:443': {
+        '0.0.0.0_443': {
           proxy: 'curl-698cfc4445-5f4w2.default',
-          message:
-            'Listener=0.0.0.0:443 AcceptedTCP=www.google.com RejectedTCP=www.wikipedia.org TCPServices=1',
+          message: 'Listener=0.0.0.0_443 Accepted=TCP Rejected=TCP (www.wikipedia.org)',
         },
       },
     });
@@ -261,7 +260,9 @@ describe('mesh model', () => {
     expect(out.proxyLogLines).toHaveLength(2);
     expect(out.proxyLogLines[1]).toMatch(LOG_LINE);
     expect(out.proxyLogLines[1]).toContain('www.wikipedia.org:443');
-    expect(out.trace.join('\n')).toMatch(/DestinationRule tunnel to www\.wikipedia\.org:443/);
+    expect(out.trace.join('\n')).toMatch(
+      /tcp_proxy tunnels over cluster outbound\|3128\|tunnel-1\|external-proxy/,
+    );
     // Without TLS to the proxy the handshake fails and nothing is logged.
     const dr = find<ProxyRule>(resources, 'DestinationRule', 'external-proxy');
     for (const subset of dr.spec.subsets) delete subset.trafficPolicy.tls;
@@ -277,7 +278,9 @@ describe('mesh model', () => {
     ]);
     const out = probe(resources, 'https://www.google.com');
     expect(out).toMatchObject({ exitCode: 35, proxyLogLines: [] });
-    expect(out.trace.join('\n')).toMatch(/Envoy rejects the listener update/);
+    expect(out.trace.join('\n')).toMatch(
+      /Envoy rejected the listener update \(LDS: duplicate listener 0\.0\.0\.0_8443 found\)/,
+    );
   });
 
   it("hands the external app's requests to the caller, and fails to resolve it without its Service", async () => {

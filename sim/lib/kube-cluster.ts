@@ -693,3 +693,39 @@ export const ISTIO_COMPONENTS: Record<
     ],
   },
 };
+
+/** The Deployment and Service istioctl creates for one component, with `labels` for its pods. */
+export function istioComponentObjects(
+  name: string,
+  namespace: string,
+  labels: Record<string, string> = ISTIO_COMPONENTS[name]!.labels,
+): KubeObject[] {
+  const { container, ports } = ISTIO_COMPONENTS[name]!;
+  const image =
+    name === 'istiod' ? `docker.io/istio/pilot:${ISTIO_VERSION}` : `docker.io/istio/proxyv2:${ISTIO_VERSION}`;
+  return [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels: { ...labels, 'sidecar.istio.io/inject': 'false' } },
+          spec: { serviceAccountName: name, containers: [{ name: container, image }] },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace, labels },
+      spec: {
+        type: name === 'istio-ingressgateway' ? 'LoadBalancer' : 'ClusterIP',
+        selector: labels,
+        ports: ports.map((p) => ({ ...p, protocol: 'TCP' })),
+      },
+    },
+  ];
+}

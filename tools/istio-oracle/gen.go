@@ -12,8 +12,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	kubeyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
@@ -272,6 +277,12 @@ func parseManifests(req Request) (*parsed, error) {
 		obj.CreationTimestamp.Time = t0.Add(time.Duration(i) * time.Second)
 		report := ObjectReport{Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Accepted: true}
 		gvk := obj.GroupVersionKind()
+		if err := strictDecode(raw, obj); err != nil {
+			// The API server refuses the object (kubectl apply validates strictly): it never reaches istiod.
+			report.Accepted, report.Errors = false, []string{err.Error()}
+			out.reports = append(out.reports, report)
+			continue
+		}
 		switch {
 		case gvk.Group == "" && obj.Kind == "Service":
 			var svc corev1.Service
@@ -304,8 +315,8 @@ func parseManifests(req Request) (*parsed, error) {
 		default:
 			s, ok := collections.PilotGatewayAPI().FindByGroupVersionAliasesKind(resource.FromKubernetesGVK(&gvk))
 			if !ok {
-				// Deployments, ConfigMaps and the like: not Istio's to judge.
-				continue
+				// Deployments, ConfigMaps and the like: checked by strictDecode only.
+				break
 			}
 			cfg, err := crd.ConvertObject(s, &obj, "")
 			if err != nil {
@@ -406,6 +417,37 @@ func splitErrors(err error) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+var kubeDecoder = serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
+
+// strictDecode reads an object the way the API server does under kubectl's default --validate=strict:
+// Kubernetes kinds into their Go types, Istio kinds' spec into their protobuf messages, an unknown or
+// duplicate field being an error either way.
+func strictDecode(raw []byte, obj crd.IstioKind) error {
+	gvk := obj.GroupVersionKind()
+	if s, ok := collections.PilotGatewayAPI().FindByGroupVersionAliasesKind(resource.FromKubernetesGVK(&gvk)); ok {
+		instance, err := s.NewInstance()
+		if err != nil {
+			return err
+		}
+		msg, ok := instance.(proto.Message)
+		if !ok || obj.Spec == nil {
+			return nil
+		}
+		spec, err := json.Marshal(obj.Spec)
+		if err != nil {
+			return err
+		}
+		if err := (protojson.UnmarshalOptions{}).Unmarshal(spec, msg); err != nil {
+			return fmt.Errorf("spec: %s", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "proto:"), " "))
+		}
+		return nil
+	}
+	if _, _, err := kubeDecoder.Decode(raw, nil, nil); err != nil {
+		return err
+	}
+	return nil
 }
 
 // yamlToJSON is used by the Envoy validator as well.

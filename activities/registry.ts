@@ -12,6 +12,8 @@ import { kubeconfigFetchAction } from './kubeconfig-fetch.js';
 import { logExpectAction } from './log-expect.js';
 import { logMarkAction } from './log-mark.js';
 import { manifestApplyAction } from './manifest-apply.js';
+import { meshCheckAction } from './mesh-check.js';
+import { meshWaitAction } from './mesh-wait.js';
 import { probeCurlAction } from './probe-curl.js';
 import { vmDestroyAction } from './vm-destroy.js';
 import { vmHaltAction } from './vm-halt.js';
@@ -30,6 +32,8 @@ export const actions: readonly ActionDefinition[] = checkUnique([
   istioInstallAction,
   kubeLabelAction,
   manifestApplyAction,
+  meshCheckAction,
+  meshWaitAction,
   probeCurlAction,
   logMarkAction,
   logExpectAction,

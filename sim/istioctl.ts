@@ -1,13 +1,15 @@
 /**
  * Stand-in `istioctl` of the simulated lab: `install` (alias `apply`) with profiles and `--set`,
- * `uninstall --purge` and `version`, against the simulated cluster. An installation records its mesh
+ * `uninstall --purge`, `version` and `proxy-config listeners`, against the simulated cluster. An installation records its mesh
  * settings (outbound traffic policy, access log) for the mesh model, serves Istio's CRDs, and creates
  * the profile's deployments and Services in istio-system, pruning components a new install drops.
- * `verify-install` is gone since Istio 1.24, so it is an unknown command here too.
+ * `verify-install` is gone since Istio 1.24, so it is an unknown command here too. `proxy-config listeners`
+ * prints the TCP listeners the mesh model builds for a pod's proxy from the config that has reached it
+ * (Istio config takes the lab's `sim.configDelay` to arrive, as istiod's pushes do).
  */
 import { simulateCall } from './lib/call.js';
 import { abort, CliExit } from './lib/exit.js';
-import { fail as exitWith, simEnv } from './lib/env.js';
+import { fail as exitWith, simEnv, type SimEnv } from './lib/env.js';
 import { clusterProblem, labPoints } from './lib/kube-client.js';
 import {
   applyManifest,
@@ -20,9 +22,15 @@ import {
   ISTIO_VERSION,
   KINDS,
   listObjects,
+  meshView,
+  podRunning,
+  podsOf,
   type ClusterState,
   type IstioInstall,
+  type KubeObject,
 } from './lib/kube-cluster.js';
+import { proxyListeners } from './mesh/model.js';
+import { toMs } from '../src/duration.js';
 import { flagOn, flagValue, parseArgs, UsageError, type FlagSpec, type ParsedArgs } from './lib/pflag.js';
 import { readState, updateState } from './lib/state.js';
 
@@ -80,7 +88,7 @@ async function main(): Promise<void> {
     process.stdout.write('Istio configuration command line utility.\n\nUsage:\n  istioctl [command]\n');
     return;
   }
-  if (!['install', 'apply', 'uninstall', 'version'].includes(command)) {
+  if (!['install', 'apply', 'uninstall', 'version', 'proxy-config', 'pc'].includes(command)) {
     abort(`Error: unknown command "${command}" for "istioctl"\nRun 'istioctl --help' for usage.`);
   }
   const lab = labPoints(env.lab);
@@ -106,6 +114,7 @@ async function main(): Promise<void> {
     abort(`Error: check minimum supported Kubernetes version: error getting Kubernetes version: ${problem}`);
   }
   if (command === 'uninstall') return uninstall(env.stateDir, args);
+  if (command === 'proxy-config' || command === 'pc') return proxyConfig(env, args);
   return install(env.stateDir, args);
 }
 
@@ -173,6 +182,81 @@ async function install(stateDir: string, args: ParsedArgs): Promise<void> {
     '✔ Installation complete',
   ];
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** `istioctl proxy-config listeners TARGET [-n NS] [-o json]`: TARGET is a pod (`name[.ns]`) or `deploy/NAME`. */
+function proxyConfig(env: SimEnv, args: ParsedArgs): void {
+  const [, kind, target] = args.positionals;
+  if (!kind || !['listeners', 'listener', 'l'].includes(kind)) {
+    abort(`Error: the simulated istioctl shows listeners only (proxy-config listeners), not "${kind ?? ''}"`);
+  }
+  if (!target) abort('Error: pod name or --file is required');
+  const state = readState<ClusterState>(env.stateDir, CLUSTER_STATE, initialCluster());
+  let namespace = flagValue(args, 'namespace') ?? 'default';
+  let pod: KubeObject | undefined;
+  if (target.startsWith('deploy/') || target.startsWith('deployment/')) {
+    const name = target.slice(target.indexOf('/') + 1);
+    pod = podsOf(state, namespace, name).find((p) => podRunning(state, p));
+    if (!pod) abort(`Error: no running pods found for deployment ${name} in namespace ${namespace}`);
+  } else {
+    const [name, ns] = target.split('.', 2) as [string, string | undefined];
+    namespace = ns ?? namespace;
+    pod = getObject(state, 'Pod', namespace, name)?.object;
+    if (!pod) abort(`Error: pods "${name}" not found`);
+  }
+  const containers = ((pod.spec as { containers?: { name: string }[] })?.containers ?? []).map((c) => c.name);
+  if (!containers.includes('istio-proxy')) {
+    abort(
+      `Error: failed to execute command on sidecar: container istio-proxy is not valid for pod ${pod.metadata.name}`,
+    );
+  }
+  const resources = meshView(state, Date.now(), toMs(env.sim.configDelay));
+  const istio = state.istio && {
+    outboundTrafficPolicy: state.istio.outboundTrafficPolicy,
+    gateways: state.istio.components.filter((c) => c !== 'istiod').map((c) => `${NAMESPACE}/${c}`),
+  };
+  // The pod's ReplicaSet is `<deployment>-<pod-template-hash>`.
+  const hash = pod.metadata.labels?.['pod-template-hash'] ?? '';
+  const owner = (pod.metadata.ownerReferences?.[0]?.name ?? '').replace(`-${hash}`, '');
+  const gateway = namespace === NAMESPACE && istio?.gateways.includes(`${NAMESPACE}/${owner}`);
+  const listeners = proxyListeners(
+    { resources, istio },
+    gateway
+      ? { gateway: { namespace, labels: pod.metadata.labels ?? {} } }
+      : { sidecar: { pod: pod.metadata.name, namespace } },
+  );
+  if (flagValue(args, 'output') === 'json') {
+    process.stdout.write(JSON.stringify(listeners, null, 2) + '\n');
+    return;
+  }
+  const rows = [['ADDRESSES', 'PORT', 'MATCH', 'DESTINATION']];
+  for (const l of listeners as {
+    address: { socketAddress: { address: string; portValue: number } };
+    filterChains: {
+      filterChainMatch: { serverNames?: string[] };
+      filters: { typedConfig: { cluster?: string } }[];
+    }[];
+  }[]) {
+    for (const c of l.filterChains) {
+      rows.push([
+        l.address.socketAddress.address,
+        String(l.address.socketAddress.portValue),
+        c.filterChainMatch.serverNames ? `SNI: ${c.filterChainMatch.serverNames.join(',')}` : 'ALL',
+        `Cluster: ${c.filters[0]?.typedConfig.cluster ?? ''}`,
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  process.stdout.write(
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join(' ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n',
+  );
 }
 
 function ensure(state: ClusterState, manifest: Parameters<typeof applyManifest>[1]): void {

@@ -14,6 +14,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { simulateCall } from './lib/call.js';
 import { abort, CliExit } from './lib/exit.js';
 import { curlOutput, parseCurl, type CurlCall } from './lib/curl-cli.js';
+import { toMs } from '../src/duration.js';
 import { fail as exitWith, simEnv, sleep, type SimEnv } from './lib/env.js';
 import { clusterProblem, goDuration, labPoints, machineRunning, type LabPoints } from './lib/kube-client.js';
 import {
@@ -28,6 +29,7 @@ import {
   KUBE_VERSION,
   listObjects,
   matchesSelector,
+  meshView,
   podRunning,
   podsOf,
   reconcilePods,
@@ -841,9 +843,7 @@ async function exec(ctx: Ctx, rest: string[]): Promise<void> {
   const parsed = parseCurl(command.slice(1));
   if ('exitCode' in parsed) return terminate(ctx, '', parsed.stderr, parsed.exitCode);
   const call = parsed.call;
-  const resources = Object.values(state.objects)
-    .sort((a, b) => a.seq - b.seq)
-    .map((s): MeshObject => s.object);
+  const resources: MeshObject[] = meshView(state, Date.now(), toMs(ctx.env.sim.configDelay));
 
   const isIstiod = pod.metadata.labels?.app === 'istiod';
   if (isIstiod && ['localhost', '127.0.0.1'].includes(call.url.hostname) && call.url.port === '15014') {

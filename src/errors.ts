@@ -71,6 +71,16 @@ export class LabToolError extends TunnelLabError {
   }
 }
 
+/** The mesh would not do what a step expects, or would reject the config; the manifests must change. */
+export class MeshCheckError extends TunnelLabError {
+  override readonly nonRetryable = true;
+}
+
+/** The Istio oracle cannot be built or run (no Go, a failed build, a crash); retrying will not help. */
+export class OracleError extends TunnelLabError {
+  override readonly nonRetryable = true;
+}
+
 /** The Temporal CLI (dev server) cannot be found or built. */
 export class TemporalCliError extends TunnelLabError {}
 

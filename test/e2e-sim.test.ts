@@ -70,7 +70,7 @@ describe('tls-passthrough on the simulated lab', () => {
   it('fails at the proxy log check when the tunnel resources are left out', async () => {
     const file = await variant('tls-passthrough', (steps) =>
       steps
-        .filter((s) => s.id !== 'tunnel')
+        .filter((s) => s.id !== 'tunnel' && s.id !== 'tunnel-ready')
         .map((s) =>
           s.id === 'proxy-saw-a' ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '2s' } } : s,
         )
@@ -114,6 +114,84 @@ describe('tls-passthrough on the simulated lab', () => {
       teardown: 'passed',
     });
     expect(result.error).toMatch(/step direct-a: ExpectationError: .*35/);
+  }, 120_000);
+});
+
+describe('tls-passthrough variants that real Istio would not run as written', () => {
+  const quick = (s: Step): Step => ({ ...s, retry: { attempts: 1 } });
+
+  it('fails at the preflight when the tunnel is both the EnvoyFilter and the native API (Envoy NACKs)', async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps.map((s) =>
+        s.id === 'preflight'
+          ? {
+              ...s,
+              with: {
+                ...s.with,
+                files: [...(s.with!.files as string[]), 'tls-passthrough/native-tunnel.yaml'],
+              },
+            }
+          : s,
+      ),
+    );
+    const result = await outcome(await start(lab, onSim(file)));
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({ preflight: 'failed', tunnel: 'pending', teardown: 'passed' });
+    expect(result.error).toMatch(
+      /step preflight: MeshCheckError: .*duplicate listener 0\.0\.0\.0_8443 found/s,
+    );
+  }, 120_000);
+
+  it('fails at the tunnel check when the probes do not wait for the config to reach the proxies', async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps
+        .filter((s) => s.id !== 'tunnel-ready')
+        .map((s) => (s.id === 'proxy-saw-a' ? { ...quick(s), with: { ...s.with, within: '3s' } } : s)),
+    );
+    const result = await outcome(await start(lab, onSim(file)));
+    expect(result.status).toBe('failed');
+    // The probes left before istiod's push reached the sidecar: they went direct and passed, unseen by the proxy.
+    expect(statuses(result)).toMatchObject({
+      'tunnelled-a': 'passed',
+      'tunnelled-b': 'passed',
+      'proxy-saw-a': 'failed',
+    });
+    expect(result.error).toMatch(
+      /step proxy-saw-a: ExpectationError: expected 1 line\(s\) matching .* found 0/,
+    );
+  }, 120_000);
+
+  it('without the preflight, fails while waiting for a tunnel whose EnvoyFilter selects no gateway', async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps
+        .filter((s) => s.id !== 'preflight')
+        .map((s) =>
+          s.id === 'tunnel'
+            ? {
+                ...s,
+                with: {
+                  ...s.with,
+                  values: {
+                    ...(s.with!.values as object),
+                    egressGateway: { selector: { istio: 'corp-egress' } },
+                  },
+                },
+              }
+            : s.id === 'tunnel-ready'
+              ? { ...quick(s), with: { ...s.with, within: '4s' } }
+              : s,
+        ),
+    );
+    const result = await outcome(await start(lab, onSim(file)));
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({
+      tunnel: 'passed',
+      'tunnel-ready': 'failed',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(
+      /step tunnel-ready: ExpectationError: .*the gateway has no tunnel to www\.google\.com:443/,
+    );
   }, 120_000);
 });
 

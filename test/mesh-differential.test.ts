@@ -8,7 +8,7 @@ import { projectRoot } from '../src/config.js';
 import { oracleRequest } from '../src/mesh/manifest-set.js';
 import { ensureOracle, runOracle, type OracleResponse } from '../src/mesh/oracle.js';
 import { verdictKey } from '../src/mesh/verdict.js';
-import { loadCorpus, modelAnswer, type CorpusCase } from './support/mesh-corpus.js';
+import { caseModelAnswer, loadCorpus, type CorpusCase } from './support/mesh-corpus.js';
 
 const cases: CorpusCase[] = await loadCorpus();
 const answers = new Map<string, OracleResponse>();
@@ -34,7 +34,8 @@ function oracleSummary(c: CorpusCase) {
 }
 
 function modelSummary(c: CorpusCase) {
-  const m = modelAnswer(c);
+  const m = caseModelAnswer(c);
+  expect(m.rejected).toEqual([]);
   return {
     verdicts: Object.fromEntries(m.verdicts.map((v) => [v.host, verdictKey(v)])),
     pushStatus: m.pushStatus,

@@ -17,7 +17,8 @@ import { clusterLab } from './support/sim-cluster.js';
 let lab: SimLab;
 
 beforeAll(async () => {
-  lab = await clusterLab();
+  // Istio config reaches the proxies at once here: these tests are about what each config does.
+  lab = await clusterLab({ configDelay: '0s' });
   await lab.run(istioInstallAction, {
     profile: 'demo',
     set: {

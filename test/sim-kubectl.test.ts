@@ -370,10 +370,14 @@ describe('stand-in istioctl', () => {
       },
     ]);
     await kubectl(['--kubeconfig', kubeconfig, 'apply', '-f', file]);
-    const conflicts = JSON.parse(await status()) as Record<
-      string,
-      Record<string, { proxy: string; message: string }>
-    >;
+    // istiod sees the new config only after the lab's configDelay, as a real one does after its push.
+    type Status = Record<string, Record<string, { proxy: string; message: string }>>;
+    expect(JSON.parse(await status())).toEqual({});
+    let conflicts: Status = {};
+    for (let i = 0; i < 50 && Object.keys(conflicts).length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      conflicts = JSON.parse(await status()) as Status;
+    }
     expect(Object.values(conflicts.pilot_conflict_outbound_listener_tcp_over_current_tcp!)[0]).toMatchObject({
       proxy: expect.stringMatching(/^web-\w+-\w+\.default$/),
       message: 'Listener=0.0.0.0_443 Accepted=TCP Rejected=TCP (www.wikipedia.org)',

@@ -1,7 +1,7 @@
 import { STATUS_MARKS, type ScenarioResult } from './types.js';
 
 /** Actions whose results are the run's evidence, shown as "last check" in the Web UI. */
-const CHECKS = /^(probe\.|log\.expect$)/;
+const CHECKS = /^(probe\.|log\.expect$|mesh\.check$)/;
 const EVIDENCE_CHARS = 300;
 
 /**

@@ -20,7 +20,12 @@ export interface SimConfig {
   /** Command-line regular expression → how long the matching command takes (e.g. `"^vagrant up": 2s`). */
   latency: Record<string, string>;
   faults: SimFault[];
+  /** How long Istio config takes to reach the proxies after it is applied (istiod's push). */
+  configDelay: string;
 }
+
+/** A real istiod pushes a change to the proxies in about a second; the sim waits this long unless told otherwise. */
+export const DEFAULT_CONFIG_DELAY = '2s';
 
 export interface SimEnv {
   /** Folder of the simulated lab's state (machines, cluster, files of the VMs). */
@@ -56,7 +61,11 @@ export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
     stateDir,
     lab: substituted,
     labFile,
-    sim: { latency: raw.latency ?? {}, faults: raw.faults ?? [] },
+    sim: {
+      latency: raw.latency ?? {},
+      faults: raw.faults ?? [],
+      configDelay: raw.configDelay ?? DEFAULT_CONFIG_DELAY,
+    },
   };
 }
 

@@ -42,6 +42,8 @@ export interface StoredObject {
   applied: string;
   /** Creation order; Istio orders services and configs by creation time. */
   seq: number;
+  /** When the API server last created or changed it (ms since the epoch); istiod's proxies see it later. */
+  appliedAt?: number;
 }
 
 export interface IstioInstall {
@@ -347,7 +349,7 @@ export function applyManifest(
   }
   if (kind === 'Service') assignClusterIp(object, existing?.object);
   if (kind === 'Namespace') object.metadata.labels = { ...object.metadata.labels, ...namespaceLabels(name) };
-  state.objects[key] = { object, applied, seq: existing?.seq ?? state.seq };
+  state.objects[key] = { object, applied, seq: existing?.seq ?? state.seq, appliedAt: Date.now() };
   if (kind === 'Deployment') reconcilePods(state, object);
   return { verb: existing ? 'configured' : 'created', info, name };
 }
@@ -728,4 +730,17 @@ export function istioComponentObjects(
       },
     },
   ];
+}
+
+/**
+ * The objects as istiod's proxies see them at `now`: Istio's configuration reaches the sidecars and the
+ * gateways `delayMs` after it was applied (istiod debounces changes, builds and pushes the new config), so
+ * an Istio object newer than that is not there yet. Oldest first. Deletions take effect at once.
+ */
+export function meshView(state: ClusterState, now: number, delayMs: number): KubeObject[] {
+  const istioKinds = new Set(KINDS.filter((k) => k.istio).map((k) => k.kind));
+  return Object.values(state.objects)
+    .filter((s) => !istioKinds.has(s.object.kind) || (s.appliedAt ?? 0) <= now - delayMs)
+    .sort((a, b) => a.seq - b.seq)
+    .map((s) => s.object);
 }

@@ -606,6 +606,93 @@ class RequestWalk {
   }
 }
 
+const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+
+/**
+ * The TCP listeners a proxy holds, as `istioctl proxy-config listeners -o json` prints them (Envoy's
+ * JSON, camelCase), as far as the model builds them: the gateway's from its Gateway servers and
+ * EnvoyFilters (none while Envoy would reject them), the sidecar's 0.0.0.0 listeners of ServiceEntry
+ * ports.
+ */
+export function proxyListeners(
+  input: Pick<MeshInput, 'resources' | 'istio'>,
+  proxy:
+    | { gateway: { namespace: string; labels: Record<string, string> } }
+    | { sidecar: { pod: string; namespace: string } },
+): Obj[] {
+  const registry = buildRegistry(input.resources);
+  const out: Obj[] = [];
+  const tcpFilter = (config: Obj | undefined) => ({
+    name: 'envoy.filters.network.tcp_proxy',
+    typedConfig: { '@type': TCP_PROXY_TYPE, ...(camelKeys(config ?? {}) as Obj) },
+  });
+  if ('gateway' in proxy) {
+    const services = registry.filter((s) => {
+      const gw = gatewayOf(s, input);
+      // The pod carries its Deployment template's labels, and more (pod-template-hash).
+      return (
+        gw &&
+        gw.namespace === proxy.gateway.namespace &&
+        Object.entries(gw.labels).every(([k, v]) => proxy.gateway.labels[k] === v)
+      );
+    });
+    for (const service of services) {
+      const gw = gatewayOf(service, input)!;
+      for (const p of service.ports) {
+        const built = gatewayListeners(input.resources, registry, gw, p.number, p.targetPort ?? p.number);
+        if (built.nacks.length > 0) continue;
+        for (const l of built.listeners) {
+          out.push({
+            name: l.name,
+            address: { socketAddress: { address: '0.0.0.0', portValue: p.targetPort ?? p.number } },
+            filterChains: l.chains.map((c) => ({
+              filterChainMatch: c.sni ? { serverNames: c.sni } : {},
+              filters: [tcpFilter(c.tcpProxy)],
+            })),
+          });
+        }
+      }
+    }
+    return out;
+  }
+  const ports = new Set(
+    registry
+      .filter((s) => s.kind === 'ServiceEntry' && s.addresses.length === 0)
+      .flatMap((s) => s.ports.map((p) => p.number)),
+  );
+  for (const port of [...ports].sort((a, b) => a - b)) {
+    const built = sidecarListener(registry, input.resources, proxy.sidecar, '0.0.0.0', port);
+    if (built.chains.length === 0) continue;
+    out.push({
+      name: `0.0.0.0_${port}`,
+      address: { socketAddress: { address: '0.0.0.0', portValue: port } },
+      filterChains: built.chains.map((c) => {
+        const cluster = c.route
+          ? `outbound|${c.route.port ?? port}|${c.route.subset ?? ''}|${qualify(c.route.host, c.route.namespace)}`
+          : `outbound|${port}||${c.service.host}`;
+        return {
+          filterChainMatch: c.sni ? { serverNames: c.sni } : {},
+          filters: [tcpFilter({ stat_prefix: cluster, cluster })],
+        };
+      }),
+    });
+  }
+  return out;
+}
+
+function camelKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelKeys);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+        camelKeys(v),
+      ]),
+    );
+  }
+  return value;
+}
+
 /** istiod's push status for the sidecars of `proxies` (conflicts of each one's listeners on `ports`). */
 export function pushStatusOf(
   resources: MeshObject[],

@@ -14,13 +14,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { TunnelLabError } from '../errors.js';
+import { OracleError } from '../errors.js';
 import type { MeshVerdict } from './verdict.js';
-
-/** The oracle cannot be built or run (no Go, a failed build, a crash); retrying will not help. */
-export class OracleError extends TunnelLabError {
-  override readonly nonRetryable = true;
-}
 
 export interface OracleRequest {
   /** Every object applied to the cluster, oldest first, as one YAML stream. */

@@ -12,7 +12,7 @@ export interface InterpolationProblem {
   message: string;
 }
 
-/** Interpolates every string inside `value`; problems are collected, not thrown. */
+/** Interpolates every string inside `value`, mapping keys included (as text); problems are collected, not thrown. */
 export function interpolate(
   value: unknown,
   context: Record<string, unknown>,
@@ -23,7 +23,10 @@ export function interpolate(
   if (Array.isArray(value)) return value.map((item, i) => interpolate(item, context, [...path, i], problems));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, interpolate(item, context, [...path, key], problems)]),
+      Object.entries(value).map(([key, item]) => [
+        key.includes('${{') ? String(interpolateString(key, context, [...path, key], problems)) : key,
+        interpolate(item, context, [...path, key], problems),
+      ]),
     );
   }
   return value;

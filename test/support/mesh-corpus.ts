@@ -11,13 +11,7 @@ import {
   type MeshSettings,
 } from '../../src/mesh/manifest-set.js';
 import type { VerdictKind } from '../../src/mesh/verdict.js';
-import {
-  applyManifest,
-  initialCluster,
-  istioComponentObjects,
-  ISTIO_VERSION,
-} from '../../sim/lib/kube-cluster.js';
-import { meshVerdicts } from '../../sim/mesh/model.js';
+import { modelAnswer } from '../../sim/mesh/answer.js';
 
 export const CORPUS_DIR = path.join(projectRoot(), 'test', 'fixtures', 'mesh-corpus');
 
@@ -69,48 +63,11 @@ export async function loadCorpus(): Promise<CorpusCase[]> {
   return cases;
 }
 
-/** The model's answer for a case: the case's objects applied to a fresh simulated cluster with Istio installed. */
-export function modelAnswer(c: CorpusCase) {
-  const state = initialCluster();
-  state.istio = {
-    version: ISTIO_VERSION,
-    profile: 'demo',
-    set: {},
-    components: ['istiod', 'istio-egressgateway'],
-    outboundTrafficPolicy: c.settings.outboundTrafficPolicy,
-    accessLogFile: '/dev/stdout',
-  };
-  const apply = (doc: unknown) => {
-    const result = applyManifest(state, doc, { file: c.name });
-    if (result.error) throw new Error(`${c.name}: ${result.error}`);
-  };
-  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
-  for (const name of ['istiod', 'istio-egressgateway']) {
-    const labels = name === 'istio-egressgateway' ? c.settings.gatewayLabels : undefined;
-    for (const object of istioComponentObjects(name, 'istio-system', labels)) apply(object);
-  }
-  for (const doc of c.set.documents) apply(doc);
-  const resources = Object.values(state.objects)
-    .sort((a, b) => a.seq - b.seq)
-    .map((s) => s.object);
-  return meshVerdicts(
-    {
-      resources,
-      istio: {
-        outboundTrafficPolicy: c.settings.outboundTrafficPolicy,
-        gateways: ['istio-system/istio-egressgateway'],
-      },
-      lab: MODEL_LAB,
-      source: { pod: 'curl', namespace: 'default', sidecar: true },
-      now: new Date('2026-01-01T00:00:00Z'),
-      sourcePort: 40_000,
-    },
+/** The model's answer for a case. */
+export function caseModelAnswer(c: CorpusCase) {
+  return modelAnswer(
+    c.set.documents,
+    c.settings,
     c.probes.map((host) => ({ host })),
   );
 }
-
-export const MODEL_LAB = {
-  nodeIp: '192.168.56.20',
-  proxy: { ip: '192.168.56.10', port: 3128 },
-  app: { ip: '192.168.56.30', port: 443 },
-};

@@ -36,9 +36,18 @@ export async function writeKubeconfig(lab: SimLab, server = lab.def.network.apiS
   return file;
 }
 
-/** A simulated lab with a reachable cluster. */
-export async function clusterLab(): Promise<SimLab> {
-  const lab = await simLab();
+/**
+ * A simulated lab with a reachable cluster. `configDelay` overrides how long Istio config takes to reach
+ * the proxies (the lab file's default otherwise); `0s` for tests about other things than propagation.
+ */
+export async function clusterLab(options: { configDelay?: string } = {}): Promise<SimLab> {
+  const lab = await simLab(
+    options.configDelay === undefined
+      ? undefined
+      : (def) => {
+          def.sim.configDelay = options.configDelay;
+        },
+  );
   await markRunning(lab, ['k8s', 'external-proxy']);
   await writeKubeconfig(lab);
   return lab;

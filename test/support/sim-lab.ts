@@ -20,7 +20,7 @@ import { root } from './temporal.js';
 export interface LabYaml {
   tools: Record<string, string>;
   vagrant: Record<string, unknown>;
-  sim: { latency?: Record<string, string>; faults?: unknown[] };
+  sim: { latency?: Record<string, string>; faults?: unknown[]; configDelay?: string };
   [key: string]: unknown;
 }
 

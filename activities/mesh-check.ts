@@ -1,0 +1,181 @@
+import { z } from 'zod';
+import { MeshCheckError } from '../src/errors.js';
+import { machineWithRole } from '../src/lab/definition.js';
+import { renderManifestSet, oracleRequest, type MeshSettings } from '../src/mesh/manifest-set.js';
+import { ensureOracle, findOracle, runOracle } from '../src/mesh/oracle.js';
+import { describeVerdict, type MeshVerdict, type VerdictKind } from '../src/mesh/verdict.js';
+import { modelAnswer, MODEL_LAB } from '../sim/mesh/answer.js';
+import { defineAction } from './action.js';
+
+const VERDICTS = ['blocked', 'direct', 'tunnel', 'fail'] as const satisfies readonly VerdictKind[];
+
+/** Input of mesh.check. */
+export const meshCheckInput = z
+  .object({
+    files: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe(
+        'Every template (relative to manifests/) the cluster will hold once the next steps ran, in apply order.',
+      ),
+    values: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe(
+        'Values for ${{ values.* }}, merged over manifests/values.yaml, as manifest.apply takes them.',
+      ),
+    outboundTrafficPolicy: z
+      .enum(['REGISTRY_ONLY', 'ALLOW_ANY'])
+      .default('REGISTRY_ONLY')
+      .describe("The mesh's meshConfig.outboundTrafficPolicy.mode, as istio.install set it."),
+    expect: z
+      .record(z.string().min(1), z.enum(VERDICTS))
+      .refine((e) => Object.keys(e).length > 0, 'name at least one host')
+      .describe(
+        'Where each host (curl https://HOST from the client pod) must go: blocked, direct, tunnel or fail.',
+      ),
+    engine: z
+      .enum(['auto', 'oracle', 'model'])
+      .default('auto')
+      .describe(
+        'Who answers: oracle (istiod and Envoy code, built once from tools/istio-oracle), model (the simulated ' +
+          "lab's mesh model, held to the oracle by tests), or auto: the oracle when it is built or the lab is " +
+          'not simulated, else the model.',
+      ),
+  })
+  .strict();
+
+/** Output of mesh.check: the evidence. */
+export interface MeshCheckOutput {
+  /** Who answered, and from which code. */
+  engine: 'istio-oracle' | 'sim-model';
+  source: string;
+  /** One line per host: `www.google.com:443 tunnel via 192.168.56.10:3128 CONNECT www.google.com:443 ...`. */
+  verdicts: string[];
+  /** For each host, the listener, chain and cluster decisions on the way. */
+  paths: Record<string, string[]>;
+  /** Listener conflicts as istiod's push status names them. */
+  conflicts: string[];
+  /** Why Envoy would reject a proxy's config. */
+  nacks: string[];
+  /** Objects Kubernetes or Istio would refuse. */
+  rejected: string[];
+}
+
+/** Judges manifests before they are applied: invalid objects, NACKs, conflicts, and where each host goes. */
+export const meshCheckAction = defineAction({
+  name: 'mesh.check',
+  description:
+    "Preflight: render the manifests a scenario will apply, ask Istio's own config generator (or, on the " +
+    "simulated lab, its model) where each host's TLS goes, and fail before the cluster is touched when an " +
+    'object is invalid, Envoy would reject the config, a listener conflicts, or a host would not go as expected.',
+  input: meshCheckInput,
+  policy: {
+    timeout: '2m',
+    // The first use of the oracle on a machine builds it (minutes).
+    maxTimeout: '30m',
+    heartbeatTimeout: '30s',
+    retry: { attempts: 1, initialInterval: '1s', backoff: 2, maxInterval: '1s' },
+    maxAttempts: 3,
+    nonRetryable: ['MeshCheckError', 'ManifestError', 'OracleError', 'LabConfigError'],
+  },
+  summary: (input) =>
+    `mesh.check ${Object.entries(input.expect)
+      .map(([host, verdict]) => `${host} ${verdict}`)
+      .join(', ')}`.slice(0, 200),
+  examples: [
+    {
+      description: 'Before applying the tunnel: both hosts must be tunnelled, anything else blocked',
+      yaml:
+        'id: preflight\nuses: mesh.check\nwith:\n  files:\n    - tls-passthrough/service-entries.yaml\n' +
+        '    - tls-passthrough/egress-routing.yaml\n    - tls-passthrough/tcp-tunnel-filter.yaml\n' +
+        '  expect: { www.google.com: tunnel, www.wikipedia.org: tunnel, www.example.com: blocked }',
+    },
+  ],
+  create: (deps) => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const set = await renderManifestSet(
+      input.files.map((file) => ({ file })),
+      { projectRoot: deps.projectRoot, lab: lab.def, values: input.values },
+    );
+    const namespace = typeof set.values.namespace === 'string' ? set.values.namespace : 'default';
+    const settings: MeshSettings = {
+      outboundTrafficPolicy: input.outboundTrafficPolicy,
+      client: { pod: 'curl', namespace, labels: { app: 'curl' } },
+    };
+    const probes = Object.keys(input.expect).map((host) => ({ host }));
+    const simulated = lab.def.sim !== undefined;
+    const built = await findOracle(deps.projectRoot);
+    const useOracle = input.engine === 'oracle' || (input.engine === 'auto' && (built || !simulated));
+
+    let output: MeshCheckOutput;
+    let verdicts: MeshVerdict[];
+    if (useOracle) {
+      const beat = setInterval(() => ctx.heartbeat({ building: 'istio-oracle' }), 5_000);
+      let binary: string;
+      try {
+        binary = built ?? (await ensureOracle(deps.projectRoot, (line) => ctx.log.info(line)));
+      } finally {
+        clearInterval(beat);
+      }
+      const answer = await runOracle(binary, oracleRequest(set, settings, probes), { signal: ctx.signal });
+      verdicts = answer.verdicts;
+      output = {
+        engine: 'istio-oracle',
+        source: `istio.io/istio ${answer.versions['istio.io/istio'] ?? '?'}, go-control-plane ${answer.versions['github.com/envoyproxy/go-control-plane/envoy'] ?? '?'}`,
+        verdicts: verdicts.map(describeVerdict),
+        paths: Object.fromEntries(verdicts.map((v) => [v.host, v.path])),
+        conflicts: conflictLines(answer.pushStatus),
+        nacks: [
+          ...(answer.proxies.sidecar.nacks ?? []).map((n) => `sidecar: ${n}`),
+          ...(answer.proxies.gateway.nacks ?? []).map((n) => `gateway: ${n}`),
+        ],
+        rejected: answer.objects
+          .filter((o) => !o.accepted)
+          .map((o) => `${o.kind} ${o.namespace ?? ''}/${o.name}: ${(o.errors ?? []).join('; ')}`),
+      };
+    } else {
+      const [, proxy] = machineWithRole(lab.def, 'proxy');
+      const answer = modelAnswer(set.documents, settings, probes, {
+        ...MODEL_LAB,
+        proxy: { ip: proxy.ip, port: lab.def.network.proxyPort },
+      });
+      verdicts = answer.verdicts;
+      output = {
+        engine: 'sim-model',
+        source: 'sim/mesh/model.ts, held to the Istio oracle by the differential corpus',
+        verdicts: verdicts.map(describeVerdict),
+        paths: Object.fromEntries(verdicts.map((v) => [v.host, v.path])),
+        conflicts: conflictLines(answer.pushStatus),
+        nacks: [
+          ...answer.nacks.sidecar.map((n) => `sidecar: ${n}`),
+          ...answer.nacks.gateway.map((n) => `gateway: ${n}`),
+        ],
+        rejected: answer.rejected,
+      };
+    }
+    for (const line of output.verdicts) ctx.log.info(`mesh.check: ${line}`);
+
+    const problems: string[] = [
+      ...output.rejected.map((r) => `rejected: ${r}`),
+      ...output.nacks.map((n) => `Envoy would NACK: ${n}`),
+      ...output.conflicts.map((c) => `istiod reports: ${c}`),
+    ];
+    for (const v of verdicts) {
+      const want = input.expect[v.host];
+      if (want && v.verdict !== want) problems.push(`${v.host}: expected ${want}, ${describeVerdict(v)}`);
+    }
+    if (problems.length > 0) {
+      throw new MeshCheckError(`${output.engine} (${output.source}) says:\n${problems.join('\n')}`);
+    }
+    return output;
+  },
+});
+
+function conflictLines(
+  status: Record<string, Record<string, { proxy?: string; message?: string }>>,
+): string[] {
+  return Object.entries(status).flatMap(([metric, entries]) =>
+    Object.entries(entries).map(([key, e]) => `${metric} ${key} (${e.proxy ?? '?'}): ${e.message ?? ''}`),
+  );
+}

@@ -1,0 +1,256 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { isDuration, toMs } from '../src/duration.js';
+import { ExpectationError, MeshCheckError } from '../src/errors.js';
+import type { LabRuntime } from '../src/lab/runtime.js';
+import { defineAction } from './action.js';
+
+const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Input of mesh.wait. */
+export const meshWaitInput = z
+  .object({
+    gateway: z
+      .object({
+        namespace: z
+          .string()
+          .regex(K8S_NAME)
+          .default('istio-system')
+          .describe("The egress gateway's namespace."),
+        deployment: z.string().regex(K8S_NAME).default('istio-egressgateway').describe('Its Deployment.'),
+        tunnels: z
+          .array(z.string().min(1))
+          .min(1)
+          .describe("tunnelingConfig hostnames (HOST:PORT) the gateway's listeners must carry."),
+      })
+      .strict()
+      .optional()
+      .describe("Wait until the egress gateway's Envoy holds the tunnels (istioctl proxy-config listeners)."),
+    sidecar: z
+      .object({
+        namespace: z.string().regex(K8S_NAME).default('default').describe("The client pod's namespace."),
+        selector: z.string().min(1).default('app=curl').describe('Label selector of the client pod.'),
+        toGateway: z
+          .array(z.string().min(1))
+          .min(1)
+          .describe("SNIs the client's sidecar must route to the egress gateway."),
+        gatewayHost: z
+          .string()
+          .default('istio-egressgateway.istio-system.svc.cluster.local')
+          .describe("The egress gateway Service's host name, as the sidecar's clusters name it."),
+      })
+      .strict()
+      .optional()
+      .describe("Wait until the client's sidecar routes the SNIs to the egress gateway."),
+    pushStatus: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Fail when istiod's /debug/push_status reports a conflict (e.g. two services on 0.0.0.0_443).",
+      ),
+    within: z
+      .string()
+      .refine(isDuration, 'must be a duration such as 60s')
+      .default('60s')
+      .describe('How long the config may take to reach the proxies.'),
+    interval: z
+      .string()
+      .refine(isDuration, 'must be a duration such as 1s')
+      .default('1s')
+      .describe('How often to look.'),
+  })
+  .strict()
+  .refine((i) => i.gateway || i.sidecar, 'name gateway, sidecar or both');
+
+/** Output of mesh.wait: what the proxies hold once they hold what the step waits for. */
+export interface MeshWaitOutput {
+  waitedMs: number;
+  /** tunnelingConfig hostnames found on the gateway's listeners. */
+  gatewayTunnels?: string[];
+  /** The client pod and, for each SNI, the cluster its sidecar sends it to. */
+  sidecar?: { pod: string; routes: Record<string, string> };
+  /** istiod's push status: `clean`, or the conflicts. */
+  pushStatus?: string;
+}
+
+/**
+ * Waits until istiod's config has reached the proxies: a probe sent before that goes the old way (e.g.
+ * direct instead of through the tunnel), as Istio's own tunnelling test knows.
+ */
+export const meshWaitAction = defineAction({
+  name: 'mesh.wait',
+  description:
+    "Wait until the mesh's proxies carry the applied routing (the egress gateway's tunnels, the client " +
+    "sidecar's routes to the gateway), read with istioctl proxy-config; fail on a conflict in istiod's push status.",
+  input: meshWaitInput,
+  policy: {
+    timeout: '2m',
+    maxTimeout: '15m',
+    heartbeatTimeout: '30s',
+    retry: { attempts: 2, initialInterval: '2s', backoff: 2, maxInterval: '10s' },
+    maxAttempts: 10,
+    nonRetryable: ['MeshCheckError', 'CommandNotFoundError', 'LabConfigError'],
+  },
+  summary: (input) =>
+    `mesh.wait ${[
+      ...(input.gateway ? [`gateway tunnels ${input.gateway.tunnels.join(', ')}`] : []),
+      ...(input.sidecar ? [`sidecar routes ${input.sidecar.toGateway.join(', ')} to the gateway`] : []),
+    ].join('; ')}`.slice(0, 200),
+  examples: [
+    {
+      description: 'After applying the tunnel: wait for the gateway and the sidecar to carry it',
+      yaml:
+        'id: tunnel-ready\nuses: mesh.wait\nwith:\n  gateway: { tunnels: [www.google.com:443] }\n' +
+        '  sidecar: { toGateway: [www.google.com] }',
+    },
+  ],
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const started = Date.now();
+    const deadline = started + toMs(input.within);
+    const output: MeshWaitOutput = { waitedMs: 0 };
+    let missing: string[] = [];
+    for (;;) {
+      missing = [];
+      if (input.gateway) {
+        const listeners = await listenersOf(
+          lab,
+          `deploy/${input.gateway.deployment}`,
+          input.gateway.namespace,
+        );
+        output.gatewayTunnels = tunnelHostnames(listeners);
+        for (const t of input.gateway.tunnels) {
+          if (!output.gatewayTunnels.includes(t)) missing.push(`the gateway has no tunnel to ${t}`);
+        }
+      }
+      if (input.sidecar) {
+        const pod = await podOf(lab, input.sidecar.namespace, input.sidecar.selector);
+        const routes = sniRoutes(await listenersOf(lab, `${pod}.${input.sidecar.namespace}`));
+        output.sidecar = { pod, routes: {} };
+        for (const sni of input.sidecar.toGateway) {
+          const cluster = routes[sni];
+          if (cluster) output.sidecar.routes[sni] = cluster;
+          if (!cluster?.endsWith(`|${input.sidecar.gatewayHost}`)) {
+            missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not the gateway`);
+          }
+        }
+      }
+      ctx.heartbeat({ missing });
+      if (missing.length === 0) break;
+      if (Date.now() >= deadline) {
+        throw new ExpectationError(
+          `after ${input.within} the proxies still lack the config: ${missing.join('; ')}`,
+        );
+      }
+      await sleep(toMs(input.interval), undefined, { signal: ctx.signal });
+    }
+    if (input.pushStatus) {
+      const conflicts = await pushConflicts(lab);
+      output.pushStatus = conflicts.length === 0 ? 'clean' : conflicts.join('; ');
+      if (conflicts.length > 0)
+        throw new MeshCheckError(`istiod's push status reports: ${conflicts.join('; ')}`);
+    }
+    output.waitedMs = Date.now() - started;
+    return output;
+  },
+});
+
+type Json = Record<string, unknown>;
+
+async function listenersOf(lab: LabRuntime, target: string, namespace?: string): Promise<unknown> {
+  const { stdout } = await lab.istioctl(
+    ['proxy-config', 'listeners', target, ...(namespace ? ['-n', namespace] : []), '-o', 'json'],
+    { timeoutMs: 60_000 },
+  );
+  try {
+    return JSON.parse(stdout) as unknown;
+  } catch {
+    throw new ExpectationError(
+      `istioctl proxy-config listeners ${target} printed no JSON: ${stdout.slice(0, 200)}`,
+    );
+  }
+}
+
+async function podOf(lab: LabRuntime, namespace: string, selector: string): Promise<string> {
+  const { stdout } = await lab.kubectl(
+    [
+      '-n',
+      namespace,
+      'get',
+      'pods',
+      '-l',
+      selector,
+      '--field-selector=status.phase=Running',
+      '-o',
+      'jsonpath={.items[0].metadata.name}',
+    ],
+    { timeoutMs: 60_000, check: false },
+  );
+  if (!stdout.trim())
+    throw new ExpectationError(`no Running pod matches ${selector} in namespace ${namespace} yet`);
+  return stdout.trim();
+}
+
+/** Every tunnelingConfig hostname in a listener dump (Envoy's JSON, camelCase or proto names). */
+export function tunnelHostnames(dump: unknown): string[] {
+  const out = new Set<string>();
+  const visit = (value: unknown) => {
+    if (Array.isArray(value)) return value.forEach(visit);
+    if (!value || typeof value !== 'object') return;
+    for (const [key, item] of Object.entries(value as Json)) {
+      if ((key === 'tunnelingConfig' || key === 'tunneling_config') && item && typeof item === 'object') {
+        const hostname = (item as Json).hostname;
+        if (typeof hostname === 'string') out.add(hostname);
+      }
+      visit(item);
+    }
+  };
+  visit(dump);
+  return [...out].sort();
+}
+
+/** SNI -> the cluster of the tcp_proxy of the first filter chain that matches it, across the dump's listeners. */
+export function sniRoutes(dump: unknown): Record<string, string> {
+  const routes: Record<string, string> = {};
+  for (const listener of Array.isArray(dump) ? (dump as Json[]) : []) {
+    const chains = (listener.filterChains ?? listener.filter_chains ?? []) as Json[];
+    for (const chain of chains) {
+      const match = (chain.filterChainMatch ?? chain.filter_chain_match ?? {}) as Json;
+      const names = (match.serverNames ?? match.server_names ?? []) as string[];
+      for (const filter of (chain.filters ?? []) as Json[]) {
+        const config = (filter.typedConfig ?? filter.typed_config ?? {}) as Json;
+        if (typeof config.cluster !== 'string') continue;
+        for (const name of names) routes[name] ??= config.cluster;
+      }
+    }
+  }
+  return routes;
+}
+
+/** The conflicts in istiod's /debug/push_status (`{}` when clean). */
+async function pushConflicts(lab: LabRuntime): Promise<string[]> {
+  const { stdout } = await lab.kubectl(
+    [
+      '-n',
+      'istio-system',
+      'exec',
+      'deploy/istiod',
+      '--',
+      'curl',
+      '-s',
+      'http://localhost:15014/debug/push_status',
+    ],
+    { timeoutMs: 60_000 },
+  );
+  let status: Record<string, Record<string, { message?: string }>>;
+  try {
+    status = JSON.parse(stdout || '{}') as typeof status;
+  } catch {
+    throw new ExpectationError(`istiod's push status is not JSON: ${stdout.slice(0, 200)}`);
+  }
+  return Object.entries(status)
+    .filter(([metric]) => metric.startsWith('pilot_conflict'))
+    .flatMap(([metric, entries]) =>
+      Object.entries(entries).map(([key, e]) => `${metric} ${key}: ${e.message ?? ''}`),
+    );
+}

@@ -1,0 +1,72 @@
+/**
+ * The model's answer for a set of manifests, in the shape the Istio oracle answers in: the documents
+ * applied, in order, to a fresh simulated cluster with Istio's demo profile installed (as the stand-in
+ * istioctl installs it), then every probed host walked through the model. Used by `mesh.check` on the
+ * simulated lab when the oracle is not built, and by the differential tests.
+ */
+import type { KubeDocument, MeshSettings } from '../../src/mesh/manifest-set.js';
+import type { MeshVerdict } from '../../src/mesh/verdict.js';
+import { applyManifest, initialCluster, istioComponentObjects, ISTIO_VERSION } from '../lib/kube-cluster.js';
+import { meshVerdicts, type PushStatus } from './model.js';
+
+/** The lab addresses the model writes into verdicts: the proof of concept's. */
+export const MODEL_LAB = {
+  nodeIp: '192.168.56.20',
+  proxy: { ip: '192.168.56.10', port: 3128 },
+  app: { ip: '192.168.56.30', port: 443 },
+};
+
+export interface ModelAnswer {
+  verdicts: MeshVerdict[];
+  pushStatus: PushStatus;
+  nacks: { sidecar: string[]; gateway: string[] };
+  /** Objects the simulated API server refused, with its message. */
+  rejected: string[];
+}
+
+export function modelAnswer(
+  documents: KubeDocument[],
+  settings: MeshSettings,
+  probes: { host: string; port?: number }[],
+  lab: typeof MODEL_LAB = MODEL_LAB,
+): ModelAnswer {
+  const state = initialCluster();
+  state.istio = {
+    version: ISTIO_VERSION,
+    profile: 'demo',
+    set: {},
+    components: ['istiod', 'istio-egressgateway'],
+    outboundTrafficPolicy: settings.outboundTrafficPolicy,
+    accessLogFile: '/dev/stdout',
+  };
+  const rejected: string[] = [];
+  const apply = (doc: unknown, file: string) => {
+    const result = applyManifest(state, doc, { file });
+    if (result.error) rejected.push(result.error);
+  };
+  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } }, 'istioctl');
+  for (const name of ['istiod', 'istio-egressgateway']) {
+    const labels = name === 'istio-egressgateway' ? settings.gatewayLabels : undefined;
+    for (const object of istioComponentObjects(name, 'istio-system', labels)) apply(object, 'istioctl');
+  }
+  for (const doc of documents) apply(doc, 'manifests');
+  const resources = Object.values(state.objects)
+    .sort((a, b) => a.seq - b.seq)
+    .map((s) => s.object);
+  const client = settings.client ?? { pod: 'curl', namespace: 'default', labels: { app: 'curl' } };
+  const answer = meshVerdicts(
+    {
+      resources,
+      istio: {
+        outboundTrafficPolicy: settings.outboundTrafficPolicy,
+        gateways: ['istio-system/istio-egressgateway'],
+      },
+      lab,
+      source: { pod: client.pod, namespace: client.namespace, sidecar: true },
+      now: new Date(0),
+      sourcePort: 40_000,
+    },
+    probes,
+  );
+  return { ...answer, rejected };
+}

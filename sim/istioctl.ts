@@ -96,7 +96,8 @@ async function main(): Promise<void> {
   if (command === 'version') {
     const state = readState<ClusterState>(env.stateDir, CLUSTER_STATE, initialCluster());
     const lines = [`client version: ${ISTIO_VERSION}`];
-    if (!problem && state.istio && !flagOn(args, 'short')) {
+    const remote = flagValue(args, 'remote') !== 'false';
+    if (remote && !problem && state.istio && !flagOn(args, 'short')) {
       const proxies = listObjects(state, 'Pod').filter((s) =>
         ((s.object.spec as { containers?: { name: string }[] })?.containers ?? []).some(
           (c) => c.name === 'istio-proxy',

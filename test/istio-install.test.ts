@@ -114,3 +114,32 @@ describe('istio.install', () => {
     );
   });
 });
+
+describe('istio.install and the pinned Istio release', () => {
+  it('refuses an istioctl of another version than the lab pins, saying how to get the right one', async () => {
+    const other = await clusterLab({
+      edit: (def) => {
+        (def as { istio?: unknown }).istio = { version: '1.29.0' };
+      },
+    });
+    try {
+      const err = await other.run(istioInstallAction, POC).then(
+        () => new Error('expected a failure'),
+        (e: unknown) => e as Error,
+      );
+      expect(err).toMatchObject({ type: 'LabConfigError', nonRetryable: true });
+      expect(err.message).toMatch(
+        /is istioctl 1\.28\.3, but .*sim\.yaml pins Istio 1\.29\.0: run scripts\/get-istioctl\.sh 1\.29\.0/,
+      );
+      expect(await deploymentsOf(other)).toEqual(['']);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+async function deploymentsOf(l: SimLab): Promise<string[]> {
+  return (
+    await l.runtime.kubectl(['-n', 'istio-system', 'get', 'deployments', '-o', 'name'], { check: false })
+  ).stdout.split('\n');
+}

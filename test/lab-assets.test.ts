@@ -134,6 +134,7 @@ describe('shell scripts', () => {
       expect.arrayContaining([
         '.ci/run',
         'envoy/get-envoy.sh',
+        'scripts/get-istioctl.sh',
         'sim/bin/kubectl',
         'tunnel-lab',
         'vagrant/provision/external-app.sh',

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 
 export const CLUSTER_STATE = 'cluster';
-export const ISTIO_VERSION = '1.27.1';
+export const ISTIO_VERSION = '1.28.3';
 export const KUBE_VERSION = 'v1.33.3';
 /** The single node of the k0s cluster. */
 export const NODE_NAME = 'k8s';

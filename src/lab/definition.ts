@@ -42,6 +42,17 @@ const labSchema = z
     network: z
       .object({ proxyPort: z.number().int(), appPort: z.number().int(), apiServer: z.string() })
       .passthrough(),
+    istio: z
+      .object({
+        version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be an Istio release such as 1.28.3'),
+        sha256: z
+          .string()
+          .default('')
+          .describe('Of istioctl-VERSION-linux-amd64.tar.gz; empty: the published one.'),
+      })
+      .strict()
+      .optional()
+      .describe('The Istio release the lab runs: istio.install refuses an istioctl of another version.'),
     sim: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { MACHINES, type MachineTable } from '../../sim/lib/machines.js';
 import { updateState } from '../../sim/lib/state.js';
-import { simLab, type SimLab } from './sim-lab.js';
+import { simLab, type LabYaml, type SimLab } from './sim-lab.js';
 
 /** Records machines as running in the vagrant stand-in's table. */
 export async function markRunning(lab: SimLab, names: string[]): Promise<void> {
@@ -39,13 +39,17 @@ export async function writeKubeconfig(lab: SimLab, server = lab.def.network.apiS
 /**
  * A simulated lab with a reachable cluster. `configDelay` overrides how long Istio config takes to reach
  * the proxies (the lab file's default otherwise); `0s` for tests about other things than propagation.
+ * `edit` changes the copy of the lab file further.
  */
-export async function clusterLab(options: { configDelay?: string } = {}): Promise<SimLab> {
+export async function clusterLab(
+  options: { configDelay?: string; edit?: (def: LabYaml) => void } = {},
+): Promise<SimLab> {
   const lab = await simLab(
-    options.configDelay === undefined
+    options.configDelay === undefined && !options.edit
       ? undefined
       : (def) => {
-          def.sim.configDelay = options.configDelay;
+          if (options.configDelay !== undefined) def.sim.configDelay = options.configDelay;
+          options.edit?.(def);
         },
   );
   await markRunning(lab, ['k8s', 'external-proxy']);

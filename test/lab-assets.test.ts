@@ -46,7 +46,7 @@ async function vagrantValidate(cwd: string, env: Record<string, string> = {}) {
 
 async function shellScripts(): Promise<string[]> {
   const found: string[] = [];
-  for (const dir of ['vagrant', 'envoy']) {
+  for (const dir of ['vagrant', 'envoy', 'scripts']) {
     const entries = await readdir(path.join(root, dir), { recursive: true });
     found.push(
       ...entries.filter((entry) => entry.endsWith('.sh')).map((entry) => path.join(root, dir, entry)),

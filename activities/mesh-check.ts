@@ -60,6 +60,8 @@ export interface MeshCheckOutput {
   nacks: string[];
   /** Objects Kubernetes or Istio would refuse. */
   rejected: string[];
+  /** What Istio's analyzers (istioctl analyze) report; errors fail the step. */
+  analysis: string[];
 }
 
 /** Judges manifests before they are applied: invalid objects, NACKs, conflicts, and where each host goes. */
@@ -110,6 +112,7 @@ export const meshCheckAction = defineAction({
 
     let output: MeshCheckOutput;
     let verdicts: MeshVerdict[];
+    let analysisErrors: string[] = [];
     if (useOracle) {
       const beat = setInterval(() => ctx.heartbeat({ building: 'istio-oracle' }), 5_000);
       let binary: string;
@@ -133,7 +136,9 @@ export const meshCheckAction = defineAction({
         rejected: answer.objects
           .filter((o) => !o.accepted)
           .map((o) => `${o.kind} ${o.namespace ?? ''}/${o.name}: ${(o.errors ?? []).join('; ')}`),
+        analysis: answer.analysis.map((f) => f.message),
       };
+      analysisErrors = answer.analysis.filter((f) => f.level === 'Error').map((f) => f.message);
     } else {
       const [, proxy] = machineWithRole(lab.def, 'proxy');
       const answer = modelAnswer(set.documents, settings, probes, {
@@ -152,12 +157,14 @@ export const meshCheckAction = defineAction({
           ...answer.nacks.gateway.map((n) => `gateway: ${n}`),
         ],
         rejected: answer.rejected,
+        analysis: [],
       };
     }
     for (const line of output.verdicts) ctx.log.info(`mesh.check: ${line}`);
 
     const problems: string[] = [
       ...output.rejected.map((r) => `rejected: ${r}`),
+      ...analysisErrors.map((a) => `istioctl analyze: ${a}`),
       ...output.nacks.map((n) => `Envoy would NACK: ${n}`),
       ...output.conflicts.map((c) => `istiod reports: ${c}`),
     ];

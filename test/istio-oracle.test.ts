@@ -95,6 +95,24 @@ describe('manifests', () => {
     ]);
   });
 
+  it("reports what Istio's analyzers find: a route to a missing Gateway, a TCP ServiceEntry without addresses", async () => {
+    const answer = await runOracle(oracle, {
+      manifests: [
+        'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: vs }\n' +
+          'spec: { hosts: [a.example], gateways: [nope], tls: [{ match: [{ port: 443, sniHosts: [a.example] }], route: [{ destination: { host: a.example } }] }] }',
+        'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: tcp }\n' +
+          'spec: { hosts: [p.example], ports: [{ number: 3128, name: tcp, protocol: TCP }], resolution: STATIC, endpoints: [{ address: 192.0.2.1 }] }',
+      ].join('\n---\n'),
+      outboundTrafficPolicy: 'REGISTRY_ONLY',
+      probes: [],
+    });
+    expect(answer.analysis.map((f) => [f.code, f.level, f.resource])).toEqual([
+      ['IST0101', 'Error', 'default/vs'],
+      ['IST0132', 'Warning', 'default/vs'],
+      ['IST0134', 'Warning', 'default/tcp'],
+    ]);
+  });
+
   it('only warns on an EnvoyFilter value with a misspelt Envoy field, as istioctl validate does', async () => {
     const [filter] = await judge(
       'apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: f, namespace: istio-system }\n' +

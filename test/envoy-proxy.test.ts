@@ -224,10 +224,14 @@ test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', a
   // One line when the tunnel is established, one when it ends: the client closed first, hence DC.
   expect(lines).toEqual([
     expect.stringMatching(
-      new RegExp(`^\\[\\S+\\] 127\\.0\\.0\\.1:\\d+ "CONNECT ${target} - HTTP/1\\.1" - 200 - - ${target}$`),
+      new RegExp(
+        `^\\[\\S+\\] 127\\.0\\.0\\.1:\\d+ "CONNECT ${target} - HTTP/1\\.1" - 200 - - ${target} DownstreamTunnelSuccessfullyEstablished$`,
+      ),
     ),
     expect.stringMatching(
-      new RegExp(`^\\[\\S+\\] 127\\.0\\.0\\.1:\\d+ "CONNECT ${target} - HTTP/1\\.1" - 200 - DC ${target}$`),
+      new RegExp(
+        `^\\[\\S+\\] 127\\.0\\.0\\.1:\\d+ "CONNECT ${target} - HTTP/1\\.1" - 200 - DC ${target} DownstreamEnd$`,
+      ),
     ),
   ]);
 
@@ -235,7 +239,13 @@ test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', a
   await tunnelOnce(true);
   const more = await logLines(4, 10_000);
   expect(more.slice(2)).toEqual([
-    expect.stringMatching(new RegExp(`"CONNECT ${target} - HTTP/1\\.1" - 200 - - ${target}$`)),
-    expect.stringMatching(new RegExp(`"CONNECT ${target} - HTTP/1\\.1" - 200 - (-|DC) ${target}$`)),
+    expect.stringMatching(
+      new RegExp(
+        `"CONNECT ${target} - HTTP/1\\.1" - 200 - - ${target} DownstreamTunnelSuccessfullyEstablished$`,
+      ),
+    ),
+    expect.stringMatching(
+      new RegExp(`"CONNECT ${target} - HTTP/1\\.1" - 200 - (-|DC) ${target} DownstreamEnd$`),
+    ),
   ]);
 }, 60_000);

@@ -212,7 +212,7 @@ describe('envoy/envoy.yaml', () => {
     expect(format).toContain(
       '"%REQ(:METHOD)% %UPSTREAM_HOST% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" - %RESPONSE_CODE% - %RESPONSE_FLAGS%',
     );
-    expect(format).toContain('%REQ(:AUTHORITY)%');
+    expect(format).toContain('%REQ(:AUTHORITY)% %ACCESS_LOG_TYPE%');
     expect(hcm.access_log[0]!.typed_config.path).toBe('/var/log/envoy/access.log');
     expect(hcm.access_log_options.flush_log_on_tunnel_successfully_established).toBe(true);
 

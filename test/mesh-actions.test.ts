@@ -121,7 +121,7 @@ describe('mesh.wait', () => {
     // Now the probe goes through the tunnel: the proxy logs it.
     await lab.run(probeCurlAction, { url: 'https://www.google.com' });
     const log = await readFile(lab.def.machines['external-proxy']!.files.accessLog!, 'utf8');
-    expect(log).toMatch(/"CONNECT \S+:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443$/m);
+    expect(log).toMatch(/"CONNECT \S+:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443 DownstreamEnd$/m);
   });
 
   it('gives up after `within`, naming what is missing', async () => {

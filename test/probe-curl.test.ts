@@ -94,10 +94,10 @@ describe('probe.curl', () => {
     const lines = (await proxyLog()).trim().split('\n');
     expect(lines).toHaveLength(4);
     expect(lines[1]).toMatch(
-      /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] 192\.168\.56\.20:\d+ "CONNECT 216\.58\.209\.4:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443$/,
+      /^\[\d{4}-\d\d-\d\dT[\d:.]+Z\] 192\.168\.56\.20:\d+ "CONNECT 216\.58\.209\.4:443 - HTTP\/1\.1" - 200 - DC www\.google\.com:443 DownstreamEnd$/,
     );
     expect(lines[3]).toMatch(
-      /"CONNECT 91\.198\.174\.192:443 - HTTP\/1\.1" - 200 - DC www\.wikipedia\.org:443$/,
+      /"CONNECT 91\.198\.174\.192:443 - HTTP\/1\.1" - 200 - DC www\.wikipedia\.org:443 DownstreamEnd$/,
     );
   });
 

@@ -29,7 +29,7 @@ const LAB = {
 };
 const NOW = new Date('2022-01-28T13:23:03.527Z');
 const LOG_LINE =
-  /^\[2022-01-28T13:23:03\.527Z\] 192\.168\.56\.20:47191 "CONNECT (\d+\.\d+\.\d+\.\d+):443 - HTTP\/1\.1" - 200 - (-|DC) ([\w.-]+):443$/;
+  /^\[2022-01-28T13:23:03\.527Z\] 192\.168\.56\.20:47191 "CONNECT (\d+\.\d+\.\d+\.\d+):443 - HTTP\/1\.1" - 200 - (-|DC) ([\w.-]+):443 (DownstreamTunnelSuccessfullyEstablished|DownstreamEnd)$/;
 
 let context: { lab: Record<string, unknown>; values: Record<string, unknown> };
 
@@ -155,8 +155,8 @@ describe('mesh model', () => {
     const google = probe(resources, 'https://www.google.com');
     expect(google).toMatchObject({ exitCode: 0, httpCode: 200 });
     expect(google.proxyLogLines).toEqual([
-      '[2022-01-28T13:23:03.527Z] 192.168.56.20:47191 "CONNECT 216.58.209.4:443 - HTTP/1.1" - 200 - - www.google.com:443',
-      '[2022-01-28T13:23:03.527Z] 192.168.56.20:47191 "CONNECT 216.58.209.4:443 - HTTP/1.1" - 200 - DC www.google.com:443',
+      '[2022-01-28T13:23:03.527Z] 192.168.56.20:47191 "CONNECT 216.58.209.4:443 - HTTP/1.1" - 200 - - www.google.com:443 DownstreamTunnelSuccessfullyEstablished',
+      '[2022-01-28T13:23:03.527Z] 192.168.56.20:47191 "CONNECT 216.58.209.4:443 - HTTP/1.1" - 200 - DC www.google.com:443 DownstreamEnd',
     ]);
     const wikipedia = probe(resources, 'https://www.wikipedia.org');
     expect(wikipedia.proxyLogLines).toHaveLength(2);

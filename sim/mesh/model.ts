@@ -38,7 +38,9 @@
  *    EnvoyFilter CLUSTER ADD, or one istiod generates as in stage 4) and, with `tunneling_config`,
  *    opens a CONNECT tunnel through it.
  * 6. The external proxy (envoy/envoy.yaml) accepts CONNECT over TLS only. It writes one access-log line
- *    when the tunnel is established and one when it closes (`DC`, the gateway ended it after curl).
+ *    when the tunnel is established (type DownstreamTunnelSuccessfullyEstablished) and one when it closes
+ *    (DownstreamEnd, flags `DC`: the gateway ended it after curl; with a real site that closes first the
+ *    flags may be `-`, so checks match the type).
  * 7. The server: a public host answers 200 (the sim never contacts the internet); the lab's app machine
  *    is answered by the real nginx (the caller runs a real curl for `appRequest`); a server that is
  *    not the requested host fails curl's certificate check (exit 60) unless `--insecure`.
@@ -490,9 +492,9 @@ class RequestWalk {
     const targetIp = isIp(targetHost) ? targetHost : publicAddress(targetHost);
     if (!targetIp) return this.reset(`tunnel: the proxy cannot resolve ${targetHost}`);
     const targetPort = Number(targetPortText ?? 443);
-    const line = (flags: string) =>
-      `[${this.input.now.toISOString()}] ${this.input.lab.nodeIp}:${this.input.sourcePort} "${method} ${targetIp}:${targetPort} - ${protocol}" - 200 - ${flags} ${authority}`;
-    this.logs.push(line('-'), line('DC'));
+    const line = (flags: string, type: string) =>
+      `[${this.input.now.toISOString()}] ${this.input.lab.nodeIp}:${this.input.sourcePort} "${method} ${targetIp}:${targetPort} - ${protocol}" - 200 - ${flags} ${authority} ${type}`;
+    this.logs.push(line('-', 'DownstreamTunnelSuccessfullyEstablished'), line('DC', 'DownstreamEnd'));
     this.note(
       `tunnel: ${method} ${authority} through ${proxy.ip}:${proxy.port} (${protocol}); 2 access-log lines`,
     );

@@ -45,6 +45,8 @@ import { daemonUp, readDaemon } from './lib/machines.js';
 import { flagOn, flagValue, parseArgs, UsageError, type FlagSpec, type ParsedArgs } from './lib/pflag.js';
 import { readState, updateState } from './lib/state.js';
 import { pushStatusOf, simulateRequest, type MeshObject } from './mesh/model.js';
+import { runningProxy } from './lib/proxy.js';
+import { tunnelRequest } from './lib/tunnel-client.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { value: true },
@@ -892,6 +894,24 @@ async function exec(ctx: Ctx, rest: string[]): Promise<void> {
     `${new Date().toISOString()} ${pod.metadata.namespace}/${pod.metadata.name}[${container}] curl ${call.url.href}\n` +
       outcome.trace.map((t) => `  ${t}\n`).join(''),
   );
+  // Through the real Envoy when the proxy machine runs one: its access log is then Envoy's own.
+  const realProxy = outcome.tunnelRequest && !outcome.appRequest ? runningProxy(ctx.env.stateDir) : undefined;
+  if (outcome.tunnelRequest && realProxy) {
+    const result = await tunnelRequest({
+      proxyPort: realProxy.port,
+      authority: outcome.tunnelRequest.authority,
+      host: call.url.hostname,
+      insecure: call.insecure,
+      publicCa: realProxy.publicCa,
+      timeoutMs: (call.maxTime ?? 60) * 1000,
+    });
+    appendFileSync(
+      path.join(ctx.env.stateDir, MESH_TRACE),
+      `  proxy: the real Envoy on 127.0.0.1:${realProxy.port} carried the tunnel: curl exit ${result.exitCode}, HTTP ${result.httpCode}\n`,
+    );
+    const out = curlOutput(call, { ...result, remoteIp: outcome.remoteIp });
+    return terminate(ctx, out.stdout, out.stderr, out.exitCode);
+  }
   if (outcome.proxyLogLines.length > 0 && ctx.lab.proxy?.accessLog) {
     mkdirSync(path.dirname(ctx.lab.proxy.accessLog), { recursive: true });
     appendFileSync(ctx.lab.proxy.accessLog, outcome.proxyLogLines.map((l) => `${l}\n`).join(''));

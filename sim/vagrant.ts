@@ -1,8 +1,9 @@
 /**
  * `vagrant` of the simulated lab (run through sim/bin/vagrant). It takes the argv the lab actions give the
  * real Vagrant and answers in Vagrant's formats and error texts, while its "machines" are folders under
- * `{state}/vms/<name>/` plus real daemons on 127.0.0.1: one OpenSSH sshd for every machine's shell and,
- * for the app machine, nginx with mutual TLS. Machine records live in the sim state folder (see
+ * `{state}/vms/<name>/` plus real daemons on 127.0.0.1: one OpenSSH sshd for every machine's shell,
+ * for the app machine nginx with mutual TLS, and for the proxy machine a real Envoy running
+ * envoy/envoy.yaml. Machine records live in the sim state folder (see
  * sim/lib/machines.ts); latency and failure injection come from the lab file's `sim` section.
  */
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -26,6 +27,7 @@ import {
   type StoredState,
 } from './lib/machines.js';
 import { startApp, stopApp } from './lib/nginx.js';
+import { startProxy, stopProxy } from './lib/proxy.js';
 import { isAlive } from './lib/procs.js';
 import { ensureSshd, sshdFiles, sshUser, stopSshd } from './lib/sshd.js';
 import { readState, updateState } from './lib/state.js';
@@ -500,6 +502,8 @@ async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
     if (machine.role === 'proxy' && files.accessLog) {
       if (!existsSync(files.accessLog)) appendFileSync(files.accessLog, '');
       ui.detail(name, `external-proxy: envoy access log at ${files.accessLog}`);
+      const started = await startProxy({ simState: lab.simState, accessLog: files.accessLog });
+      for (const message of started.messages) ui.detail(name, message);
     }
     if (machine.role === 'app') {
       const started = await startApp({
@@ -519,6 +523,7 @@ async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
 
 async function stopServices(lab: Lab, name: string): Promise<void> {
   if (lab.machines[name]!.role === 'app') await stopApp(lab.simState, name);
+  if (lab.machines[name]!.role === 'proxy') await stopProxy(lab.simState);
 }
 
 /** Boots one claimed machine: its folders, the lab's sshd, then its provisioner. */

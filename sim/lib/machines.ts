@@ -4,8 +4,9 @@
  *
  * `<sim state>/machines.json` holds one record per machine that was ever created. A machine's services
  * are daemons on 127.0.0.1 recorded as `<sim state>/<daemon>.json` (`{ "port": N, "pid": P }`): `sshd`
- * (one per lab, the shells of all machines) and, for the machine with role `app`, its nginx under the
- * machine's own name (e.g. `external-app.json`). A machine recorded as running whose services died reports
+ * (one per lab, the shells of all machines), for the machine with role `app` its nginx under the
+ * machine's own name (e.g. `external-app.json`), and for the machine with role `proxy` a real Envoy
+ * (`envoy.json`) with the simulated internet behind it (`internet.json`), see proxy.ts. A machine recorded as running whose services died reports
  * `aborted`, as VirtualBox does for a VM that stopped without Vagrant.
  */
 import path from 'node:path';
@@ -46,6 +47,9 @@ export interface SimMachine {
 export const MACHINES = 'machines';
 /** The state file name of the lab's sshd. */
 export const SSHD = 'sshd';
+/** The state file names of the external proxy's Envoy and of the simulated internet behind it. */
+export const ENVOY = 'envoy';
+export const INTERNET = 'internet';
 
 /** The machine table as stored (no lock: a snapshot). */
 export function readMachines(simState: string): MachineTable {
@@ -59,9 +63,10 @@ export function readDaemon(simState: string, name: string): Partial<DaemonRecord
 
 /** The generated config file of a daemon, also how its processes are told apart from any other. */
 export function daemonConfig(simState: string, daemon: string): string {
-  return daemon === SSHD
-    ? path.join(simState, 'sshd', 'sshd_config')
-    : path.join(simState, daemon, 'nginx.conf');
+  if (daemon === SSHD) return path.join(simState, 'sshd', 'sshd_config');
+  if (daemon === ENVOY) return path.join(simState, 'envoy', 'envoy.yaml');
+  if (daemon === INTERNET) return path.join(simState, 'internet', 'internet.json');
+  return path.join(simState, daemon, 'nginx.conf');
 }
 
 /** True when the recorded daemon runs (and is the process we started, not a recycled pid). */

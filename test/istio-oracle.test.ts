@@ -7,7 +7,7 @@
  * - envoy/envoy.yaml: decoded strictly into Envoy's Bootstrap v3 and checked with Envoy's field rules,
  *   typed_config contents included; deprecated fields are reported.
  */
-import { copyFile, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -157,21 +157,52 @@ describe('envoy/envoy.yaml', () => {
   it("flags the proof of concept's deprecated FileAccessLog.format", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'envoy-validate-'));
     const poc = path.join(dir, 'poc.yaml');
-    await copyFile(envoyYaml, poc);
-    const text = await readFile(poc, 'utf8');
-    await writeFile(
-      poc,
-      text.replace(
-        /log_format:\n\s+text_format_source:\n\s+inline_string: (.*)\n/,
-        (_m, format: string) => `format: ${format}\n`,
-      ),
-    );
+    // The PoC's access log: the format string in `format`, which Envoy deprecated for log_format.
+    const config = parse(await readFile(envoyYaml, 'utf8')) as {
+      static_resources: {
+        listeners: {
+          filter_chains: {
+            filters: { typed_config: { access_log: { typed_config: Record<string, unknown> }[] } }[];
+          }[];
+        }[];
+      };
+    };
+    const log =
+      config.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config.access_log[0]!
+        .typed_config;
+    log.format = (
+      log.log_format as { text_format_source: { inline_string: string } }
+    ).text_format_source.inline_string;
+    delete log.log_format;
+    await writeFile(poc, stringify(config));
     const [report] = await validateEnvoyFiles(oracle, [poc]);
     expect(report!.errors).toEqual([]);
     expect(report!.warnings).toEqual([
       expect.stringMatching(/access_log\[0\]\.typed_config\.format: deprecated field/),
     ]);
   });
+});
+
+test("lists the Envoy extensions each proxy's config needs: only Istio's metadata exchange is not upstream Envoy's on the gateway", async () => {
+  const lab = await loadLab('sim', { projectRoot: root, stateDir: '/nonexistent' });
+  const set = await renderManifestSet(
+    [
+      'tls-passthrough/service-entries.yaml',
+      'tls-passthrough/egress-routing.yaml',
+      'tls-passthrough/tcp-tunnel-filter.yaml',
+    ].map((file) => ({ file })),
+    { projectRoot: root, lab },
+  );
+  const answer = await runOracle(oracle, oracleRequest(set, { outboundTrafficPolicy: 'REGISTRY_ONLY' }, []));
+  const notUpstream = (types: string[]) => types.filter((t) => !t.startsWith('envoy.extensions.'));
+  expect(notUpstream(answer.proxies.gateway.extensions)).toEqual([
+    'udpa.type.v1.TypedStruct (type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange)',
+  ]);
+  expect(notUpstream(answer.proxies.sidecar.extensions)).toEqual([
+    'istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig',
+    'udpa.type.v1.TypedStruct (type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange)',
+    'udpa.type.v1.TypedStruct (type.googleapis.com/io.istio.http.peer_metadata.Config)',
+  ]);
 });
 
 test('names the Istio and Envoy API versions it was built from, as pinned in its go.mod', async () => {

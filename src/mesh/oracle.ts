@@ -63,6 +63,8 @@ export interface OracleProxy {
     http2?: boolean;
   }[];
   nacks?: string[];
+  /** The typed_config types the config uses (without `type.googleapis.com/`). */
+  extensions: string[];
 }
 
 export type PushStatus = Record<string, Record<string, { proxy?: string; message?: string }>>;

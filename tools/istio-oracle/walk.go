@@ -6,12 +6,14 @@ import (
 	"sort"
 	"strings"
 
+	udpatype "github.com/cncf/xds/go/udpa/type/v1"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"istio.io/istio/pilot/pkg/model"
@@ -48,6 +50,8 @@ type ProxyReport struct {
 	Clusters  []ClusterReport  `json:"clusters"`
 	// Nacks are the reasons Envoy would reject this config (the whole listener or cluster update).
 	Nacks []string `json:"nacks,omitempty"`
+	// Extensions are the typed_config types the config uses; the ones outside upstream Envoy are Istio's own.
+	Extensions []string `json:"extensions"`
 }
 
 type ListenerReport struct {
@@ -140,6 +144,28 @@ func (p *proxyConfig) report(m *meshView) *ProxyReport {
 		}
 		r.Listeners = append(r.Listeners, lr)
 	}
+	types := map[string]bool{}
+	collect := func(path string, a *anypb.Any) {
+		url := a.GetTypeUrl()
+		if url == "type.googleapis.com/udpa.type.v1.TypedStruct" || url == "type.googleapis.com/xds.type.v3.TypedStruct" {
+			ts := &udpatype.TypedStruct{}
+			if a.UnmarshalTo(ts) == nil {
+				url += " (" + ts.GetTypeUrl() + ")"
+			}
+		}
+		types[url] = true
+	}
+	for _, l := range p.listeners {
+		eachAny(l.ProtoReflect(), "", collect)
+	}
+	for _, c := range p.clusters {
+		eachAny(c.ProtoReflect(), "", collect)
+	}
+	r.Extensions = []string{}
+	for t := range types {
+		r.Extensions = append(r.Extensions, strings.TrimPrefix(t, "type.googleapis.com/"))
+	}
+	sort.Strings(r.Extensions)
 	sort.Strings(p.names)
 	for _, name := range p.names {
 		c := p.clusters[name]

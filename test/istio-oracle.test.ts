@@ -16,6 +16,7 @@ import { loadLab } from '../src/lab/definition.js';
 import { renderManifestSet } from '../src/mesh/manifest-set.js';
 import { oracleRequest } from '../src/mesh/manifest-set.js';
 import { ensureOracle, runOracle, validateEnvoyFiles, type OracleObject } from '../src/mesh/oracle.js';
+import { verdictKey } from '../src/mesh/verdict.js';
 
 const root = projectRoot();
 let oracle: string;
@@ -183,7 +184,7 @@ describe('envoy/envoy.yaml', () => {
   });
 });
 
-test("lists the Envoy extensions each proxy's config needs: only Istio's metadata exchange is not upstream Envoy's on the gateway", async () => {
+test("lists the Envoy extensions each proxy's config needs, and the istiod setting that leaves the gateway upstream Envoy's only", async () => {
   const lab = await loadLab('sim', { projectRoot: root, stateDir: '/nonexistent' });
   const set = await renderManifestSet(
     [
@@ -193,16 +194,26 @@ test("lists the Envoy extensions each proxy's config needs: only Istio's metadat
     ].map((file) => ({ file })),
     { projectRoot: root, lab },
   );
-  const answer = await runOracle(oracle, oracleRequest(set, { outboundTrafficPolicy: 'REGISTRY_ONLY' }, []));
-  const notUpstream = (types: string[]) => types.filter((t) => !t.startsWith('envoy.extensions.'));
-  expect(notUpstream(answer.proxies.gateway.extensions)).toEqual([
-    'udpa.type.v1.TypedStruct (type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange)',
+  const request = oracleRequest(set, { outboundTrafficPolicy: 'REGISTRY_ONLY' }, [
+    { host: 'www.google.com' },
   ]);
-  expect(notUpstream(answer.proxies.sidecar.extensions)).toEqual([
-    'istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig',
-    'udpa.type.v1.TypedStruct (type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange)',
+  const notUpstream = (types: string[]) => types.filter((t) => !t.startsWith('envoy.extensions.'));
+  const mx =
+    'udpa.type.v1.TypedStruct (type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange)';
+  const alpn = 'istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig';
+  const defaults = await runOracle(oracle, request);
+  expect(notUpstream(defaults.proxies.gateway.extensions)).toEqual([mx]);
+  expect(notUpstream(defaults.proxies.sidecar.extensions)).toEqual([
+    alpn,
+    mx,
     'udpa.type.v1.TypedStruct (type.googleapis.com/io.istio.http.peer_metadata.Config)',
   ]);
+  // istiod with PILOT_ENABLE_METADATA_EXCHANGE=false: the gateway's config is upstream Envoy's alone, and
+  // the tunnel is unchanged; the sidecar still needs Istio's ALPN filter.
+  const noMx = await runOracle(oracle, request, { env: { PILOT_ENABLE_METADATA_EXCHANGE: 'false' } });
+  expect(notUpstream(noMx.proxies.gateway.extensions)).toEqual([]);
+  expect(notUpstream(noMx.proxies.sidecar.extensions)).toEqual([alpn]);
+  expect(noMx.verdicts.map(verdictKey)).toEqual(defaults.verdicts.map(verdictKey));
 });
 
 test('names the Istio and Envoy API versions it was built from, as pinned in its go.mod', async () => {

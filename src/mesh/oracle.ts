@@ -178,9 +178,11 @@ export async function ensureOracle(
 export async function runOracle(
   binary: string,
   request: OracleRequest,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; env?: Record<string, string> } = {},
 ): Promise<OracleResponse> {
   const result = await execa(binary, ['mesh'], {
+    // istiod's own feature switches (PILOT_*) are read from the environment, as istiod reads them.
+    env: options.env,
     input: JSON.stringify(request),
     reject: false,
     cancelSignal: options.signal,

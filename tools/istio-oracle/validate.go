@@ -86,54 +86,37 @@ func validateProto(m proto.Message) []string {
 	return out
 }
 
-// eachAny calls fn for every Any reachable from m, recursing into the decoded contents too.
+// eachAny calls fn for every Any reachable from m, the decoded contents of Anys included.
 func eachAny(m protoreflect.Message, path string, fn func(string, *anypb.Any)) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := join(path, string(fd.Name()))
-		visit := func(p string, msg protoreflect.Message) {
-			if a, ok := msg.Interface().(*anypb.Any); ok {
-				fn(p, a)
-				if inner, err := a.UnmarshalNew(); err == nil {
-					eachAny(inner.ProtoReflect(), p, fn)
-				}
-				return
-			}
-			eachAny(msg, p, fn)
-		}
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			list := v.List()
-			for i := 0; i < list.Len(); i++ {
-				visit(fmt.Sprintf("%s[%d]", p, i), list.Get(i).Message())
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				visit(fmt.Sprintf("%s[%s]", p, k.String()), mv.Message())
-				return true
-			})
-		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
-			visit(p, v.Message())
-		}
-		return true
-	})
+	walkFields(m, path, func(string, protoreflect.FieldDescriptor) {}, fn)
 }
 
-// deprecatedFields lists the set fields that Envoy's API marks deprecated.
+// deprecatedFields lists the set fields that Envoy's API marks deprecated, inside Anys too.
 func deprecatedFields(m protoreflect.Message, path string) []string {
 	var out []string
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := join(path, string(fd.Name()))
+	walkFields(m, path, func(p string, fd protoreflect.FieldDescriptor) {
 		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDeprecated() {
 			out = append(out, fmt.Sprintf("%s: deprecated field (%s)", p, fd.FullName()))
 		}
+	}, func(string, *anypb.Any) {})
+	return out
+}
+
+// walkFields calls onField for every set field below m (by its path) and onAny for every Any, then goes on
+// into the Any's decoded contents.
+func walkFields(m protoreflect.Message, path string, onField func(string, protoreflect.FieldDescriptor), onAny func(string, *anypb.Any)) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		p := join(path, string(fd.Name()))
+		onField(p, fd)
 		visit := func(p string, msg protoreflect.Message) {
 			if a, ok := msg.Interface().(*anypb.Any); ok {
+				onAny(p, a)
 				if inner, err := a.UnmarshalNew(); err == nil {
-					out = append(out, deprecatedFields(inner.ProtoReflect(), p)...)
+					walkFields(inner.ProtoReflect(), p, onField, onAny)
 				}
 				return
 			}
-			out = append(out, deprecatedFields(msg, p)...)
+			walkFields(msg, p, onField, onAny)
 		}
 		switch {
 		case fd.IsList() && fd.Message() != nil:
@@ -151,7 +134,6 @@ func deprecatedFields(m protoreflect.Message, path string) []string {
 		}
 		return true
 	})
-	return out
 }
 
 func join(path, name string) string {

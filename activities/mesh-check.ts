@@ -123,21 +123,15 @@ export const meshCheckAction = defineAction({
       }
       const answer = await runOracle(binary, oracleRequest(set, settings, probes), { signal: ctx.signal });
       verdicts = answer.verdicts;
-      output = {
-        engine: 'istio-oracle',
+      output = evidence('istio-oracle', verdicts, {
         source: `istio.io/istio ${answer.versions['istio.io/istio'] ?? '?'}, go-control-plane ${answer.versions['github.com/envoyproxy/go-control-plane/envoy'] ?? '?'}`,
-        verdicts: verdicts.map(describeVerdict),
-        paths: Object.fromEntries(verdicts.map((v) => [v.host, v.path])),
-        conflicts: conflictLines(answer.pushStatus),
-        nacks: [
-          ...(answer.proxies.sidecar.nacks ?? []).map((n) => `sidecar: ${n}`),
-          ...(answer.proxies.gateway.nacks ?? []).map((n) => `gateway: ${n}`),
-        ],
+        pushStatus: answer.pushStatus,
+        nacks: { sidecar: answer.proxies.sidecar.nacks ?? [], gateway: answer.proxies.gateway.nacks ?? [] },
         rejected: answer.objects
           .filter((o) => !o.accepted)
           .map((o) => `${o.kind} ${o.namespace ?? ''}/${o.name}: ${(o.errors ?? []).join('; ')}`),
         analysis: answer.analysis.map((f) => f.message),
-      };
+      });
       analysisErrors = answer.analysis.filter((f) => f.level === 'Error').map((f) => f.message);
     } else {
       const [, proxy] = machineWithRole(lab.def, 'proxy');
@@ -146,19 +140,13 @@ export const meshCheckAction = defineAction({
         proxy: { ip: proxy.ip, port: lab.def.network.proxyPort },
       });
       verdicts = answer.verdicts;
-      output = {
-        engine: 'sim-model',
+      output = evidence('sim-model', verdicts, {
         source: 'sim/mesh/model.ts, held to the Istio oracle by the differential corpus',
-        verdicts: verdicts.map(describeVerdict),
-        paths: Object.fromEntries(verdicts.map((v) => [v.host, v.path])),
-        conflicts: conflictLines(answer.pushStatus),
-        nacks: [
-          ...answer.nacks.sidecar.map((n) => `sidecar: ${n}`),
-          ...answer.nacks.gateway.map((n) => `gateway: ${n}`),
-        ],
+        pushStatus: answer.pushStatus,
+        nacks: answer.nacks,
         rejected: answer.rejected,
         analysis: [],
-      };
+      });
     }
     for (const line of output.verdicts) ctx.log.info(`mesh.check: ${line}`);
 
@@ -178,6 +166,33 @@ export const meshCheckAction = defineAction({
     return output;
   },
 });
+
+/** The step's output from an engine's answer. */
+function evidence(
+  engine: MeshCheckOutput['engine'],
+  verdicts: MeshVerdict[],
+  answer: {
+    source: string;
+    pushStatus: Record<string, Record<string, { proxy?: string; message?: string }>>;
+    nacks: { sidecar: string[]; gateway: string[] };
+    rejected: string[];
+    analysis: string[];
+  },
+): MeshCheckOutput {
+  return {
+    engine,
+    source: answer.source,
+    verdicts: verdicts.map(describeVerdict),
+    paths: Object.fromEntries(verdicts.map((v) => [v.host, v.path])),
+    conflicts: conflictLines(answer.pushStatus),
+    nacks: [
+      ...answer.nacks.sidecar.map((n) => `sidecar: ${n}`),
+      ...answer.nacks.gateway.map((n) => `gateway: ${n}`),
+    ],
+    rejected: answer.rejected,
+    analysis: answer.analysis,
+  };
+}
 
 function conflictLines(
   status: Record<string, Record<string, { proxy?: string; message?: string }>>,

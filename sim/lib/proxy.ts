@@ -20,7 +20,7 @@ import { ENVOY_WHEEL, ensureEnvoy } from '../../src/lab/envoy-binary.js';
 import { publicCa, type InternetConfig } from '../internet.js';
 import { daemonConfig, ENVOY, INTERNET, type DaemonRecord } from './machines.js';
 import { selfSigned } from './openssl.js';
-import { freePort, isOurs, stopTree } from './procs.js';
+import { freePort, isOurs, stopTree, waitForPort } from './procs.js';
 import { readState, updateState } from './state.js';
 
 export interface ProxyOptions {
@@ -73,16 +73,6 @@ async function waitFor(
     if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-function connects(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Starts the simulated internet, then the proxy's Envoy (stopping earlier ones of this lab first). */
@@ -181,7 +171,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
     await updateState<Partial<EnvoyRecord>, void>(options.simState, ENVOY, {}, (record) => {
       Object.assign(record, { port, pid, binary: envoy, version: ENVOY_WHEEL.version });
     });
-    await waitFor(() => connects('127.0.0.1', port), 'Envoy', 20_000);
+    await waitForPort(port, 20_000);
   } catch (err) {
     const log = existsSync(envoyLog) ? readFileSync(envoyLog, 'utf8').slice(-1500) : '';
     await stopProxy(options.simState);

@@ -149,30 +149,8 @@ func Generate(req Request) (res *Response, err error) {
 		Instances:  instances,
 		MeshConfig: m,
 	})
-	sidecar := cg.SetupProxy(&model.Proxy{
-		Type:            model.SidecarProxy,
-		ID:              req.Client.Pod + "." + req.Client.Namespace,
-		ConfigNamespace: req.Client.Namespace,
-		Labels:          req.Client.Labels,
-		IPAddresses:     []string{clientIP},
-		Metadata: &model.NodeMetadata{
-			Namespace: req.Client.Namespace,
-			Labels:    req.Client.Labels,
-			ClusterID: cluster.ID(provider.Mock),
-		},
-	})
-	gateway := cg.SetupProxy(&model.Proxy{
-		Type:            model.Router,
-		ID:              req.Gateway.Service + "." + req.Gateway.Namespace,
-		ConfigNamespace: req.Gateway.Namespace,
-		Labels:          req.Gateway.Labels,
-		IPAddresses:     []string{gatewayPodIP},
-		Metadata: &model.NodeMetadata{
-			Namespace: req.Gateway.Namespace,
-			Labels:    req.Gateway.Labels,
-			ClusterID: cluster.ID(provider.Mock),
-		},
-	})
+	sidecar := cg.SetupProxy(proxyOf(model.SidecarProxy, req.Client.Pod, req.Client.Namespace, req.Client.Labels, clientIP))
+	gateway := cg.SetupProxy(proxyOf(model.Router, req.Gateway.Service, req.Gateway.Namespace, req.Gateway.Labels, gatewayPodIP))
 
 	mesh := &meshView{
 		outboundPolicy: req.OutboundTrafficPolicy,
@@ -207,6 +185,22 @@ func Generate(req Request) (res *Response, err error) {
 		res.Verdicts = append(res.Verdicts, mesh.walk(p))
 	}
 	return res, nil
+}
+
+// proxyOf is a proxy as it connects to istiod: its type, `name.namespace` id, labels and address.
+func proxyOf(kind model.NodeType, name, namespace string, labels map[string]string, ip string) *model.Proxy {
+	return &model.Proxy{
+		Type:            kind,
+		ID:              name + "." + namespace,
+		ConfigNamespace: namespace,
+		Labels:          labels,
+		IPAddresses:     []string{ip},
+		Metadata: &model.NodeMetadata{
+			Namespace: namespace,
+			Labels:    labels,
+			ClusterID: cluster.ID(provider.Mock),
+		},
+	}
 }
 
 func defaults(req *Request) {

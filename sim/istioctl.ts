@@ -22,6 +22,7 @@ import {
   ISTIO_VERSION,
   KINDS,
   listObjects,
+  meshIstio,
   meshView,
   podRunning,
   podsOf,
@@ -212,10 +213,7 @@ function proxyConfig(env: SimEnv, args: ParsedArgs): void {
     );
   }
   const resources = meshView(state, Date.now(), toMs(env.sim.configDelay));
-  const istio = state.istio && {
-    outboundTrafficPolicy: state.istio.outboundTrafficPolicy,
-    gateways: state.istio.components.filter((c) => c !== 'istiod').map((c) => `${NAMESPACE}/${c}`),
-  };
+  const istio = meshIstio(state);
   // The pod's ReplicaSet is `<deployment>-<pod-template-hash>`.
   const hash = pod.metadata.labels?.['pod-template-hash'] ?? '';
   const owner = (pod.metadata.ownerReferences?.[0]?.name ?? '').replace(`-${hash}`, '');

@@ -29,6 +29,7 @@ import {
   KUBE_VERSION,
   listObjects,
   matchesSelector,
+  meshIstio,
   meshView,
   podRunning,
   podsOf,
@@ -873,12 +874,7 @@ async function exec(ctx: Ctx, rest: string[]): Promise<void> {
     ctx.lab.proxy && machineRunning(ctx.env.stateDir, ctx.lab.proxy.name) ? ctx.lab.proxy : undefined;
   const outcome = simulateRequest({
     resources,
-    istio: state.istio
-      ? {
-          outboundTrafficPolicy: state.istio.outboundTrafficPolicy,
-          gateways: state.istio.components.filter((c) => c !== 'istiod').map((c) => `istio-system/${c}`),
-        }
-      : undefined,
+    istio: meshIstio(state),
     lab: {
       nodeIp: ctx.lab.kubernetes?.ip ?? '10.0.2.15',
       proxy: proxy ? { ip: proxy.ip, port: proxy.port } : undefined,

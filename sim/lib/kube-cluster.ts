@@ -744,3 +744,14 @@ export function meshView(state: ClusterState, now: number, delayMs: number): Kub
     .sort((a, b) => a.seq - b.seq)
     .map((s) => s.object);
 }
+
+/** The installation as the mesh model needs it: the outbound policy and the gateway Deployments. */
+export function meshIstio(
+  state: ClusterState,
+): { outboundTrafficPolicy: IstioInstall['outboundTrafficPolicy']; gateways: string[] } | undefined {
+  if (!state.istio) return undefined;
+  return {
+    outboundTrafficPolicy: state.istio.outboundTrafficPolicy,
+    gateways: state.istio.components.filter((c) => c !== 'istiod').map((c) => `istio-system/${c}`),
+  };
+}

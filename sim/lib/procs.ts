@@ -19,12 +19,12 @@ export function findProgram(name: string): string | undefined {
   return undefined;
 }
 
-/** True when `port` on 127.0.0.1 can be bound right now. */
-export function portIsFree(port: number): Promise<boolean> {
+/** True when `port` on `host` (127.0.0.1 by default) can be bound right now, by this process. */
+export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 

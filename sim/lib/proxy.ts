@@ -11,7 +11,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
@@ -20,7 +19,7 @@ import { ENVOY_WHEEL, ensureEnvoy } from '../../src/lab/envoy-binary.js';
 import { publicCa, type InternetConfig } from '../internet.js';
 import { daemonConfig, ENVOY, INTERNET, type DaemonRecord } from './machines.js';
 import { selfSigned } from './openssl.js';
-import { freePort, isOurs, stopTree, waitForPort } from './procs.js';
+import { freePort, isOurs, portIsFree, stopTree, waitForPort } from './procs.js';
 import { readState, updateState } from './state.js';
 
 export interface ProxyOptions {
@@ -54,15 +53,6 @@ export function siteAddress(simState: string): string {
   return `127.${1 + (h[0]! % 250)}.${h[1]!}.${1 + (h[2]! % 250)}`;
 }
 
-/** True when this process could bind port 443 on `ip` (root, or a low unprivileged port start). */
-async function canBind443(ip: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(443, ip, () => server.close(() => resolve(true)));
-  });
-}
-
 async function waitFor(
   check: () => boolean | Promise<boolean>,
   what: string,
@@ -80,7 +70,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
   await stopProxy(options.simState);
   const messages: string[] = [];
   const siteIp = siteAddress(options.simState);
-  if (!(await canBind443(siteIp))) {
+  // Port 443 binds for root, or where the unprivileged port range starts low enough.
+  if (!(await portIsFree(443, siteIp))) {
     messages.push(
       `external-proxy: cannot bind ${siteIp}:443 for the simulated internet (needs root or ` +
         'net.ipv4.ip_unprivileged_port_start <= 443); the mesh model writes the proxy log instead of Envoy',

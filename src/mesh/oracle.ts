@@ -5,16 +5,14 @@
  * client's sidecar and to the egress gateway, what Istio rejects, istiod's push status, what Envoy would
  * NACK, and where each probed host's TLS goes.
  *
- * It is built on first use into `.tools/istio-oracle/<hash>/` (the hash covers go.mod, go.sum and the
- * Go sources, so a change of either rebuilds it once); the Go build cache makes rebuilds quick. The first
- * build downloads about 1.3 GB of Go modules and takes minutes on two cores.
+ * It is built on first use into `.tools/istio-oracle/<hash>/` (see src/lab/go-tools.ts). The first build
+ * downloads about 1.3 GB of Go modules and takes minutes on two cores.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { OracleError } from '../errors.js';
+import { ensureGoTools, findGoTools, type GoToolSet } from '../lab/go-tools.js';
 import type { MeshVerdict } from './verdict.js';
 
 export interface OracleRequest {
@@ -92,45 +90,23 @@ export interface EnvoyValidation {
   warnings: string[];
 }
 
-const SOURCE_DIR = ['tools', 'istio-oracle'];
+/** The oracle: one program built from tools/istio-oracle. */
+export const ORACLE_TOOLS: GoToolSet = {
+  name: 'istio-oracle',
+  module: 'istio-oracle',
+  title: 'the Istio oracle',
+  programs: { 'istio-oracle': '.' },
+  purpose: 'run the simulated lab without it (its mesh model answers instead)',
+  firstBuild: 'minutes',
+  error: OracleError,
+};
 
-/** The folder of the oracle's Go module. */
-export function oracleSourceDir(projectRoot: string): string {
-  return path.join(projectRoot, ...SOURCE_DIR);
-}
-
-/** A hash of what the binary is built from: go.mod, go.sum and every Go source. */
-export async function oracleSourceHash(projectRoot: string): Promise<string> {
-  const dir = oracleSourceDir(projectRoot);
-  const files = (await readdir(dir))
-    .filter((f) => f.endsWith('.go') || f === 'go.mod' || f === 'go.sum')
-    .sort();
-  const hash = createHash('sha256');
-  for (const f of files)
-    hash
-      .update(f)
-      .update('\0')
-      .update(await readFile(path.join(dir, f)))
-      .update('\0');
-  return hash.digest('hex').slice(0, 16);
-}
-
-/** Where the binary for the current sources lives (whether built or not). */
-export async function oracleBinaryPath(projectRoot: string): Promise<string> {
-  if (process.env.TUNNEL_LAB_ISTIO_ORACLE) return process.env.TUNNEL_LAB_ISTIO_ORACLE;
-  return path.join(
-    projectRoot,
-    '.tools',
-    'istio-oracle',
-    await oracleSourceHash(projectRoot),
-    'istio-oracle',
-  );
-}
-
-/** The binary if it is built already; never builds. */
+/** The binary if it is built already; never builds. `TUNNEL_LAB_ISTIO_ORACLE` names a prebuilt one. */
 export async function findOracle(projectRoot: string): Promise<string | undefined> {
-  const binary = await oracleBinaryPath(projectRoot);
-  return existsSync(binary) ? binary : undefined;
+  const prebuilt = process.env.TUNNEL_LAB_ISTIO_ORACLE;
+  if (prebuilt) return existsSync(prebuilt) ? prebuilt : undefined;
+  const dir = await findGoTools(projectRoot, ORACLE_TOOLS);
+  return dir && path.join(dir, 'istio-oracle');
 }
 
 /** The binary, built with `go build` when the current sources have none yet. */
@@ -138,40 +114,12 @@ export async function ensureOracle(
   projectRoot: string,
   log: (line: string) => void = () => {},
 ): Promise<string> {
-  const binary = await oracleBinaryPath(projectRoot);
-  if (existsSync(binary)) return binary;
-  if (process.env.TUNNEL_LAB_ISTIO_ORACLE) {
-    throw new OracleError(`TUNNEL_LAB_ISTIO_ORACLE=${binary} does not exist`);
+  const prebuilt = process.env.TUNNEL_LAB_ISTIO_ORACLE;
+  if (prebuilt) {
+    if (!existsSync(prebuilt)) throw new OracleError(`TUNNEL_LAB_ISTIO_ORACLE=${prebuilt} does not exist`);
+    return prebuilt;
   }
-  const go = await execa('go', ['version'], { reject: false });
-  if (go.exitCode !== 0) {
-    throw new OracleError(
-      'the Istio oracle needs Go 1.26 or later to build it once (tools/istio-oracle); install Go, or run the ' +
-        'simulated lab without it (its mesh model answers instead)',
-    );
-  }
-  log(`building the Istio oracle (tools/istio-oracle) with ${go.stdout.trim()}; minutes the first time...`);
-  const started = Date.now();
-  const dir = path.dirname(binary);
-  await mkdir(dir, { recursive: true });
-  const partial = `${binary}.${process.pid}.partial`;
-  const build = await execa('go', ['build', '-mod=readonly', '-o', partial, '.'], {
-    cwd: oracleSourceDir(projectRoot),
-    reject: false,
-    all: true,
-  });
-  if (build.exitCode !== 0 || !existsSync(partial)) {
-    await rm(partial, { force: true });
-    throw new OracleError(`go build of tools/istio-oracle failed:\n${(build.all ?? '').slice(-3000)}`);
-  }
-  await rename(partial, binary);
-  // Binaries of older sources are 170 MB each; keep only this one.
-  const root = path.dirname(dir);
-  for (const entry of await readdir(root)) {
-    if (path.join(root, entry) !== dir) await rm(path.join(root, entry), { recursive: true, force: true });
-  }
-  log(`built the Istio oracle in ${((Date.now() - started) / 1000).toFixed(0)} s: ${binary}`);
-  return binary;
+  return path.join(await ensureGoTools(projectRoot, ORACLE_TOOLS, log), 'istio-oracle');
 }
 
 /** Runs `istio-oracle mesh` on a request. */

@@ -1,0 +1,114 @@
+/**
+ * The local lab's Kubernetes control plane as one process tree: etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler and KWOK (the nodes and pod lifecycles a kubelet would run),
+ * started in that order, each once the one before it answers. If any of them ends, the others are
+ * stopped and this process exits 1, so a half-running control plane never lingers; SIGTERM stops them
+ * all (last started, first stopped) and exits 0.
+ *
+ * Usage: node control-plane.js CONFIG.json (see ControlPlaneConfig). Prints `ready` once all run, or
+ * `control plane: <reason>` on stderr when it gives up. Started and stopped by sim/lib/control-plane.ts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { waitForPort } from './lib/procs.js';
+
+export interface ControlPlaneProcess {
+  name: string;
+  binary: string;
+  args: string[];
+  /** Ready when this loopback port accepts connections, or when this HTTPS URL answers 200. */
+  ready: { port: number } | { url: string };
+}
+
+export interface ControlPlaneConfig {
+  dir: string;
+  /** For the HTTPS readiness checks: the cluster CA and a client certificate it trusts. */
+  tls: { ca: string; cert: string; key: string };
+  processes: ControlPlaneProcess[];
+}
+
+function get(url: string, tls: ControlPlaneConfig['tls']): Promise<number> {
+  return new Promise((resolve) => {
+    const request = https.get(
+      url,
+      {
+        ca: readFileSync(tls.ca),
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        timeout: 2000,
+      },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    request.on('error', () => resolve(0));
+    request.on('timeout', () => request.destroy());
+  });
+}
+
+async function waitReady(
+  process_: ControlPlaneProcess,
+  child: ChildProcess,
+  config: ControlPlaneConfig,
+): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  const ready = process_.ready;
+  if ('port' in ready) {
+    await waitForPort(ready.port, 60_000);
+    return;
+  }
+  while ((await get(ready.url, config.tls)) !== 200) {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (Date.now() > deadline) throw new Error(`${process_.name} did not answer ${ready.url} within 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as ControlPlaneConfig;
+  const children: { name: string; child: ChildProcess }[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    stopping = true;
+    for (const { child } of [...children].reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      child.kill('SIGTERM');
+      const ended = new Promise((r) => child.once('exit', r));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await ended;
+      clearTimeout(timer);
+    }
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void stopAll(0));
+  process.on('SIGINT', () => void stopAll(0));
+  for (const p of config.processes) {
+    const log = openSync(path.join(config.dir, `${p.name}.log`), 'a');
+    const child = spawn(p.binary, p.args, { cwd: config.dir, stdio: ['ignore', log, log] });
+    children.push({ name: p.name, child });
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      process.stderr.write(
+        `control plane: ${p.name} exited (${signal ?? `exit ${code}`}); see ${path.join(config.dir, `${p.name}.log`)}\n`,
+      );
+      void stopAll(1);
+    });
+    try {
+      await waitReady(p, child, config);
+    } catch (err) {
+      process.stderr.write(`control plane: ${err instanceof Error ? err.message : String(err)}\n`);
+      await stopAll(1);
+    }
+  }
+  process.stdout.write('ready\n');
+}
+
+if (process.argv[1] && path.basename(process.argv[1]).startsWith('control-plane')) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`control plane: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -130,6 +130,7 @@ spec:
 }, 120_000);
 
 test('a component that dies stops the rest; nothing of the control plane keeps running', async () => {
+  const before = await kubectl(['get', 'pods', '-A', '-o', 'jsonpath={.items[*].metadata.name}']);
   const record = runningControlPlane(simState)!;
   expect(record).toBeDefined();
   const tree = descendants(record.pid!);
@@ -143,14 +144,27 @@ test('a component that dies stops the rest; nothing of the control plane keeps r
     await new Promise((r) => setTimeout(r, 100));
   expect([record.pid!, ...tree].filter(isAlive)).toEqual([]);
   expect(runningControlPlane(simState)).toBeUndefined();
-  const log = await readFile(path.join(record.dir, 'control-plane.log'), 'utf8');
+  const log = await readFile(path.join(record.dir, 'supervisor.log'), 'utf8');
   expect(log).toMatch(/control plane: kube-scheduler exited \(SIGKILL\)/);
 
-  // Started again, the cluster is still there (etcd's data is the machine's disk).
+  // Started again, the cluster is still there (etcd's data is the machine's disk), and the pods start
+  // again as after a reboot, each with an address of its own.
   await startControlPlane({ simState, kubeconfig, nodeName: 'k8s', nodeIp: '192.168.56.20' });
   expect((await kubectl(['get', 'serviceentry', 'google', '-o', 'name'])).stdout).toBe(
     'serviceentry.networking.istio.io/google',
   );
+  await kubectl(['create', 'deployment', 'second', '--image=curlimages/curl', '--', 'sleep', '1d']);
+  expect((await kubectl(['rollout', 'status', 'deployment/second', '--timeout=60s'])).exitCode).toBe(0);
+  expect(
+    (await kubectl(['wait', '--for=condition=Ready', 'pod', '--all', '-A', '--timeout=30s'])).exitCode,
+  ).toBe(0);
+  const after = await kubectl(['get', 'pods', '-A', '-o', 'jsonpath={.items[*].metadata.name}']);
+  expect(after.stdout.split(' ')).toEqual(expect.arrayContaining(before.stdout.split(' ')));
+  const ips = (await kubectl(['get', 'pods', '-A', '-o', 'jsonpath={.items[*].status.podIP}'])).stdout.split(
+    ' ',
+  );
+  expect(ips.length).toBeGreaterThanOrEqual(2);
+  expect(new Set(ips).size).toBe(ips.length);
   await stopControlPlane(simState);
   expect(runningControlPlane(simState)).toBeUndefined();
   expect(readState<{ pid?: number }>(simState, CONTROL_PLANE, {}).pid).toBeUndefined();

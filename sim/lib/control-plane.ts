@@ -1,7 +1,7 @@
 /**
  * The `k8s` machine of the local lab (labs/local.yaml): a real Kubernetes control plane on loopback
  * instead of k0s on a VM. etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK run
- * under one supervising process (sim/control-plane.ts); one KWOK node stands for the machine's kubelet,
+ * under one supervising process (sim/supervisor.ts); one KWOK node stands for the machine's kubelet,
  * so Deployments become pods that turn Running and Ready, but no container ever runs.
  *
  * Its files live in `<sim state>/control-plane/`: certificates made with openssl (a cluster CA, the API
@@ -9,8 +9,7 @@
  * and one log per component. The admin kubeconfig is written where the machine's lab file says k0s
  * keeps it, so that kubeconfig.fetch reads it over ssh as on a real VM.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -18,24 +17,23 @@ import { stringify } from 'yaml';
 import { projectRoot } from '../../src/config.js';
 import { ensureGoTools } from '../../src/lab/go-tools.js';
 import { KUBE_TOOLS, KUBE_VERSION } from '../../src/lab/kube-tools.js';
-import type { ControlPlaneConfig } from '../control-plane.js';
+import type { SupervisorConfig } from '../supervisor.js';
 import { selfSigned, signedBy } from './openssl.js';
-import { freePort, isOurs, stopTree } from './procs.js';
-import { readState, updateState } from './state.js';
+import { freePort } from './procs.js';
+import { readState } from './state.js';
+import { runningSupervised, startSupervised, stopSupervised, type SupervisedRecord } from './supervised.js';
 
 /** The state file name of the control plane's record. */
 export const CONTROL_PLANE = 'control-plane';
 
 /** `<sim state>/control-plane.json`. */
-export interface ControlPlaneRecord {
-  pid?: number;
+export interface ControlPlaneRecord extends SupervisedRecord {
   /** The API server's port on 127.0.0.1. */
   apiPort: number;
   /** The admin kubeconfig on the host (the machine's copy is `files.kubeconfig`). */
   kubeconfig: string;
   /** Where the binaries are. */
   tools: string;
-  dir: string;
   version: string;
 }
 
@@ -57,15 +55,9 @@ export function controlPlaneDir(simState: string): string {
   return path.join(simState, 'control-plane');
 }
 
-function supervisorConfig(simState: string): string {
-  return path.join(controlPlaneDir(simState), 'control-plane.json');
-}
-
-/** The record of a running control plane (and the process is ours), else undefined. */
+/** The record of a running control plane, else undefined. */
 export function runningControlPlane(simState: string): ControlPlaneRecord | undefined {
-  const record = readState<Partial<ControlPlaneRecord>>(simState, CONTROL_PLANE, {});
-  if (!record.apiPort || !isOurs(record.pid, supervisorConfig(simState))) return undefined;
-  return record as ControlPlaneRecord;
+  return runningSupervised<ControlPlaneRecord>(simState, CONTROL_PLANE);
 }
 
 async function makeCertificates(dir: string): Promise<void> {
@@ -136,7 +128,7 @@ function processes(
   dir: string,
   ports: { etcd: number; etcdPeer: number; api: number },
   options: ControlPlaneOptions,
-): ControlPlaneConfig['processes'] {
+): SupervisorConfig['processes'] {
   const bin = (name: string) => path.join(tools, name);
   const file = (name: string) => path.join(dir, name);
   const kubeconfig = file('admin.conf');
@@ -210,8 +202,6 @@ function processes(
         `--config=${file('kwok-stages.yaml')}`,
         `--cidr=${POD_CIDR}`,
         `--node-ip=${options.nodeIp}`,
-        // Node leases keep the node lifecycle controller from marking the node unreachable.
-        '--node-lease-duration-seconds=40',
       ],
       ready: { url: `https://127.0.0.1:${ports.api}/readyz` },
     },
@@ -252,6 +242,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<{
   await stopControlPlane(options.simState);
   const tools = await ensureGoTools(projectRoot(), KUBE_TOOLS, log);
   const dir = controlPlaneDir(options.simState);
+  const rebooted = existsSync(path.join(dir, 'etcd'));
   mkdirSync(dir, { recursive: true });
   await makeCertificates(dir);
   const stages = Object.keys(KUBE_TOOLS.files ?? {})
@@ -263,7 +254,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<{
   const ports = { etcd: await freePort(), etcdPeer: await freePort(), api: await freePort(previous.apiPort) };
   const kubeconfig = path.join(dir, 'admin.conf');
   await writeFile(kubeconfig, await adminKubeconfig(dir, ports.api), { mode: 0o600 });
-  const config: ControlPlaneConfig = {
+  const config: SupervisorConfig = {
+    name: 'control plane',
     dir,
     tls: {
       ca: path.join(dir, 'ca.crt'),
@@ -272,41 +264,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<{
     },
     processes: processes(tools, dir, ports, options),
   };
-  const configFile = supervisorConfig(options.simState);
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
-
-  // The supervisor runs from the build (as the stand-ins do), whether this module does or not.
-  const script = path.join(projectRoot(), 'dist', 'sim', 'control-plane.js');
-  const supervisorLog = path.join(dir, 'control-plane.log');
-  const supervisor = spawn(process.execPath, [script, configFile], {
-    detached: true,
-    stdio: ['ignore', openSync(supervisorLog, 'w'), openSync(supervisorLog, 'a')],
+  await startSupervised<ControlPlaneRecord>(options.simState, CONTROL_PLANE, config, {
+    apiPort: ports.api,
+    kubeconfig,
+    tools,
+    version: KUBE_VERSION,
   });
-  supervisor.unref();
-  await updateState<Partial<ControlPlaneRecord>, void>(options.simState, CONTROL_PLANE, {}, (record) => {
-    Object.assign(record, {
-      pid: supervisor.pid,
-      apiPort: ports.api,
-      kubeconfig,
-      tools,
-      dir,
-      version: KUBE_VERSION,
-    } satisfies ControlPlaneRecord);
-  });
-  const started = Date.now();
-  for (;;) {
-    const text = existsSync(supervisorLog) ? readFileSync(supervisorLog, 'utf8') : '';
-    if (text.includes('ready')) break;
-    if (/control plane:/.test(text) || !isOurs(supervisor.pid, configFile)) {
-      await stopControlPlane(options.simState);
-      throw new Error(text.trim() || 'the control plane exited before it was ready');
-    }
-    if (Date.now() - started > 120_000) {
-      await stopControlPlane(options.simState);
-      throw new Error(`the control plane was not ready within 120 s; see ${dir}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
   const kubectl = path.join(tools, 'kubectl');
   const node = await execa(kubectl, ['--kubeconfig', kubeconfig, 'apply', '-f', '-'], {
     input: nodeManifest(options.nodeName),
@@ -316,6 +279,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<{
     await stopControlPlane(options.simState);
     throw new Error(`registering node ${options.nodeName} failed: ${node.stderr}`);
   }
+  if (rebooted) await restartPods(kubectl, kubeconfig);
   mkdirSync(path.dirname(options.kubeconfig), { recursive: true });
   await writeFile(options.kubeconfig, await readFile(kubeconfig), { mode: 0o600 });
   messages.push(
@@ -325,13 +289,34 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<{
   return { messages };
 }
 
+/**
+ * After a restart the pods' containers start anew, as after a node's reboot: each pod goes back to
+ * Pending without an address, and KWOK starts it again with a fresh one (its address pool starts empty,
+ * so the old addresses would otherwise be handed out twice).
+ */
+async function restartPods(kubectl: string, kubeconfig: string): Promise<void> {
+  const list = await execa(kubectl, [
+    ...['--kubeconfig', kubeconfig, 'get', 'pods', '-A'],
+    ...['-o', 'jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name}{"\\n"}{end}'],
+  ]);
+  for (const line of list.stdout.split('\n').filter(Boolean)) {
+    const [namespace, name] = line.split(' ') as [string, string];
+    await execa(kubectl, [
+      ...['--kubeconfig', kubeconfig, '-n', namespace, 'patch', 'pod', name, '--subresource=status'],
+      ...[
+        '--type=merge',
+        '-p',
+        JSON.stringify({
+          status: { phase: 'Pending', conditions: null, podIP: null, podIPs: null, containerStatuses: null },
+        }),
+      ],
+    ]);
+  }
+}
+
 /** Stops the control plane and everything under it; etcd's data stays. */
 export async function stopControlPlane(simState: string): Promise<void> {
-  if (!existsSync(simState)) return;
-  await updateState<Partial<ControlPlaneRecord>, void>(simState, CONTROL_PLANE, {}, async (record) => {
-    await stopTree(record.pid, supervisorConfig(simState), 10_000);
-    delete record.pid;
-  });
+  await stopSupervised(simState, CONTROL_PLANE);
 }
 
 /** Stops the control plane and removes its data (the machine is destroyed). */

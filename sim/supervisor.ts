@@ -1,58 +1,55 @@
 /**
- * The local lab's Kubernetes control plane as one process tree: etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler and KWOK (the nodes and pod lifecycles a kubelet would run),
- * started in that order, each once the one before it answers. If any of them ends, the others are
- * stopped and this process exits 1, so a half-running control plane never lingers; SIGTERM stops them
- * all (last started, first stopped) and exits 0.
+ * One process tree for a daemon of the local lab made of real programs, e.g. the Kubernetes control
+ * plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK) or istiod: the programs
+ * start in order, each once the one before it answers. If any of them ends, the others are stopped and
+ * this process exits 1, so half a daemon never lingers; SIGTERM stops them all (last started, first
+ * stopped) and exits 0.
  *
- * Usage: node control-plane.js CONFIG.json (see ControlPlaneConfig). Prints `ready` once all run, or
- * `control plane: <reason>` on stderr when it gives up. Started and stopped by sim/lib/control-plane.ts.
+ * Usage: node supervisor.js CONFIG.json (see SupervisorConfig). Prints `ready` once all run, or
+ * `NAME: <reason>` on stderr when it gives up. Started and stopped by sim/lib/supervised.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { waitForPort } from './lib/procs.js';
 
-export interface ControlPlaneProcess {
+export interface SupervisedProcess {
   name: string;
   binary: string;
   args: string[];
-  /** Ready when this loopback port accepts connections, or when this HTTPS URL answers 200. */
+  /** Ready when this loopback port accepts connections, or when this URL answers 200. */
   ready: { port: number } | { url: string };
 }
 
-export interface ControlPlaneConfig {
+export interface SupervisorConfig {
+  /** What the programs make up together, for messages (e.g. `control plane`). */
+  name: string;
   dir: string;
-  /** For the HTTPS readiness checks: the cluster CA and a client certificate it trusts. */
-  tls: { ca: string; cert: string; key: string };
-  processes: ControlPlaneProcess[];
+  /** For HTTPS readiness checks: the CA and a client certificate the server trusts. */
+  tls?: { ca: string; cert: string; key: string };
+  processes: SupervisedProcess[];
 }
 
-function get(url: string, tls: ControlPlaneConfig['tls']): Promise<number> {
+function get(url: string, tls: SupervisorConfig['tls']): Promise<number> {
   return new Promise((resolve) => {
-    const request = https.get(
-      url,
-      {
-        ca: readFileSync(tls.ca),
-        cert: readFileSync(tls.cert),
-        key: readFileSync(tls.key),
-        timeout: 2000,
-      },
-      (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
-      },
-    );
+    const options = tls
+      ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), timeout: 2000 }
+      : { timeout: 2000 };
+    const request = (url.startsWith('https:') ? https : http).get(url, options, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
     request.on('error', () => resolve(0));
     request.on('timeout', () => request.destroy());
   });
 }
 
 async function waitReady(
-  process_: ControlPlaneProcess,
+  process_: SupervisedProcess,
   child: ChildProcess,
-  config: ControlPlaneConfig,
+  config: SupervisorConfig,
 ): Promise<void> {
   const deadline = Date.now() + 60_000;
   const ready = process_.ready;
@@ -68,7 +65,7 @@ async function waitReady(
 }
 
 async function main(): Promise<void> {
-  const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as ControlPlaneConfig;
+  const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as SupervisorConfig;
   const children: { name: string; child: ChildProcess }[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -92,23 +89,23 @@ async function main(): Promise<void> {
     child.on('exit', (code, signal) => {
       if (stopping) return;
       process.stderr.write(
-        `control plane: ${p.name} exited (${signal ?? `exit ${code}`}); see ${path.join(config.dir, `${p.name}.log`)}\n`,
+        `${config.name}: ${p.name} exited (${signal ?? `exit ${code}`}); see ${path.join(config.dir, `${p.name}.log`)}\n`,
       );
       void stopAll(1);
     });
     try {
       await waitReady(p, child, config);
     } catch (err) {
-      process.stderr.write(`control plane: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`${config.name}: ${err instanceof Error ? err.message : String(err)}\n`);
       await stopAll(1);
     }
   }
   process.stdout.write('ready\n');
 }
 
-if (process.argv[1] && path.basename(process.argv[1]).startsWith('control-plane')) {
+if (process.argv[1] && path.basename(process.argv[1]).startsWith('supervisor')) {
   main().catch((err: unknown) => {
-    process.stderr.write(`control plane: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`supervisor: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   });
 }

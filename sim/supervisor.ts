@@ -19,6 +19,8 @@ export interface SupervisedProcess {
   name: string;
   binary: string;
   args: string[];
+  /** Set in its environment, beside what the supervisor has. */
+  env?: Record<string, string>;
   /** Ready when this loopback port accepts connections, or when this URL answers 200. */
   ready: { port: number } | { url: string };
 }
@@ -84,7 +86,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   for (const p of config.processes) {
     const log = openSync(path.join(config.dir, `${p.name}.log`), 'a');
-    const child = spawn(p.binary, p.args, { cwd: config.dir, stdio: ['ignore', log, log] });
+    const child = spawn(p.binary, p.args, {
+      cwd: config.dir,
+      env: { ...process.env, ...p.env },
+      stdio: ['ignore', log, log],
+    });
     children.push({ name: p.name, child });
     child.on('exit', (code, signal) => {
       if (stopping) return;

@@ -144,6 +144,54 @@ export async function runOracle(
   return JSON.parse(result.stdout) as OracleResponse;
 }
 
+/** A pod whose proxy asks istiod for its config: the pod as the API server has it. */
+export interface XdsProxy {
+  pod: string;
+  namespace: string;
+  ip: string;
+  labels: Record<string, string>;
+  /** Its Deployment, as the proxy reports it. */
+  workload?: string;
+}
+
+export interface XdsRequest {
+  /** istiod's plain-gRPC xDS address, `host:port`. */
+  istiod: string;
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  sidecar: XdsProxy;
+  gateway: XdsProxy;
+  /** What the client's DNS answers for in-cluster hosts (Service names to cluster IPs). */
+  vips: Record<string, string>;
+  probes: { host: string; port?: number }[];
+  timeoutSeconds?: number;
+}
+
+export interface XdsResponse {
+  proxies: { sidecar: OracleProxy; gateway: OracleProxy };
+  verdicts: MeshVerdict[];
+}
+
+/**
+ * Runs `istio-oracle xds`: fetches the config a running istiod sends the client's sidecar and the egress
+ * gateway, connecting as each of them, and walks the probes through it as `mesh` walks generated config.
+ */
+export async function runLiveOracle(
+  binary: string,
+  request: XdsRequest,
+  options: { signal?: AbortSignal } = {},
+): Promise<XdsResponse> {
+  const result = await execa(binary, ['xds'], {
+    input: JSON.stringify(request),
+    reject: false,
+    cancelSignal: options.signal,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.exitCode !== 0) {
+    throw new OracleError(`istio-oracle xds failed (exit ${result.exitCode}): ${result.stderr.slice(-2000)}`);
+  }
+  return JSON.parse(result.stdout) as XdsResponse;
+}
+
 /** Runs `istio-oracle envoy-validate` on Envoy config files. */
 export async function validateEnvoyFiles(binary: string, files: string[]): Promise<EnvoyValidation[]> {
   const result = await execa(binary, ['envoy-validate', ...files], { reject: false });

@@ -154,13 +154,14 @@ func Generate(req Request) (res *Response, err error) {
 
 	mesh := &meshView{
 		outboundPolicy: req.OutboundTrafficPolicy,
-		push:           cg.PushContext(),
-		endpoints:      cg.Env().EndpointIndex,
 		vips:           in.vips,
+		sidecar:        newProxyConfig("sidecar", cg.Listeners(sidecar), cg.Clusters(sidecar)),
+		gateway:        newProxyConfig("gateway", cg.Listeners(gateway), cg.Clusters(gateway)),
+		sidecarID:      sidecar.ID,
+		gatewayID:      gateway.ID,
+		gatewayIP:      gatewayPodIP,
+		eds:            indexEndpoints(cg.PushContext(), cg.Env().EndpointIndex, sidecar, gateway),
 	}
-	mesh.sidecar = newProxyConfig("sidecar", cg.Listeners(sidecar), cg.Clusters(sidecar))
-	mesh.gateway = newProxyConfig("gateway", cg.Listeners(gateway), cg.Clusters(gateway))
-	mesh.sidecarProxy, mesh.gatewayProxy = sidecar, gateway
 
 	status := map[string]map[string]model.ProxyPushStatus{}
 	raw, _ := cg.PushContext().StatusJSON()

@@ -4,6 +4,8 @@
 //	istio-oracle mesh < request.json        istiod's config for the client's sidecar and the egress gateway,
 //	                                        the objects Istio rejects, istiod's push status, what Envoy
 //	                                        would NACK, and where each probed host's TLS goes
+//	istio-oracle xds < request.json         the same walk over the config a running istiod sends, fetched
+//	                                        over xDS as the client's sidecar and the egress gateway
 //	istio-oracle envoy-validate FILE...     an Envoy bootstrap decoded strictly and validated field by field
 //	istio-oracle version                    the Istio and go-control-plane modules it was built from
 //
@@ -37,6 +39,20 @@ func main() {
 			fail(fmt.Errorf("request: %v", err))
 		}
 		res, err := Generate(req)
+		if err != nil {
+			fail(err)
+		}
+		emit(res)
+	case "xds":
+		in, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			fail(err)
+		}
+		var req XdsRequest
+		if err := json.Unmarshal(in, &req); err != nil {
+			fail(fmt.Errorf("request: %v", err))
+		}
+		res, err := LiveMesh(req)
 		if err != nil {
 			fail(err)
 		}
@@ -104,7 +120,7 @@ func emit(v any) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: istio-oracle mesh < request.json | envoy-validate FILE... | version")
+	fmt.Fprintln(os.Stderr, "usage: istio-oracle mesh < request.json | xds < request.json | envoy-validate FILE... | version")
 	os.Exit(2)
 }
 

@@ -9,6 +9,7 @@ import (
 	udpatype "github.com/cncf/xds/go/udpa/type/v1"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -120,9 +121,9 @@ func newProxyConfig(role string, listeners []*listenerv3.Listener, clusters []*c
 func (p *proxyConfig) report(m *meshView) *ProxyReport {
 	r := &ProxyReport{Nacks: p.nacks}
 	if p.role == "sidecar" {
-		r.ID = m.sidecarProxy.ID
+		r.ID = m.sidecarID
 	} else {
-		r.ID = m.gatewayProxy.ID
+		r.ID = m.gatewayID
 	}
 	for _, l := range p.listeners {
 		lr := ListenerReport{Name: l.Name, Address: socketAddress(l.GetAddress())}
@@ -182,15 +183,19 @@ func (p *proxyConfig) report(m *meshView) *ProxyReport {
 	return r
 }
 
+// meshView is the config of the client's sidecar and of the egress gateway, as generated offline or as
+// istiod sent it, and what the walk needs besides: service addresses and EDS endpoints.
 type meshView struct {
 	outboundPolicy string
-	push           *model.PushContext
-	endpoints      *model.EndpointIndex
 	vips           map[string]string
 	sidecar        *proxyConfig
 	gateway        *proxyConfig
-	sidecarProxy   *model.Proxy
-	gatewayProxy   *model.Proxy
+	sidecarID      string
+	gatewayID      string
+	// gatewayIP is the egress gateway pod's address: a connection there is handed to the gateway's config.
+	gatewayIP string
+	// eds gives an EDS cluster's endpoints (istiod's endpoint index offline, its EDS answer live).
+	eds func(c *clusterv3.Cluster) []endpoint
 }
 
 // connection is what Envoy's filter chain match sees of a downstream connection.
@@ -304,7 +309,7 @@ func (m *meshView) hop(proxy *proxyConfig, conn connection, v *Verdict) {
 		note("%s: tcp_proxy tunnels %s %s over cluster %s to %s (%s, TLS %v)", proxy.role, v.Method, v.Authority, name, v.Proxy, v.Protocol, v.ProxyTLS)
 		return
 	}
-	if proxy.role == "sidecar" && ep.address == gatewayPodIP {
+	if proxy.role == "sidecar" && ep.address == m.gatewayIP {
 		next := connection{dstIP: ep.address, dstPort: ep.port, sni: conn.sni, alpn: conn.alpn}
 		if ts != nil {
 			// The sidecar wraps the connection in its own TLS: the gateway sees that SNI and ALPN.
@@ -463,48 +468,66 @@ func tcpCluster(tp *tcpproxy.TcpProxy) string {
 }
 
 func (m *meshView) clusterEndpoints(c *clusterv3.Cluster) []endpoint {
-	var out []endpoint
-	for _, les := range c.GetLoadAssignment().GetEndpoints() {
-		for _, lb := range les.GetLbEndpoints() {
-			sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa != nil {
-				out = append(out, endpoint{address: sa.GetAddress(), port: sa.GetPortValue()})
-			}
-		}
-	}
-	if len(out) > 0 || c.GetType() != clusterv3.Cluster_EDS {
+	out := loadAssignmentEndpoints(c.GetLoadAssignment())
+	if len(out) > 0 || c.GetType() != clusterv3.Cluster_EDS || m.eds == nil {
 		return out
 	}
-	// EDS: the endpoints istiod would send for this cluster's service and port.
-	_, subset, hostname, port := model.ParseSubsetKey(c.Name)
-	svc := m.push.ServiceForHostname(m.sidecarProxy, host.Name(hostname))
-	if svc == nil {
-		svc = m.push.ServiceForHostname(m.gatewayProxy, host.Name(hostname))
-	}
-	if svc == nil {
-		return nil
-	}
-	_ = subset
-	shards, ok := m.endpoints.ShardsForService(string(svc.Hostname), svc.Attributes.Namespace)
-	if !ok {
-		return nil
-	}
-	svcPort, ok := svc.Ports.GetByPort(port)
-	if !ok {
-		return nil
-	}
-	shards.RLock()
-	defer shards.RUnlock()
-	for _, eps := range shards.Shards {
-		for _, e := range eps {
-			if e.ServicePortName != svcPort.Name || len(e.Addresses) == 0 {
+	return m.eds(c)
+}
+
+// loadAssignmentEndpoints are the addresses of a cluster load assignment, with the tlsMode Istio labels
+// them with for transport socket matches.
+func loadAssignmentEndpoints(cla *endpointv3.ClusterLoadAssignment) []endpoint {
+	var out []endpoint
+	for _, les := range cla.GetEndpoints() {
+		for _, lb := range les.GetLbEndpoints() {
+			sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil {
 				continue
 			}
-			out = append(out, endpoint{address: e.Addresses[0], port: e.EndpointPort, tlsMode: e.TLSMode})
+			mode := lb.GetMetadata().GetFilterMetadata()["envoy.transport_socket_match"].GetFields()["tlsMode"].GetStringValue()
+			out = append(out, endpoint{address: sa.GetAddress(), port: sa.GetPortValue(), tlsMode: mode})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+// indexEndpoints answers EDS from istiod's endpoint index, as istiod would for the cluster's service.
+func indexEndpoints(push *model.PushContext, index *model.EndpointIndex, proxies ...*model.Proxy) func(*clusterv3.Cluster) []endpoint {
+	return func(c *clusterv3.Cluster) []endpoint {
+		_, _, hostname, port := model.ParseSubsetKey(c.Name)
+		var svc *model.Service
+		for _, p := range proxies {
+			if svc = push.ServiceForHostname(p, host.Name(hostname)); svc != nil {
+				break
+			}
+		}
+		if svc == nil {
+			return nil
+		}
+		shards, ok := index.ShardsForService(string(svc.Hostname), svc.Attributes.Namespace)
+		if !ok {
+			return nil
+		}
+		svcPort, ok := svc.Ports.GetByPort(port)
+		if !ok {
+			return nil
+		}
+		shards.RLock()
+		defer shards.RUnlock()
+		var out []endpoint
+		for _, eps := range shards.Shards {
+			for _, e := range eps {
+				if e.ServicePortName != svcPort.Name || len(e.Addresses) == 0 {
+					continue
+				}
+				out = append(out, endpoint{address: e.Addresses[0], port: e.EndpointPort, tlsMode: e.TLSMode})
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+		return out
+	}
 }
 
 // transportSocket is the TLS the cluster speaks to ep (nil: plain TCP). With transport_socket_matches,

@@ -1,0 +1,109 @@
+/**
+ * istiod of the local lab: the real `pilot-discovery` (built from the Istio module the oracle pins, see
+ * src/lab/kube-tools.ts) watching the lab's real API server, run under the supervisor as the process
+ * behind the `istiod` pod that KWOK plays. Its ports are loopback ones of its own: xDS in plain gRPC
+ * (15010 in a cluster) and the debug/readiness HTTP server (15014); the proxies whose config the lab
+ * walks fetch it over xDS (`istio-oracle xds`).
+ *
+ * Its mesh config is what `istioctl install` would put into the `istio` ConfigMap; istiod reads it from
+ * a file and restarts to take a new one, as a real istiod restarts after `istioctl install` changes it.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { projectRoot } from '../../src/config.js';
+import { ensureGoTools } from '../../src/lab/go-tools.js';
+import { ISTIOD_TOOLS } from '../../src/lab/kube-tools.js';
+import { freePort } from './procs.js';
+import { runningSupervised, startSupervised, stopSupervised, type SupervisedRecord } from './supervised.js';
+
+/** The state file name of istiod's record. */
+export const ISTIOD = 'istiod';
+
+/** `<sim state>/istiod.json`. */
+export interface IstiodRecord extends SupervisedRecord {
+  /** xDS over plain gRPC on 127.0.0.1. */
+  grpcPort: number;
+  /** Readiness and /debug on 127.0.0.1. */
+  httpPort: number;
+  /** The mesh config it runs with. */
+  mesh: MeshConfigValues;
+  /** Where pilot-discovery and Istio's CRDs are. */
+  tools: string;
+}
+
+/** The fields of Istio's MeshConfig the lab sets (what `istioctl install --set meshConfig...` sets). */
+export interface MeshConfigValues {
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  accessLogFile?: string;
+}
+
+export interface IstiodOptions {
+  simState: string;
+  /** The admin kubeconfig of the lab's API server. */
+  kubeconfig: string;
+  mesh: MeshConfigValues;
+  /** istiod's own feature switches (PILOT_*), as its Deployment's env would set them. */
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export function istiodDir(simState: string): string {
+  return path.join(simState, 'istiod');
+}
+
+/** The record of a running istiod, else undefined. */
+export function runningIstiod(simState: string): IstiodRecord | undefined {
+  return runningSupervised<IstiodRecord>(simState, ISTIOD);
+}
+
+/** Starts istiod (stopping an earlier one first) and waits until it reports ready. */
+export async function startIstiod(options: IstiodOptions): Promise<IstiodRecord> {
+  const tools = await ensureGoTools(projectRoot(), ISTIOD_TOOLS, options.log);
+  const dir = istiodDir(options.simState);
+  mkdirSync(dir, { recursive: true });
+  const meshFile = path.join(dir, 'mesh.yaml');
+  writeFileSync(
+    meshFile,
+    stringify({
+      outboundTrafficPolicy: { mode: options.mesh.outboundTrafficPolicy },
+      ...(options.mesh.accessLogFile !== undefined ? { accessLogFile: options.mesh.accessLogFile } : {}),
+    }),
+  );
+  const grpcPort = await freePort();
+  const httpPort = await freePort();
+  return startSupervised<IstiodRecord>(
+    options.simState,
+    ISTIOD,
+    {
+      name: 'istiod',
+      dir,
+      processes: [
+        {
+          name: 'pilot-discovery',
+          binary: path.join(tools, 'pilot-discovery'),
+          env: { POD_NAMESPACE: 'istio-system', ...options.env },
+          args: [
+            'discovery',
+            `--kubeconfig=${options.kubeconfig}`,
+            `--meshConfig=${meshFile}`,
+            '--domain=cluster.local',
+            `--grpcAddr=127.0.0.1:${grpcPort}`,
+            `--httpAddr=127.0.0.1:${httpPort}`,
+            // Not served here: the proxies the lab walks fetch plain xDS, and no kubelet runs agents.
+            '--secureGRPCAddr=',
+            '--httpsAddr=',
+            '--monitoringAddr=',
+          ],
+          ready: { url: `http://127.0.0.1:${httpPort}/ready` },
+        },
+      ],
+    },
+    { grpcPort, httpPort, mesh: options.mesh, tools },
+  );
+}
+
+/** Stops istiod. */
+export async function stopIstiod(simState: string): Promise<void> {
+  await stopSupervised(simState, ISTIOD);
+}

@@ -19,7 +19,7 @@ import { DEFAULT_CLIENT, DEMO_GATEWAY_LABELS, oracleRequest } from '../src/mesh/
 import { ensureOracle, runLiveOracle, runOracle, type XdsResponse } from '../src/mesh/oracle.js';
 import { verdictKey } from '../src/mesh/verdict.js';
 import { destroyControlPlane, startControlPlane } from '../sim/lib/control-plane.js';
-import { startIstiod, stopIstiod, type MeshConfigValues } from '../sim/lib/istiod.js';
+import { startIstiod, stopIstiod, type MeshConfig } from '../sim/lib/istiod.js';
 import { loadCorpus, type CorpusCase } from './support/mesh-corpus.js';
 
 const root = projectRoot();
@@ -84,7 +84,7 @@ function workloads(labels: Record<string, string>): string {
 }
 
 let gatewayLabels: Record<string, string> | undefined;
-let mesh: MeshConfigValues | undefined;
+let mesh: MeshConfig | undefined;
 
 /** The gateway with these labels (recreated when they change: a Deployment's selector is fixed). */
 async function ensureWorkloads(labels: Record<string, string>): Promise<void> {
@@ -118,7 +118,7 @@ async function ensureWorkloads(labels: Record<string, string>): Promise<void> {
   gatewayLabels = labels;
 }
 
-async function ensureIstiod(values: MeshConfigValues): Promise<void> {
+async function ensureIstiod(values: MeshConfig): Promise<void> {
   if (JSON.stringify(values) === JSON.stringify(mesh)) return;
   await startIstiod({ simState, kubeconfig, mesh: values });
   mesh = values;
@@ -176,7 +176,7 @@ test('a running istiod sends the config the oracle generates offline, corpus cas
   const differences: string[] = [];
   const kinds = new Set<string>();
   for (const c of cases) {
-    await ensureIstiod({ outboundTrafficPolicy: c.settings.outboundTrafficPolicy });
+    await ensureIstiod({ outboundTrafficPolicy: { mode: c.settings.outboundTrafficPolicy } });
     await ensureWorkloads(c.settings.gatewayLabels ?? DEMO_GATEWAY_LABELS);
     const manifests = c.set.documents.map((d) => stringify(d)).join('---\n');
     const since = Date.now();

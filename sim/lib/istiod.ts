@@ -26,23 +26,26 @@ export interface IstiodRecord extends SupervisedRecord {
   grpcPort: number;
   /** Readiness and /debug on 127.0.0.1. */
   httpPort: number;
-  /** The mesh config it runs with. */
-  mesh: MeshConfigValues;
+  /** The mesh config it runs with (MeshConfig's YAML fields). */
+  mesh: MeshConfig;
   /** Where pilot-discovery and Istio's CRDs are. */
   tools: string;
 }
 
-/** The fields of Istio's MeshConfig the lab sets (what `istioctl install --set meshConfig...` sets). */
-export interface MeshConfigValues {
-  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
-  accessLogFile?: string;
+/** Istio's MeshConfig as YAML data (what `istioctl install --set meshConfig.*` sets). */
+export type MeshConfig = Record<string, unknown>;
+
+/** The mesh's outbound traffic policy mode; ALLOW_ANY unless set. */
+export function outboundPolicyOf(mesh: MeshConfig): 'ALLOW_ANY' | 'REGISTRY_ONLY' {
+  const mode = (mesh.outboundTrafficPolicy as { mode?: string } | undefined)?.mode;
+  return mode === 'REGISTRY_ONLY' ? 'REGISTRY_ONLY' : 'ALLOW_ANY';
 }
 
 export interface IstiodOptions {
   simState: string;
   /** The admin kubeconfig of the lab's API server. */
   kubeconfig: string;
-  mesh: MeshConfigValues;
+  mesh: MeshConfig;
   /** istiod's own feature switches (PILOT_*), as its Deployment's env would set them. */
   env?: Record<string, string>;
   log?: (line: string) => void;
@@ -63,13 +66,7 @@ export async function startIstiod(options: IstiodOptions): Promise<IstiodRecord>
   const dir = istiodDir(options.simState);
   mkdirSync(dir, { recursive: true });
   const meshFile = path.join(dir, 'mesh.yaml');
-  writeFileSync(
-    meshFile,
-    stringify({
-      outboundTrafficPolicy: { mode: options.mesh.outboundTrafficPolicy },
-      ...(options.mesh.accessLogFile !== undefined ? { accessLogFile: options.mesh.accessLogFile } : {}),
-    }),
-  );
+  writeFileSync(meshFile, stringify(options.mesh));
   const grpcPort = await freePort();
   const httpPort = await freePort();
   return startSupervised<IstiodRecord>(

@@ -6,49 +6,36 @@
  * takes the others down with it instead of leaving half a cluster running.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
 import { projectRoot } from '../src/config.js';
 import { ensureGoTools } from '../src/lab/go-tools.js';
-import { ISTIOD_TOOLS, KUBE_TOOLS } from '../src/lab/kube-tools.js';
-import {
-  CONTROL_PLANE,
-  destroyControlPlane,
-  runningControlPlane,
-  startControlPlane,
-  stopControlPlane,
-} from '../sim/lib/control-plane.js';
+import { ISTIOD_TOOLS } from '../src/lab/kube-tools.js';
+import { CONTROL_PLANE, runningControlPlane, stopControlPlane } from '../sim/lib/control-plane.js';
 import { descendants, isAlive } from '../sim/lib/procs.js';
 import { readState } from '../sim/lib/state.js';
+import { localCluster, type LocalCluster } from './support/local-cluster.js';
 
-const root = projectRoot();
-let dir: string;
+let cluster: LocalCluster;
 let simState: string;
 let kubeconfig: string;
-let kubectlBin: string;
 let istiodTools: string;
 
-const kubectl = (args: string[], input?: string) =>
-  execa(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { reject: false, input });
+const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
 
 beforeAll(async () => {
-  kubectlBin = path.join(await ensureGoTools(root, KUBE_TOOLS), 'kubectl');
-  istiodTools = await ensureGoTools(root, ISTIOD_TOOLS);
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-cp-'));
-  simState = path.join(dir, 'sim');
-  kubeconfig = path.join(dir, 'vms', 'k8s', 'var', 'lib', 'k0s', 'pki', 'admin.conf');
-  const started = await startControlPlane({ simState, kubeconfig, nodeName: 'k8s', nodeIp: '192.168.56.20' });
-  expect(started.messages.join('\n')).toMatch(
+  istiodTools = await ensureGoTools(projectRoot(), ISTIOD_TOOLS);
+  cluster = await localCluster();
+  ({ simState, kubeconfig } = cluster);
+  expect(cluster.messages.join('\n')).toMatch(
     /Kubernetes v1\.36\.1 control plane on https:\/\/127\.0\.0\.1:\d+/,
   );
 }, 900_000);
 
 afterAll(async () => {
-  if (simState) await destroyControlPlane(simState);
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await cluster?.close();
 }, 60_000);
 
 test('kubectl talks to a real v1.36.1 API server through the machine kubeconfig', async () => {
@@ -149,7 +136,7 @@ test('a component that dies stops the rest; nothing of the control plane keeps r
 
   // Started again, the cluster is still there (etcd's data is the machine's disk), and the pods start
   // again as after a reboot, each with an address of its own.
-  await startControlPlane({ simState, kubeconfig, nodeName: 'k8s', nodeIp: '192.168.56.20' });
+  await cluster.restart();
   expect((await kubectl(['get', 'serviceentry', 'google', '-o', 'name'])).stdout).toBe(
     'serviceentry.networking.istio.io/google',
   );

@@ -6,38 +6,25 @@
  * ones the oracle gets offline from the same manifests, so the offline oracle (and the model held to it)
  * answers for the real control plane.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { projectRoot } from '../src/config.js';
 import { ensureGoTools } from '../src/lab/go-tools.js';
-import { ISTIOD_TOOLS, KUBE_TOOLS } from '../src/lab/kube-tools.js';
+import { ISTIOD_TOOLS } from '../src/lab/kube-tools.js';
 import { liveMeshRequest } from '../src/mesh/live-mesh.js';
 import { DEFAULT_CLIENT, DEMO_GATEWAY_LABELS, oracleRequest } from '../src/mesh/manifest-set.js';
 import { ensureOracle, runLiveOracle, runOracle, type XdsResponse } from '../src/mesh/oracle.js';
 import { verdictKey } from '../src/mesh/verdict.js';
-import { destroyControlPlane, startControlPlane } from '../sim/lib/control-plane.js';
-import { startIstiod, stopIstiod, type MeshConfig } from '../sim/lib/istiod.js';
+import { runningIstiod, startIstiod, type MeshConfig } from '../sim/lib/istiod.js';
+import { localCluster, type LocalCluster } from './support/local-cluster.js';
 import { loadCorpus, type CorpusCase } from './support/mesh-corpus.js';
 
 const root = projectRoot();
-let dir: string;
-let simState: string;
-let kubeconfig: string;
-let kubectlBin: string;
+let cluster: LocalCluster;
 let oracle: string;
 let cases: CorpusCase[];
 
-const kubectl = (args: string[], input?: string) =>
-  execa(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { reject: false, input });
-
-async function kubectlJson(args: string[]): Promise<unknown> {
-  const result = await kubectl(['get', ...args, '-o', 'json']);
-  if (result.exitCode !== 0) throw new Error(`kubectl get ${args.join(' ')}: ${result.stderr}`);
-  return JSON.parse(result.stdout);
-}
+const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
 
 /** The demo profile's egress gateway (Deployment and Service) with these pod labels, and the client pod. */
 function workloads(labels: Record<string, string>): string {
@@ -120,17 +107,16 @@ async function ensureWorkloads(labels: Record<string, string>): Promise<void> {
 
 async function ensureIstiod(values: MeshConfig): Promise<void> {
   if (JSON.stringify(values) === JSON.stringify(mesh)) return;
-  await startIstiod({ simState, kubeconfig, mesh: values });
+  await startIstiod({ simState: cluster.simState, kubeconfig: cluster.kubeconfig, mesh: values });
   mesh = values;
 }
 
 /** Fetches until two answers in a row agree, at least a second after the change (istiod debounces pushes). */
 async function settledAnswer(c: CorpusCase, since: number): Promise<XdsResponse> {
-  const { runningIstiod } = await import('../sim/lib/istiod.js');
-  const istiod = runningIstiod(simState)!;
+  const istiod = runningIstiod(cluster.simState)!;
   let last = '';
   for (let attempt = 0; ; attempt++) {
-    const request = await liveMeshRequest(kubectlJson, {
+    const request = await liveMeshRequest(cluster.kubectlJson, {
       istiod: `127.0.0.1:${istiod.grpcPort}`,
       outboundTrafficPolicy: c.settings.outboundTrafficPolicy,
       client: DEFAULT_CLIENT,
@@ -147,16 +133,12 @@ async function settledAnswer(c: CorpusCase, since: number): Promise<XdsResponse>
 }
 
 beforeAll(async () => {
-  kubectlBin = path.join(await ensureGoTools(root, KUBE_TOOLS), 'kubectl');
   const istiodTools = await ensureGoTools(root, ISTIOD_TOOLS);
   oracle = await ensureOracle(root);
   cases = (await loadCorpus()).sort((a, b) =>
     a.settings.outboundTrafficPolicy.localeCompare(b.settings.outboundTrafficPolicy),
   );
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-istiod-'));
-  simState = path.join(dir, 'sim');
-  kubeconfig = path.join(dir, 'admin.conf');
-  await startControlPlane({ simState, kubeconfig, nodeName: 'k8s', nodeIp: '192.168.56.20' });
+  cluster = await localCluster();
   expect(
     (await kubectl(['apply', '--server-side', '-f', path.join(istiodTools, 'crd-all.gen.yaml')])).exitCode,
   ).toBe(0);
@@ -165,11 +147,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  if (simState) {
-    await stopIstiod(simState);
-    await destroyControlPlane(simState);
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await cluster?.close();
 }, 60_000);
 
 test('a running istiod sends the config the oracle generates offline, corpus case by case', async () => {

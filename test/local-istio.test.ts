@@ -5,45 +5,35 @@
  * tunnel config, applied with kubectl, is judged from the config istiod sends the injected client pod's
  * sidecar and the egress gateway pod, fetched over xDS.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { projectRoot } from '../src/config.js';
 import { loadLab } from '../src/lab/definition.js';
-import { ensureGoTools } from '../src/lab/go-tools.js';
-import { KUBE_TOOLS } from '../src/lab/kube-tools.js';
 import { liveMeshRequest } from '../src/mesh/live-mesh.js';
 import { DEMO_GATEWAY_LABELS, renderManifestSet } from '../src/mesh/manifest-set.js';
 import { ensureOracle, runLiveOracle, type XdsResponse } from '../src/mesh/oracle.js';
 import { verdictKey } from '../src/mesh/verdict.js';
-import { destroyControlPlane, startControlPlane } from '../sim/lib/control-plane.js';
-import { runningIstiod, stopIstiod } from '../sim/lib/istiod.js';
+import { runningIstiod } from '../sim/lib/istiod.js';
 import { installLocalIstio, meshConfigOf } from '../sim/lib/local-istio.js';
+import { localCluster, type LocalCluster } from './support/local-cluster.js';
 
 const root = projectRoot();
-let dir: string;
+let cluster: LocalCluster;
 let simState: string;
-let kubeconfig: string;
-let kubectlBin: string;
 let oracle: string;
 const installed: string[] = [];
 
-const kubectl = (args: string[], input?: string) =>
-  execa(kubectlBin, ['--kubeconfig', kubeconfig, ...args], { reject: false, input });
+const kubectl = (args: string[], input?: string) => cluster.kubectl(args, input);
 
 beforeAll(async () => {
-  kubectlBin = path.join(await ensureGoTools(root, KUBE_TOOLS), 'kubectl');
   oracle = await ensureOracle(root);
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-istio-'));
-  simState = path.join(dir, 'sim');
-  kubeconfig = path.join(dir, 'admin.conf');
-  await startControlPlane({ simState, kubeconfig, nodeName: 'k8s', nodeIp: '192.168.56.20' });
+  cluster = await localCluster();
+  simState = cluster.simState;
   await installLocalIstio({
     simState,
-    kubectl: kubectlBin,
-    kubeconfig,
+    kubectl: cluster.kubectlBin,
+    kubeconfig: cluster.kubeconfig,
     profile: 'demo',
     set: {
       'meshConfig.accessLogFile': '/dev/stdout',
@@ -54,11 +44,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  if (simState) {
-    await stopIstiod(simState);
-    await destroyControlPlane(simState);
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await cluster?.close();
 }, 60_000);
 
 test('--set meshConfig.* values become the mesh config; other values are refused', () => {
@@ -142,16 +128,13 @@ test("istiod's config for the injected pod: blocked before the tunnel config, tu
   const ask = async (): Promise<XdsResponse> =>
     runLiveOracle(
       oracle,
-      await liveMeshRequest(
-        async (args) => JSON.parse((await kubectl(['get', ...args, '-o', 'json'])).stdout) as unknown,
-        {
-          istiod: `127.0.0.1:${istiod.grpcPort}`,
-          outboundTrafficPolicy: 'REGISTRY_ONLY',
-          client: { pod, namespace: 'default' },
-          gateway: { namespace: 'istio-system', labels: DEMO_GATEWAY_LABELS },
-          probes: [{ host: 'www.google.com' }, { host: 'www.example.com' }],
-        },
-      ),
+      await liveMeshRequest(cluster.kubectlJson, {
+        istiod: `127.0.0.1:${istiod.grpcPort}`,
+        outboundTrafficPolicy: 'REGISTRY_ONLY',
+        client: { pod, namespace: 'default' },
+        gateway: { namespace: 'istio-system', labels: DEMO_GATEWAY_LABELS },
+        probes: [{ host: 'www.google.com' }, { host: 'www.example.com' }],
+      }),
     );
   const keys = (r: XdsResponse) => r.verdicts.map((v) => `${v.host} ${verdictKey(v)}`);
   expect(keys(await ask())).toEqual([
@@ -159,7 +142,7 @@ test("istiod's config for the injected pod: blocked before the tunnel config, tu
     'www.example.com blocked from sidecar',
   ]);
 
-  const lab = await loadLab('vagrant', { projectRoot: root, stateDir: dir });
+  const lab = await loadLab('vagrant', { projectRoot: root, stateDir: cluster.dir });
   const set = await renderManifestSet(
     ['service-entries.yaml', 'egress-routing.yaml', 'tcp-tunnel-filter.yaml'].map((f) => ({
       file: `tls-passthrough/${f}`,

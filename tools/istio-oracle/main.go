@@ -30,33 +30,9 @@ func main() {
 	quietLogs()
 	switch os.Args[1] {
 	case "mesh":
-		in, err := io.ReadAll(os.Stdin)
-		if err != nil {
-			fail(err)
-		}
-		var req Request
-		if err := json.Unmarshal(in, &req); err != nil {
-			fail(fmt.Errorf("request: %v", err))
-		}
-		res, err := Generate(req)
-		if err != nil {
-			fail(err)
-		}
-		emit(res)
+		answer(Generate)
 	case "xds":
-		in, err := io.ReadAll(os.Stdin)
-		if err != nil {
-			fail(err)
-		}
-		var req XdsRequest
-		if err := json.Unmarshal(in, &req); err != nil {
-			fail(fmt.Errorf("request: %v", err))
-		}
-		res, err := LiveMesh(req)
-		if err != nil {
-			fail(err)
-		}
-		emit(res)
+		answer(LiveMesh)
 	case "envoy-validate":
 		if len(os.Args) < 3 {
 			usage()
@@ -77,6 +53,23 @@ func main() {
 	default:
 		usage()
 	}
+}
+
+// answer reads a JSON request from stdin, runs it and prints the JSON response.
+func answer[Req, Res any](run func(Req) (Res, error)) {
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fail(err)
+	}
+	var req Req
+	if err := json.Unmarshal(in, &req); err != nil {
+		fail(fmt.Errorf("request: %v", err))
+	}
+	res, err := run(req)
+	if err != nil {
+		fail(err)
+	}
+	emit(res)
 }
 
 // Versions names the modules whose code gives the answers.

@@ -13,6 +13,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
@@ -172,13 +173,11 @@ func fetchProxy(ctx context.Context, addr, nodeType string, p XdsProxy) (*fetche
 	if err != nil {
 		return nil, err
 	}
+	if out.clusters, err = decode(cds, func() *clusterv3.Cluster { return &clusterv3.Cluster{} }); err != nil {
+		return nil, err
+	}
 	var edsNames []string
-	for _, a := range cds.Resources {
-		c := &clusterv3.Cluster{}
-		if err := a.UnmarshalTo(c); err != nil {
-			return nil, err
-		}
-		out.clusters = append(out.clusters, c)
+	for _, c := range out.clusters {
 		if c.GetType() == clusterv3.Cluster_EDS {
 			edsNames = append(edsNames, edsName(c))
 		}
@@ -189,11 +188,11 @@ func fetchProxy(ctx context.Context, addr, nodeType string, p XdsProxy) (*fetche
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range eds.Resources {
-			cla := &endpointv3.ClusterLoadAssignment{}
-			if err := a.UnmarshalTo(cla); err != nil {
-				return nil, err
-			}
+		loads, err := decode(eds, func() *endpointv3.ClusterLoadAssignment { return &endpointv3.ClusterLoadAssignment{} })
+		if err != nil {
+			return nil, err
+		}
+		for _, cla := range loads {
 			out.endpoints[cla.ClusterName] = cla
 		}
 	}
@@ -201,12 +200,21 @@ func fetchProxy(ctx context.Context, addr, nodeType string, p XdsProxy) (*fetche
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range lds.Resources {
-		l := &listenerv3.Listener{}
-		if err := a.UnmarshalTo(l); err != nil {
-			return nil, err
+	if out.listeners, err = decode(lds, func() *listenerv3.Listener { return &listenerv3.Listener{} }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decode unpacks a discovery response's resources into their messages.
+func decode[T proto.Message](res *discovery.DiscoveryResponse, newT func() T) ([]T, error) {
+	out := make([]T, 0, len(res.Resources))
+	for _, a := range res.Resources {
+		m := newT()
+		if err := a.UnmarshalTo(m); err != nil {
+			return nil, fmt.Errorf("%s: %v", res.TypeUrl, err)
 		}
-		out.listeners = append(out.listeners, l)
+		out = append(out, m)
 	}
 	return out, nil
 }

@@ -5,15 +5,12 @@
  * decided by the mesh model (sim/mesh/model.ts); requests to the lab's app run the real curl against the
  * real nginx the `vagrant` stand-in started on loopback.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
 import { simulateCall } from './lib/call.js';
 import { abort, CliExit } from './lib/exit.js';
-import { curlOutput, parseCurl, type CurlCall } from './lib/curl-cli.js';
+import { curlOutput, parseCurl } from './lib/curl-cli.js';
 import { toMs } from '../src/duration.js';
 import { fail as exitWith, simEnv, sleep, type SimEnv } from './lib/env.js';
 import { clusterProblem, goDuration, labPoints, machineRunning, type LabPoints } from './lib/kube-client.js';
@@ -42,12 +39,10 @@ import {
   type KubeObject,
 } from './lib/kube-cluster.js';
 import { executeJsonPath, JsonPathError } from './lib/kube-jsonpath.js';
-import { daemonUp, readDaemon } from './lib/machines.js';
 import { flagOn, flagValue, parseArgs, UsageError, type FlagSpec, type ParsedArgs } from './lib/pflag.js';
 import { readState, updateState } from './lib/state.js';
 import { pushStatusOf, simulateRequest, type MeshObject } from './mesh/model.js';
-import { runningProxy } from './lib/proxy.js';
-import { tunnelRequest } from './lib/tunnel-client.js';
+import { deliver, type ObjectLookup } from './lib/pod-curl.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { value: true },
@@ -91,8 +86,6 @@ interface Io {
   err: string[];
   code: number;
 }
-
-const MESH_TRACE = 'mesh-trace.log';
 
 async function main(): Promise<void> {
   const env = simEnv();
@@ -885,38 +878,16 @@ async function exec(ctx: Ctx, rest: string[]): Promise<void> {
     now: new Date(),
     sourcePort: 32_768 + Math.floor(Math.random() * 28_231),
   });
-  appendFileSync(
-    path.join(ctx.env.stateDir, MESH_TRACE),
-    `${new Date().toISOString()} ${pod.metadata.namespace}/${pod.metadata.name}[${container}] curl ${call.url.href}\n` +
-      outcome.trace.map((t) => `  ${t}\n`).join(''),
-  );
-  // Through the real Envoy when the proxy machine runs one: its access log is then Envoy's own.
-  const realProxy = outcome.tunnelRequest && !outcome.appRequest ? runningProxy(ctx.env.stateDir) : undefined;
-  if (outcome.tunnelRequest && realProxy) {
-    const result = await tunnelRequest({
-      proxyPort: realProxy.port,
-      authority: outcome.tunnelRequest.authority,
-      host: call.url.hostname,
-      insecure: call.insecure,
-      publicCa: realProxy.publicCa,
-      timeoutMs: (call.maxTime ?? 60) * 1000,
-    });
-    appendFileSync(
-      path.join(ctx.env.stateDir, MESH_TRACE),
-      `  proxy: the real Envoy on 127.0.0.1:${realProxy.port} carried the tunnel: curl exit ${result.exitCode}, HTTP ${result.httpCode}\n`,
-    );
-    const out = curlOutput(call, { ...result, remoteIp: outcome.remoteIp });
-    return terminate(ctx, out.stdout, out.stderr, out.exitCode);
-  }
-  if (outcome.proxyLogLines.length > 0 && ctx.lab.proxy?.accessLog) {
-    mkdirSync(path.dirname(ctx.lab.proxy.accessLog), { recursive: true });
-    appendFileSync(ctx.lab.proxy.accessLog, outcome.proxyLogLines.map((l) => `${l}\n`).join(''));
-  }
-  if (outcome.appRequest) {
-    const real = await appCurl(ctx, state, pod, container, call, outcome.appRequest, sidecar);
-    return terminate(ctx, real.stdout, real.stderr, real.exitCode);
-  }
-  const out = curlOutput(call, outcome);
+  const out = await deliver(outcome, {
+    simState: ctx.env.stateDir,
+    lab: ctx.lab,
+    pod,
+    container,
+    call,
+    sidecar,
+    lookup: (kind, namespace, name) =>
+      getObject(state, kind, namespace, name)?.object as ReturnType<ObjectLookup>,
+  });
   return terminate(ctx, out.stdout, out.stderr, out.exitCode);
 }
 
@@ -926,124 +897,6 @@ function terminate(_ctx: Ctx, stdout: string, stderr: string, exitCode: number):
   if (stderr) process.stderr.write(stderr);
   if (exitCode !== 0) process.stderr.write(`command terminated with exit code ${exitCode}\n`);
   process.exit(exitCode);
-}
-
-/**
- * Runs the host's curl against the app's real nginx on loopback, with the same arguments: `--connect-to`
- * keeps the URL (SNI, Host) and goes to the nginx port; certificate paths inside the container become
- * temporary files holding the ConfigMap or Secret data the pod mounts there.
- */
-async function appCurl(
-  ctx: Ctx,
-  state: ClusterState,
-  pod: KubeObject,
-  container: string,
-  call: CurlCall,
-  request: { host: string; port: number },
-  sidecar: boolean,
-): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-  const app = ctx.lab.app!;
-  const port = readDaemon(ctx.env.stateDir, app.name).port;
-  if (!port || !machineRunning(ctx.env.stateDir, app.name) || !daemonUp(ctx.env.stateDir, app.name)) {
-    // Through a sidecar the connection is accepted and then reset; without one it is refused.
-    return curlOutput(
-      call,
-      sidecar
-        ? { exitCode: 35, httpCode: 0, error: 'Recv failure: Connection reset by peer' }
-        : {
-            exitCode: 7,
-            httpCode: 0,
-            error: `Failed to connect to ${request.host} port ${request.port} after 1 ms: Couldn't connect to server`,
-          },
-    );
-  }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-sim-pod-'));
-  try {
-    const mapped = new Map<string, string>();
-    for (const containerPath of Object.values(call.files)) {
-      if (!containerPath || mapped.has(containerPath)) continue;
-      const local = path.join(dir, String(mapped.size), path.basename(containerPath));
-      const content = containerFile(state, pod, container, containerPath);
-      if (content !== undefined) {
-        mkdirSync(path.dirname(local), { recursive: true });
-        await writeFile(local, content, { mode: 0o600 });
-      }
-      mapped.set(containerPath, local);
-    }
-    const args = mapFileArgs(call.args, mapped);
-    const result = await execa(
-      'curl',
-      [...args, '--connect-to', `${request.host}:${request.port}:127.0.0.1:${port}`],
-      {
-        reject: false,
-        timeout: ((call.maxTime ?? 60) + 5) * 1000,
-        stripFinalNewline: false,
-      },
-    );
-    let stderr = result.stderr;
-    for (const [containerPath, local] of mapped) stderr = stderr.split(local).join(containerPath);
-    return { stdout: result.stdout, stderr, exitCode: result.exitCode ?? 1 };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function mapFileArgs(args: string[], mapped: Map<string, string>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (['--cert', '-E', '--key', '--cacert'].includes(arg) && i + 1 < args.length) {
-      out.push(arg, mapped.get(args[i + 1]!) ?? args[i + 1]!);
-      i++;
-    } else if (/^-[a-zA-Z]*E./.test(arg) && !arg.startsWith('--')) {
-      const at = arg.indexOf('E');
-      out.push(arg.slice(0, at + 1) + (mapped.get(arg.slice(at + 1)) ?? arg.slice(at + 1)));
-    } else {
-      out.push(arg);
-    }
-  }
-  return out;
-}
-
-/** The content of a file in a container: the ConfigMap or Secret key its volume mount exposes there. */
-function containerFile(
-  state: ClusterState,
-  pod: KubeObject,
-  container: string,
-  file: string,
-): string | undefined {
-  const spec = (pod.spec ?? {}) as {
-    containers?: { name: string; volumeMounts?: { name: string; mountPath: string; subPath?: string }[] }[];
-    volumes?: Record<string, Record<string, unknown>>[];
-  };
-  const mounts = spec.containers?.find((c) => c.name === container)?.volumeMounts ?? [];
-  for (const mount of mounts) {
-    const base = mount.mountPath.replace(/\/$/, '');
-    let key: string | undefined;
-    if (mount.subPath) key = file === base ? mount.subPath : undefined;
-    else if (file.startsWith(`${base}/`)) key = file.slice(base.length + 1);
-    if (!key) continue;
-    const volume = spec.volumes?.find((v) => (v.name as unknown) === mount.name);
-    const source = volume?.configMap ?? volume?.secret;
-    if (!source) continue;
-    const items = (source.items ?? []) as { key: string; path: string }[];
-    const dataKey = items.length > 0 ? items.find((item) => item.path === key)?.key : key;
-    if (!dataKey) return undefined;
-    const namespace = pod.metadata.namespace;
-    if (volume!.configMap) {
-      const cm = getObject(state, 'ConfigMap', namespace, String(source.name))?.object;
-      const data = (cm?.data ?? {}) as Record<string, string>;
-      const binary = (cm?.binaryData ?? {}) as Record<string, string>;
-      return (
-        data[dataKey] ??
-        (binary[dataKey] ? Buffer.from(binary[dataKey], 'base64').toString('utf8') : undefined)
-      );
-    }
-    const secret = getObject(state, 'Secret', namespace, String(source.secretName))?.object;
-    const data = (secret?.data ?? {}) as Record<string, string>;
-    return data[dataKey] === undefined ? undefined : Buffer.from(data[dataKey], 'base64').toString('utf8');
-  }
-  return undefined;
 }
 
 main().catch((err: unknown) =>

@@ -74,7 +74,7 @@ export const kubeconfigFetchAction = defineAction({
     if (!config?.clusters?.length)
       throw new ExpectationError(`${source} on ${machine} is not a kubeconfig yet`);
     const server = input.server ?? lab.def.network.apiServer;
-    for (const cluster of config.clusters) cluster.cluster = { ...cluster.cluster, server };
+    if (server) for (const cluster of config.clusters) cluster.cluster = { ...cluster.cluster, server };
     const text = stringify(config);
     await writeFile(lab.kubeconfig, text, { mode: 0o600 });
     await chmod(lab.kubeconfig, 0o600);
@@ -89,7 +89,7 @@ export const kubeconfigFetchAction = defineAction({
     }
     return {
       path: lab.kubeconfig,
-      server,
+      server: server ?? String(config.clusters[0]!.cluster?.server ?? ''),
       context: config['current-context'] ?? '',
       sha256: createHash('sha256').update(text).digest('hex'),
       nodesReady: input.waitReady,

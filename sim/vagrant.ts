@@ -26,6 +26,8 @@ import {
   type SimMachine,
   type StoredState,
 } from './lib/machines.js';
+import { destroyControlPlane, startControlPlane, stopControlPlane } from './lib/control-plane.js';
+import { istiodDir, stopIstiod } from './lib/istiod.js';
 import { startApp, stopApp } from './lib/nginx.js';
 import { startProxy, stopProxy } from './lib/proxy.js';
 import { isAlive } from './lib/procs.js';
@@ -495,7 +497,17 @@ async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
   ui.say(name, 'Running provisioner: shell...');
   ui.detail(name, 'Running: inline script');
   try {
-    if (machine.role === 'kubernetes' && files.kubeconfig) {
+    if (machine.role === 'kubernetes' && files.kubeconfig && lab.env.sim.controlPlane === 'real') {
+      const started = await startControlPlane({
+        simState: lab.simState,
+        kubeconfig: files.kubeconfig,
+        nodeName: name,
+        nodeIp: machine.ip ?? '10.0.2.15',
+        log: (line) => ui.detail(name, line),
+      });
+      for (const message of started.messages) ui.detail(name, message);
+      ui.detail(name, `k8s: admin kubeconfig at ${files.kubeconfig}`);
+    } else if (machine.role === 'kubernetes' && files.kubeconfig) {
       if (!existsSync(files.kubeconfig)) await writeKubeconfig(files.kubeconfig);
       ui.detail(name, `k8s: k0s controller is running; admin kubeconfig at ${files.kubeconfig}`);
     }
@@ -524,6 +536,10 @@ async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
 async function stopServices(lab: Lab, name: string): Promise<void> {
   if (lab.machines[name]!.role === 'app') await stopApp(lab.simState, name);
   if (lab.machines[name]!.role === 'proxy') await stopProxy(lab.simState);
+  if (lab.machines[name]!.role === 'kubernetes') {
+    await stopIstiod(lab.simState);
+    await stopControlPlane(lab.simState);
+  }
 }
 
 /** Boots one claimed machine: its folders, the lab's sshd, then its provisioner. */
@@ -689,6 +705,8 @@ async function destroy(lab: Lab, ui: Ui, args: string[]): Promise<number> {
       // The cluster lives on the Kubernetes machine's disk: a rebuilt machine starts with an empty one.
       if (lab.machines[name]!.role === 'kubernetes') {
         rmSync(path.join(lab.simState, `${CLUSTER_STATE}.json`), { force: true });
+        await destroyControlPlane(lab.simState);
+        rmSync(istiodDir(lab.simState), { recursive: true, force: true });
       }
     } catch (err) {
       await release(lab, name, 'unchanged');

@@ -18,13 +18,13 @@ import { projectRoot } from '../../src/config.js';
 import { ensureGoTools } from '../../src/lab/go-tools.js';
 import { KUBE_TOOLS, KUBE_VERSION } from '../../src/lab/kube-tools.js';
 import type { SupervisorConfig } from '../supervisor.js';
+import { CONTROL_PLANE } from './machines.js';
 import { selfSigned, signedBy } from './openssl.js';
 import { freePort } from './procs.js';
 import { readState } from './state.js';
 import { runningSupervised, startSupervised, stopSupervised, type SupervisedRecord } from './supervised.js';
 
-/** The state file name of the control plane's record. */
-export const CONTROL_PLANE = 'control-plane';
+export { CONTROL_PLANE };
 
 /** `<sim state>/control-plane.json`. */
 export interface ControlPlaneRecord extends SupervisedRecord {

@@ -22,6 +22,11 @@ export interface SimConfig {
   faults: SimFault[];
   /** How long Istio config takes to reach the proxies after it is applied (istiod's push). */
   configDelay: string;
+  /**
+   * `model`: the k8s machine's cluster is the stand-in kubectl's; `real`: it runs the real control plane
+   * (sim/lib/control-plane.ts), as in the local lab.
+   */
+  controlPlane: 'model' | 'real';
 }
 
 /** A real istiod pushes a change to the proxies in about a second; the sim waits this long unless told otherwise. */
@@ -65,6 +70,7 @@ export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
       latency: raw.latency ?? {},
       faults: raw.faults ?? [],
       configDelay: raw.configDelay ?? DEFAULT_CONFIG_DELAY,
+      controlPlane: raw.controlPlane === 'real' ? 'real' : 'model',
     },
   };
 }

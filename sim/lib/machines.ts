@@ -66,6 +66,7 @@ export function daemonConfig(simState: string, daemon: string): string {
   if (daemon === SSHD) return path.join(simState, 'sshd', 'sshd_config');
   if (daemon === ENVOY) return path.join(simState, 'envoy', 'envoy.yaml');
   if (daemon === INTERNET) return path.join(simState, 'internet', 'internet.json');
+  if (daemon === CONTROL_PLANE) return path.join(simState, 'control-plane', 'supervisor.json');
   return path.join(simState, daemon, 'nginx.conf');
 }
 
@@ -74,9 +75,20 @@ export function daemonUp(simState: string, daemon: string): boolean {
   return isOurs(readDaemon(simState, daemon).pid, daemonConfig(simState, daemon));
 }
 
+/** The state file name of a real control plane (the local lab's k8s machine). */
+export const CONTROL_PLANE = 'control-plane';
+
 /** The daemons a machine's `running` state depends on. */
-export function servicesOf(name: string, machine: SimMachine): string[] {
-  return machine.role === 'app' ? [SSHD, name] : [SSHD];
+export function servicesOf(name: string, machine: SimMachine, simState?: string): string[] {
+  if (machine.role === 'app') return [SSHD, name];
+  // The local lab's k8s machine runs the real control plane (recorded once it was started).
+  if (
+    machine.role === 'kubernetes' &&
+    simState &&
+    readState<{ dir?: string }>(simState, CONTROL_PLANE, {}).dir
+  )
+    return [SSHD, CONTROL_PLANE];
+  return [SSHD];
 }
 
 /** True when another live process holds the machine's action lock. */
@@ -94,5 +106,7 @@ export function machineState(
 ): MachineState {
   const stored = record?.state ?? 'not_created';
   if (stored !== 'running') return stored;
-  return servicesOf(name, machine).every((daemon) => daemonUp(simState, daemon)) ? 'running' : 'aborted';
+  return servicesOf(name, machine, simState).every((daemon) => daemonUp(simState, daemon))
+    ? 'running'
+    : 'aborted';
 }

@@ -40,7 +40,14 @@ const labSchema = z
       .passthrough(),
     machines: z.record(z.string(), machineSchema),
     network: z
-      .object({ proxyPort: z.number().int(), appPort: z.number().int(), apiServer: z.string() })
+      .object({
+        proxyPort: z.number().int(),
+        appPort: z.number().int(),
+        apiServer: z
+          .string()
+          .optional()
+          .describe("Where the host reaches the API server; unset: where the machine's kubeconfig says."),
+      })
       .passthrough(),
     istio: z
       .object({

@@ -60,6 +60,8 @@ export function serviceVips(services: ServiceJson[], clientNamespace: string): R
   return vips;
 }
 
+const NO_PROXY: XdsProxy = { pod: '', namespace: '', ip: '', labels: {} };
+
 export interface LiveMeshQuery {
   /** istiod's plain-gRPC xDS address. */
   istiod: string;
@@ -77,16 +79,14 @@ export async function liveMeshRequest(get: KubeGet, query: LiveMeshQuery): Promi
     .join(',');
   const gateways = (
     (await get(['-n', query.gateway.namespace, 'pods', '-l', selector])) as { items: PodJson[] }
-  ).items.filter((p) => p.status?.phase === 'Running');
-  if (gateways.length === 0) {
-    throw new Error(`no running egress gateway pod in ${query.gateway.namespace} with labels ${selector}`);
-  }
+  ).items.filter((p) => p.status?.phase === 'Running' && p.status.podIP);
   const services = ((await get(['services', '-A'])) as { items: ServiceJson[] }).items;
   return {
     istiod: query.istiod,
     outboundTrafficPolicy: query.outboundTrafficPolicy,
     sidecar: proxyOfPod(client),
-    gateway: proxyOfPod(gateways[0]!),
+    // Without a running gateway pod, nothing serves what the sidecar sends there.
+    gateway: gateways[0] ? proxyOfPod(gateways[0]) : NO_PROXY,
     vips: serviceVips(services, query.client.namespace),
     probes: query.probes,
   };

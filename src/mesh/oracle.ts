@@ -144,7 +144,7 @@ export async function runOracle(
   return JSON.parse(result.stdout) as OracleResponse;
 }
 
-/** A pod whose proxy asks istiod for its config: the pod as the API server has it. */
+/** A pod whose proxy asks istiod for its config: the pod as the API server has it (no pod: not asked). */
 export interface XdsProxy {
   pod: string;
   namespace: string;
@@ -164,11 +164,14 @@ export interface XdsRequest {
   vips: Record<string, string>;
   probes: { host: string; port?: number }[];
   timeoutSeconds?: number;
+  /** Add each proxy's listeners as Envoy's JSON (what `istioctl proxy-config listeners -o json` prints). */
+  dump?: boolean;
 }
 
 export interface XdsResponse {
   proxies: { sidecar: OracleProxy; gateway: OracleProxy };
   verdicts: MeshVerdict[];
+  listeners?: { sidecar: unknown[]; gateway: unknown[] };
 }
 
 /**

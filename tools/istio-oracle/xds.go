@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -13,6 +14,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -32,9 +34,12 @@ type XdsRequest struct {
 	Probes                []Probe           `json:"probes"`
 	// TimeoutSeconds bounds the whole exchange (default 20).
 	TimeoutSeconds int `json:"timeoutSeconds"`
+	// Dump adds each proxy's listeners as Envoy's JSON (what `istioctl proxy-config listeners -o json` prints).
+	Dump bool `json:"dump"`
 }
 
-// XdsProxy is a pod whose proxy connects: the pod as the API server has it.
+// XdsProxy is a pod whose proxy connects: the pod as the API server has it. A proxy without a pod is
+// not fetched (it has no config).
 type XdsProxy struct {
 	Pod       string            `json:"pod"`
 	Namespace string            `json:"namespace"`
@@ -45,8 +50,9 @@ type XdsProxy struct {
 }
 
 type XdsResponse struct {
-	Proxies  map[string]*ProxyReport `json:"proxies"`
-	Verdicts []Verdict               `json:"verdicts"`
+	Proxies   map[string]*ProxyReport    `json:"proxies"`
+	Verdicts  []Verdict                  `json:"verdicts"`
+	Listeners map[string]json.RawMessage `json:"listeners,omitempty"`
 }
 
 // LiveMesh fetches both proxies' config from istiod and walks the probes through it.
@@ -68,6 +74,15 @@ func LiveMesh(req XdsRequest) (*XdsResponse, error) {
 	gateway, err := fetchProxy(ctx, req.Istiod, "router", req.Gateway)
 	if err != nil {
 		return nil, fmt.Errorf("the egress gateway %s/%s: %v", req.Gateway.Namespace, req.Gateway.Pod, err)
+	}
+	res := &XdsResponse{Verdicts: []Verdict{}}
+	if req.Dump {
+		res.Listeners = map[string]json.RawMessage{}
+		for _, f := range []*fetched{sidecar, gateway} {
+			if res.Listeners[f.role], err = dumpListeners(f.listeners); err != nil {
+				return nil, err
+			}
+		}
 	}
 	loads := map[string]*endpointv3.ClusterLoadAssignment{}
 	for _, f := range []*fetched{sidecar, gateway} {
@@ -96,10 +111,7 @@ func LiveMesh(req XdsRequest) (*XdsResponse, error) {
 		}
 		return nil
 	}
-	res := &XdsResponse{
-		Proxies:  map[string]*ProxyReport{"sidecar": m.sidecar.report(m), "gateway": m.gateway.report(m)},
-		Verdicts: []Verdict{},
-	}
+	res.Proxies = map[string]*ProxyReport{"sidecar": m.sidecar.report(m), "gateway": m.gateway.report(m)}
 	for _, p := range req.Probes {
 		res.Verdicts = append(res.Verdicts, m.walk(p))
 	}
@@ -132,6 +144,13 @@ type fetched struct {
 // fetchProxy connects to istiod as the pod's proxy (node type sidecar or router) and asks, in Envoy's
 // order, for its clusters, their endpoints and its listeners.
 func fetchProxy(ctx context.Context, addr, nodeType string, p XdsProxy) (*fetched, error) {
+	role := "sidecar"
+	if nodeType == "router" {
+		role = "gateway"
+	}
+	if p.Pod == "" {
+		return &fetched{role: role, endpoints: map[string]*endpointv3.ClusterLoadAssignment{}}, nil
+	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
@@ -146,10 +165,6 @@ func fetchProxy(ctx context.Context, addr, nodeType string, p XdsProxy) (*fetche
 	node, err := xdsNode(nodeType, p)
 	if err != nil {
 		return nil, err
-	}
-	role := "sidecar"
-	if nodeType == "router" {
-		role = "gateway"
 	}
 	out := &fetched{role: role, id: p.Pod + "." + p.Namespace, endpoints: map[string]*endpointv3.ClusterLoadAssignment{}}
 	ask := func(typeURL string, names []string) (*discovery.DiscoveryResponse, error) {
@@ -204,6 +219,19 @@ func fetchProxy(ctx context.Context, addr, nodeType string, p XdsProxy) (*fetche
 		return nil, err
 	}
 	return out, nil
+}
+
+// dumpListeners prints listeners as Envoy's admin API does: proto JSON with camelCase names.
+func dumpListeners(listeners []*listenerv3.Listener) (json.RawMessage, error) {
+	out := []json.RawMessage{}
+	for _, l := range listeners {
+		raw, err := protojson.Marshal(l)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %v", l.Name, err)
+		}
+		out = append(out, raw)
+	}
+	return json.Marshal(out)
 }
 
 // decode unpacks a discovery response's resources into their messages.

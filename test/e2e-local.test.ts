@@ -1,0 +1,117 @@
+/**
+ * The proof of concept's two scenarios end to end on the local lab (labs/local.yaml), through the real
+ * dev server: the real API server, kubectl, controller-manager, scheduler and istiod, KWOK nodes, the
+ * simulated machines with the real Envoy and nginx. The variants that must fail fail for the reasons the
+ * real components give: the API server refuses an object with Istio's own rule, and an EnvoyFilter that
+ * selects no gateway leaves istiod's config for the gateway without the tunnel.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
+import { outcome, root, start, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
+
+let lab: TestLab;
+useWorker('e2e-local', (created) => (lab = created));
+
+interface Step {
+  id: string;
+  uses?: string;
+  with?: Record<string, unknown>;
+  retry?: { attempts: number };
+  parallel?: Step[];
+}
+
+async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
+  const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {
+    steps: Step[];
+  };
+  doc.steps = edit(doc.steps);
+  return writePlaybook(name, stringify(doc));
+}
+
+const onLocal = (playbook: string, vars: Record<string, string> = {}): ScenarioInput => ({
+  playbook,
+  lab: 'local',
+  vars: { teardown: 'destroy', ...vars },
+});
+const statuses = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s.status]));
+
+describe('the local lab: a real control plane', () => {
+  it("tls-passthrough passes: blocked by istiod's config, direct, then tunnelled through the real Envoy", async () => {
+    const result = await outcome(await start(lab, onLocal('tls-passthrough')));
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe('passed');
+    const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
+    expect(byId.istio!.output).toMatchObject({
+      lines: expect.arrayContaining(['✔ Egress gateways installed 🛫']),
+    });
+    expect(byId.blocked!.output).toMatchObject({ status: 0, exitCode: 35 });
+    expect(byId['direct-a']!.output).toMatchObject({ status: 200 });
+    expect(byId['tunnel-ready']!.output).toMatchObject({
+      gatewayTunnels: ['www.google.com:443', 'www.wikipedia.org:443'],
+      pushStatus: 'clean',
+    });
+    expect((byId['proxy-saw-a']!.output as { matches: string[] }).matches).toEqual([
+      expect.stringMatching(
+        /"CONNECT 127\.\d+\.\d+\.\d+:443 - HTTP\/1\.1" - 200 - \S+ www\.google\.com:443 DownstreamEnd$/,
+      ),
+    ]);
+  }, 300_000);
+
+  it('mtls passes: the client certificate from the real ConfigMap and Secret reaches the real nginx', async () => {
+    const result = await outcome(await start(lab, onLocal('mtls')));
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe('passed');
+    const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
+    expect(byId['call-app']!.output).toMatchObject({ status: 200 });
+    expect((byId['app-saw-client']!.output as { matches: string[] }).matches[0]).toMatch(/CN=curl-client/);
+  }, 300_000);
+
+  it("fails where the API server refuses a ServiceEntry by Istio's own rule (a wildcard host)", async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps.map((s) => (s.id === 'service-entries' ? { ...s, retry: { attempts: 1 } } : s)),
+    );
+    const result = await outcome(await start(lab, onLocal(file, { hostB: '*' })));
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({
+      blocked: 'passed',
+      'service-entries': 'failed',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(/step service-entries: .*hostname cannot be wildcard/s);
+  }, 300_000);
+
+  it("fails while waiting for a tunnel whose EnvoyFilter selects no gateway: istiod's config has none", async () => {
+    const file = await variant('tls-passthrough', (steps) =>
+      steps
+        .filter((s) => s.id !== 'preflight')
+        .map((s) =>
+          s.id === 'tunnel'
+            ? {
+                ...s,
+                with: {
+                  ...s.with,
+                  values: {
+                    ...(s.with!.values as object),
+                    egressGateway: { selector: { istio: 'corp-egress' } },
+                  },
+                },
+              }
+            : s.id === 'tunnel-ready'
+              ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '4s' } }
+              : s,
+        ),
+    );
+    const result = await outcome(await start(lab, onLocal(file)));
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({
+      tunnel: 'passed',
+      'tunnel-ready': 'failed',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(
+      /step tunnel-ready: ExpectationError: .*the gateway has no tunnel to www\.google\.com:443/,
+    );
+  }, 300_000);
+});

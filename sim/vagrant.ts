@@ -26,8 +26,13 @@ import {
   type SimMachine,
   type StoredState,
 } from './lib/machines.js';
-import { destroyControlPlane, startControlPlane, stopControlPlane } from './lib/control-plane.js';
-import { istiodDir, stopIstiod } from './lib/istiod.js';
+import {
+  destroyControlPlane,
+  runningControlPlane,
+  startControlPlane,
+  stopControlPlane,
+} from './lib/control-plane.js';
+import { istiodDir, restartIstiod, stopIstiod } from './lib/istiod.js';
 import { startApp, stopApp } from './lib/nginx.js';
 import { startProxy, stopProxy } from './lib/proxy.js';
 import { isAlive } from './lib/procs.js';
@@ -506,6 +511,8 @@ async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
         log: (line) => ui.detail(name, line),
       });
       for (const message of started.messages) ui.detail(name, message);
+      const istiod = await restartIstiod(lab.simState, runningControlPlane(lab.simState)!.kubeconfig);
+      if (istiod) ui.detail(name, `k8s: istiod started again (xDS on 127.0.0.1:${istiod.grpcPort})`);
       ui.detail(name, `k8s: admin kubeconfig at ${files.kubeconfig}`);
     } else if (machine.role === 'kubernetes' && files.kubeconfig) {
       if (!existsSync(files.kubeconfig)) await writeKubeconfig(files.kubeconfig);

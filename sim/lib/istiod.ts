@@ -15,6 +15,7 @@ import { projectRoot } from '../../src/config.js';
 import { ensureGoTools } from '../../src/lab/go-tools.js';
 import { ISTIOD_TOOLS } from '../../src/lab/kube-tools.js';
 import { freePort } from './procs.js';
+import { readState } from './state.js';
 import { runningSupervised, startSupervised, stopSupervised, type SupervisedRecord } from './supervised.js';
 
 /** The state file name of istiod's record. */
@@ -98,6 +99,16 @@ export async function startIstiod(options: IstiodOptions): Promise<IstiodRecord>
     },
     { grpcPort, httpPort, mesh: options.mesh, tools },
   );
+}
+
+/**
+ * Starts istiod again after its machine restarted, as its Deployment's pod would be, with the mesh
+ * config it last ran with; does nothing where Istio was never installed.
+ */
+export async function restartIstiod(simState: string, kubeconfig: string): Promise<IstiodRecord | undefined> {
+  const last = readState<Partial<IstiodRecord>>(simState, ISTIOD, {});
+  if (!last.mesh) return undefined;
+  return startIstiod({ simState, kubeconfig, mesh: last.mesh });
 }
 
 /** Stops istiod. */

@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { projectRoot } from '../../src/config.js';
 import { ensureGoTools } from '../../src/lab/go-tools.js';
 import { ISTIOD_TOOLS } from '../../src/lab/kube-tools.js';
+import { runningControlPlane } from './control-plane.js';
 import { startIstiod } from './istiod.js';
 
 /** The release the stand-in images name (what labs/local.yaml pins as `istio.version`). */
@@ -210,7 +211,9 @@ export async function installLocalIstio(options: LocalInstallOptions): Promise<v
   await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
   options.log('✔ Istio core installed ⛵️');
   await kubectl(['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
-  await startIstiod({ simState: options.simState, kubeconfig: options.kubeconfig, mesh });
+  // istiod is the machine's: it reads the API server with the machine's own kubeconfig.
+  const machine = runningControlPlane(options.simState)?.kubeconfig ?? options.kubeconfig;
+  await startIstiod({ simState: options.simState, kubeconfig: machine, mesh });
   options.log('✔ Istiod installed 🧠');
   for (const name of PROFILE_GATEWAYS[options.profile]!) {
     options.log(`✔ ${name === 'istio-egressgateway' ? 'Egress' : 'Ingress'} gateways installed 🛫`);

@@ -42,21 +42,25 @@ export interface SimLab {
 }
 
 /**
- * Sets up a simulated lab. `edit` changes a copy of labs/sim.yaml (tool paths made absolute), e.g. to add
- * faults, a box or a fake tool under `stateRoot`; the copy then lives in the state root.
+ * Sets up a simulated lab (`name`: labs/sim.yaml, or labs/local.yaml with its real control plane). `edit`
+ * changes a copy of the lab file (tool paths made absolute), e.g. to add faults, a box or a fake tool under
+ * `stateRoot`; the copy then lives in the state root.
  */
-export async function simLab(edit?: (lab: LabYaml, stateRoot: string) => void): Promise<SimLab> {
+export async function simLab(
+  edit?: (lab: LabYaml, stateRoot: string) => void,
+  name: 'sim' | 'local' = 'sim',
+): Promise<SimLab> {
   const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-sim-'));
-  let labRef = 'sim';
+  let labRef: string = name;
   if (edit) {
-    const source = path.join(root, 'labs', 'sim.yaml');
+    const source = path.join(root, 'labs', `${name}.yaml`);
     const lab = parse(await readFile(source, 'utf8')) as LabYaml;
     for (const [name, tool] of Object.entries(lab.tools)) {
       if (tool.includes('/')) lab.tools[name] = path.resolve(path.dirname(source), tool);
     }
     edit(lab, stateRoot);
     await mkdir(path.join(stateRoot, 'labs'), { recursive: true });
-    labRef = path.join(stateRoot, 'labs', 'sim.yaml');
+    labRef = path.join(stateRoot, 'labs', `${name}.yaml`);
     await writeFile(labRef, stringify(lab));
   }
   const labState = path.join(stateRoot, 'runs', 'test', 'lab');

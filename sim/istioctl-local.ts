@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { projectRoot } from '../src/config.js';
 import { findGoTools } from '../src/lab/go-tools.js';
 import { KUBE_TOOLS } from '../src/lab/kube-tools.js';
-import { proxyOfPod, type KubeGet } from '../src/mesh/live-mesh.js';
+import { proxyOfPod, runningPodOf, type KubeGet, type PodJson } from '../src/mesh/live-mesh.js';
 import { ensureOracle, runLiveOracle, type XdsProxy } from '../src/mesh/oracle.js';
 import { fail, simEnv } from './lib/env.js';
 import { outboundPolicyOf, runningIstiod } from './lib/istiod.js';
@@ -112,26 +112,15 @@ async function main(): Promise<void> {
 
 /** The pod `TARGET` names: `deploy/NAME` (its newest running pod), `POD.NAMESPACE` or `POD`. */
 async function proxyFor(get: KubeGet, target: string, namespace: string): Promise<XdsProxy> {
-  type Pod = Parameters<typeof proxyOfPod>[0] & { metadata: { creationTimestamp?: string } };
   if (target.startsWith('deploy/') || target.startsWith('deployment/')) {
     const name = target.slice(target.indexOf('/') + 1);
-    const deployment = (await get(['-n', namespace, 'deployment', name])) as {
-      spec: { selector: { matchLabels?: Record<string, string> } };
-    };
-    const selector = Object.entries(deployment.spec.selector.matchLabels ?? {})
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    const pods = ((await get(['-n', namespace, 'pods', '-l', selector])) as { items: Pod[] }).items
-      .filter((p) => p.status?.phase === 'Running')
-      .sort((a, b) =>
-        String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
-      );
-    if (!pods[0]) fail(`Error: no running pods of deployment ${name} in ${namespace}`);
-    return proxyOfPod(pods[0]);
+    const pod = await runningPodOf(get, namespace, name);
+    if (!pod) fail(`Error: no running pods of deployment ${name} in ${namespace}`);
+    return proxyOfPod(pod);
   }
   const dot = target.lastIndexOf('.');
   const [pod, ns] = dot === -1 ? [target, namespace] : [target.slice(0, dot), target.slice(dot + 1)];
-  return proxyOfPod((await get(['-n', ns, 'pod', pod])) as Pod);
+  return proxyOfPod((await get(['-n', ns, 'pod', pod])) as PodJson);
 }
 
 main().catch((err: unknown) => {

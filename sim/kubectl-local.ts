@@ -12,7 +12,7 @@ import path from 'node:path';
 import { projectRoot } from '../src/config.js';
 import { findGoTools } from '../src/lab/go-tools.js';
 import { KUBE_TOOLS } from '../src/lab/kube-tools.js';
-import { liveMeshRequest, type KubeGet } from '../src/mesh/live-mesh.js';
+import { liveMeshRequest, runningPodOf, type KubeGet } from '../src/mesh/live-mesh.js';
 import { DEMO_GATEWAY_LABELS } from '../src/mesh/manifest-set.js';
 import { ensureOracle, runLiveOracle } from '../src/mesh/oracle.js';
 import type { MeshVerdict } from '../src/mesh/verdict.js';
@@ -192,17 +192,9 @@ async function podFor(get: KubeGet, namespace: string, target: string): Promise<
   if (!['deploy', 'deployment', 'deployments'].includes(type)) {
     fail(`error: cannot attach to ${type}: selector for ${type} not implemented`);
   }
-  const deployment = (await get(['-n', namespace, 'deployment', name])) as {
-    spec: { selector: { matchLabels?: Record<string, string> } };
-  };
-  const selector = Object.entries(deployment.spec.selector.matchLabels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-  const pods = ((await get(['-n', namespace, 'pods', '-l', selector])) as { items: Pod[] }).items
-    .filter((p) => p.status?.phase === 'Running')
-    .sort((a, b) => String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)));
-  if (!pods[0]) fail('error: cannot exec into a container in a completed pod; current phase is Pending');
-  return pods[0];
+  const pod = await runningPodOf(get, namespace, name);
+  if (!pod) fail('error: cannot exec into a container in a completed pod; current phase is Pending');
+  return pod as Pod;
 }
 
 main().catch((err: unknown) => {

@@ -5,30 +5,12 @@
  * real components give: the API server refuses an object with Istio's own rule, and an EnvoyFilter that
  * selects no gateway leaves istiod's config for the gateway without the tunnel.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { parse, stringify } from 'yaml';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
-import { outcome, root, start, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
+import { outcome, start, type TestLab, useWorker } from './support/temporal.js';
+import { expectNoTunnelOnTheGateway, tunnelForAnotherGateway, variant } from './support/variants.js';
 
 let lab: TestLab;
 useWorker('e2e-local', (created) => (lab = created));
-
-interface Step {
-  id: string;
-  uses?: string;
-  with?: Record<string, unknown>;
-  retry?: { attempts: number };
-  parallel?: Step[];
-}
-
-async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
-  const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {
-    steps: Step[];
-  };
-  doc.steps = edit(doc.steps);
-  return writePlaybook(name, stringify(doc));
-}
 
 const onLocal = (playbook: string, vars: Record<string, string> = {}): ScenarioInput => ({
   playbook,
@@ -83,35 +65,7 @@ describe('the local lab: a real control plane', () => {
   }, 300_000);
 
   it("fails while waiting for a tunnel whose EnvoyFilter selects no gateway: istiod's config has none", async () => {
-    const file = await variant('tls-passthrough', (steps) =>
-      steps
-        .filter((s) => s.id !== 'preflight')
-        .map((s) =>
-          s.id === 'tunnel'
-            ? {
-                ...s,
-                with: {
-                  ...s.with,
-                  values: {
-                    ...(s.with!.values as object),
-                    egressGateway: { selector: { istio: 'corp-egress' } },
-                  },
-                },
-              }
-            : s.id === 'tunnel-ready'
-              ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '4s' } }
-              : s,
-        ),
-    );
-    const result = await outcome(await start(lab, onLocal(file)));
-    expect(result.status).toBe('failed');
-    expect(statuses(result)).toMatchObject({
-      tunnel: 'passed',
-      'tunnel-ready': 'failed',
-      teardown: 'passed',
-    });
-    expect(result.error).toMatch(
-      /step tunnel-ready: ExpectationError: .*the gateway has no tunnel to www\.google\.com:443/,
-    );
+    const file = await variant('tls-passthrough', tunnelForAnotherGateway);
+    expectNoTunnelOnTheGateway(await outcome(await start(lab, onLocal(file))));
   }, 300_000);
 });

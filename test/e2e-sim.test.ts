@@ -3,41 +3,18 @@
  * stand-in vagrant/kubectl/istioctl, a real sshd for the VMs' shells and a real nginx for the mTLS app.
  * Variants without the tunnel or without the ServiceEntries prove the checks can fail.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
+import { outcome, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
 import {
-  outcome,
-  root,
-  start,
-  uniqueQueue,
-  writePlaybook,
-  type TestLab,
-  useWorker,
-} from './support/temporal.js';
+  expectNoTunnelOnTheGateway,
+  tunnelForAnotherGateway,
+  variant,
+  type Step,
+} from './support/variants.js';
 
 let lab: TestLab;
 useWorker('e2e', (created) => (lab = created));
-
-interface Step {
-  id: string;
-  uses?: string;
-  with?: Record<string, unknown>;
-  retry?: { attempts: number };
-  parallel?: Step[];
-}
-
-/** A copy of a shipped playbook with `edit` applied to its steps. */
-async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
-  const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {
-    name: string;
-    steps: Step[];
-  };
-  doc.steps = edit(doc.steps);
-  return writePlaybook(name, stringify(doc));
-}
 
 const onSim = (playbook: string): ScenarioInput => ({ playbook, lab: 'sim', vars: { teardown: 'destroy' } });
 const statuses = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s.status]));
@@ -164,36 +141,8 @@ describe('tls-passthrough variants that real Istio would not run as written', ()
   }, 120_000);
 
   it('without the preflight, fails while waiting for a tunnel whose EnvoyFilter selects no gateway', async () => {
-    const file = await variant('tls-passthrough', (steps) =>
-      steps
-        .filter((s) => s.id !== 'preflight')
-        .map((s) =>
-          s.id === 'tunnel'
-            ? {
-                ...s,
-                with: {
-                  ...s.with,
-                  values: {
-                    ...(s.with!.values as object),
-                    egressGateway: { selector: { istio: 'corp-egress' } },
-                  },
-                },
-              }
-            : s.id === 'tunnel-ready'
-              ? { ...quick(s), with: { ...s.with, within: '4s' } }
-              : s,
-        ),
-    );
-    const result = await outcome(await start(lab, onSim(file)));
-    expect(result.status).toBe('failed');
-    expect(statuses(result)).toMatchObject({
-      tunnel: 'passed',
-      'tunnel-ready': 'failed',
-      teardown: 'passed',
-    });
-    expect(result.error).toMatch(
-      /step tunnel-ready: ExpectationError: .*the gateway has no tunnel to www\.google\.com:443/,
-    );
+    const file = await variant('tls-passthrough', tunnelForAnotherGateway);
+    expectNoTunnelOnTheGateway(await outcome(await start(lab, onSim(file))));
   }, 120_000);
 });
 

@@ -8,14 +8,35 @@ import type { XdsProxy, XdsRequest } from './oracle.js';
 /** Runs `kubectl get ... -o json` against the lab's API server and returns the parsed output. */
 export type KubeGet = (args: string[]) => Promise<unknown>;
 
-interface PodJson {
+export interface PodJson {
   metadata: {
     name: string;
     namespace: string;
     labels?: Record<string, string>;
     ownerReferences?: { kind: string; name: string }[];
+    creationTimestamp?: string;
   };
+  spec?: { containers: { name: string }[] };
   status?: { podIP?: string; phase?: string };
+}
+
+/** The newest Running pod of a Deployment (what `kubectl exec deploy/NAME` picks), if any. */
+export async function runningPodOf(
+  get: KubeGet,
+  namespace: string,
+  deployment: string,
+): Promise<PodJson | undefined> {
+  const found = (await get(['-n', namespace, 'deployment', deployment])) as {
+    spec: { selector: { matchLabels?: Record<string, string> } };
+  };
+  const selector = Object.entries(found.spec.selector.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  return ((await get(['-n', namespace, 'pods', '-l', selector])) as { items: PodJson[] }).items
+    .filter((p) => p.status?.phase === 'Running')
+    .sort((a, b) =>
+      String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
+    )[0];
 }
 
 interface ServiceJson {

@@ -1,0 +1,63 @@
+/** Copies of the shipped playbooks with steps changed, for the variants that must fail. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { ScenarioResult } from '../../workflows/types.js';
+import { root, writePlaybook } from './temporal.js';
+
+export interface Step {
+  id: string;
+  uses?: string;
+  with?: Record<string, unknown>;
+  retry?: { attempts: number };
+  parallel?: Step[];
+}
+
+/** A copy of a shipped playbook with `edit` applied to its steps; returns the copy's path. */
+export async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
+  const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {
+    name: string;
+    steps: Step[];
+  };
+  doc.steps = edit(doc.steps);
+  return writePlaybook(name, stringify(doc));
+}
+
+/**
+ * tls-passthrough whose tunnel EnvoyFilter selects a gateway that does not exist (`istio: corp-egress`),
+ * without the preflight that would catch it, and with one short wait for the tunnel.
+ */
+export function tunnelForAnotherGateway(steps: Step[]): Step[] {
+  return steps
+    .filter((s) => s.id !== 'preflight')
+    .map((s) =>
+      s.id === 'tunnel'
+        ? {
+            ...s,
+            with: {
+              ...s.with,
+              values: {
+                ...(s.with!.values as object),
+                egressGateway: { selector: { istio: 'corp-egress' } },
+              },
+            },
+          }
+        : s.id === 'tunnel-ready'
+          ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '4s' } }
+          : s,
+    );
+}
+
+/** How tunnelForAnotherGateway fails on any lab: the wait for the tunnel gives up, nothing after it runs. */
+export function expectNoTunnelOnTheGateway(result: ScenarioResult): void {
+  expect(result.status).toBe('failed');
+  expect(Object.fromEntries(result.steps.map((s) => [s.id, s.status]))).toMatchObject({
+    tunnel: 'passed',
+    'tunnel-ready': 'failed',
+    'tunnelled-a': 'pending',
+    teardown: 'passed',
+  });
+  expect(result.error).toMatch(
+    /step tunnel-ready: ExpectationError: .*the gateway has no tunnel to www\.google\.com:443/,
+  );
+}

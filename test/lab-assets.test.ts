@@ -147,6 +147,19 @@ describe('shell scripts', () => {
     expect({ exitCode: result.exitCode, output: result.all }).toEqual({ exitCode: 0, output: '' });
   });
 
+  it('keep LF line endings in any checkout (.gitattributes), as bash on the VMs needs', async () => {
+    const files = [...(await shellScripts()), path.join(root, 'vagrant', 'Vagrantfile')];
+    const attrs = await execa(
+      'git',
+      ['check-attr', 'eol', '--', ...files.map((f) => path.relative(root, f))],
+      {
+        cwd: root,
+      },
+    );
+    const eol = attrs.stdout.split('\n').map((line) => line.replace(/^(.*): eol: (.*)$/, '$1 $2'));
+    expect(eol).toEqual(files.map((f) => `${path.relative(root, f)} lf`));
+  });
+
   it('are bash with strict mode', async () => {
     for (const file of await shellScripts()) {
       const text = await readFile(file, 'utf8');
@@ -243,14 +256,18 @@ describe('labs/vagrant.yaml', () => {
       role: 'kubernetes',
       ip: '192.168.56.20',
       files: { kubeconfig: '/var/lib/k0s/pki/admin.conf' },
-      forwardedPorts: { '6443': 6443 },
     });
+    // The API server on the host-only address (in k0s's certificate SANs), no host port taken.
+    expect(lab.machines.k8s!.forwardedPorts).toBeUndefined();
+    expect(await readFile(path.join(root, 'vagrant', 'provision', 'k8s.sh'), 'utf8')).toMatch(
+      /sans:\n\s+- \$\{NODE_IP\}/,
+    );
     expect(lab.machines['external-app']).toMatchObject({
       role: 'app',
       ip: '192.168.56.30',
       files: { accessLog: '/var/log/nginx/access.log' },
     });
-    expect(lab.network).toEqual({ proxyPort: 3128, appPort: 443, apiServer: 'https://127.0.0.1:6443' });
+    expect(lab.network).toEqual({ proxyPort: 3128, appPort: 443, apiServer: 'https://192.168.56.20:6443' });
     expect(Object.keys(lab.tools).sort()).toEqual(['istioctl', 'kubectl', 'vagrant']);
   });
 

@@ -62,8 +62,9 @@ export const kubeconfigFetchAction = defineAction({
     const lab = await ctx.lab();
     const machine = input.machine ?? machineWithRole(lab.def, 'kubernetes')[0];
     const source = lab.machineFile(machine, 'kubeconfig');
-    const sudo = lab.machine(machine).sudo ? ['sudo', '-n'] : [];
-    const read = await lab.withSsh(machine, (ssh) => ssh.run([...sudo, 'cat', source], ctx.signal));
+    const read = await lab.withSsh(machine, (ssh) =>
+      ssh.run([...lab.sudo(machine), 'cat', source], ctx.signal),
+    );
     if (read.code !== 0) {
       // k0s writes admin.conf a while after the VM boots; a retry a little later usually finds it.
       throw new ExpectationError(

@@ -97,6 +97,7 @@ export const logExpectAction = defineAction({
       await lab.withSsh(input.machine, async (ssh) => {
         // `timeout` ends tail on the machine too, even if the channel close does not reach it.
         const argv = [
+          ...lab.sudo(input.machine),
           'timeout',
           String(Math.ceil((within + settle) / 1000) + 5),
           'tail',

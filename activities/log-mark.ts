@@ -62,7 +62,10 @@ export const logMarkAction = defineAction({
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const file = resolveLogPath(lab, input.machine, input.file);
-    const result = await lab.withSsh(input.machine, (ssh) => ssh.run(['stat', '-c', '%s', file], ctx.signal));
+    // Logs are often root's (nginx's folder is 0750 www-data:adm on Debian): read them as the lab says.
+    const result = await lab.withSsh(input.machine, (ssh) =>
+      ssh.run([...lab.sudo(input.machine), 'stat', '-c', '%s', file], ctx.signal),
+    );
     // A log that does not exist yet is empty: everything written to it later counts.
     const missing = result.code !== 0 && /No such file/i.test(result.stderr);
     if (result.code !== 0 && !missing)

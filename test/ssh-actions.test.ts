@@ -103,6 +103,47 @@ describe('over ssh2 on the simulated lab (activities)', () => {
     const noMark = await failure(lab.run(logExpectAction, { ...target, since: 'nope', pattern: 'x' }));
     expect(noMark).toMatchObject({ type: 'LabConfigError', nonRetryable: true });
   });
+
+  it("reads root-only files with the machine's `sudo -n`, as the lab says (nginx logs are 0750 on Debian)", async () => {
+    const calls = path.join(lab.simState, 'sshd', 'sudo.log');
+    const log = lab.def.machines['external-proxy']!.files.accessLog!;
+    await lab.run(kubeconfigFetchAction, {});
+    await lab.run(logMarkAction, { machine: 'external-proxy', file: 'accessLog', name: 'sudo' });
+    await appendFile(log, 'CONNECT sudo\n');
+    await lab.run(logExpectAction, {
+      machine: 'external-proxy',
+      file: 'accessLog',
+      since: 'sudo',
+      pattern: 'CONNECT sudo',
+    });
+    const lines = (await readFile(calls, 'utf8')).trim().split('\n');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        `cat ${lab.def.machines.k8s!.files.kubeconfig}`,
+        `stat -c %s ${log}`,
+        expect.stringMatching(
+          new RegExp(`^timeout \\d+ tail -c \\+\\d+ -F ${log.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`),
+        ),
+      ]),
+    );
+  });
+});
+
+describe('machines whose lab says sudo: false', () => {
+  let lab: SimLab;
+  beforeAll(async () => {
+    lab = await simLab((yaml) => {
+      for (const machine of Object.values(yaml.machines as Record<string, Record<string, unknown>>))
+        machine.sudo = false;
+    });
+    await lab.run(vmUpAction, { machines: ['external-proxy'] });
+  });
+  afterAll(() => lab.close());
+
+  it('read their logs without sudo', async () => {
+    await lab.run(logMarkAction, { machine: 'external-proxy', file: 'accessLog', name: 'plain' });
+    await expect(readFile(path.join(lab.simState, 'sshd', 'sudo.log'), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
 });
 
 describe('a dropped ssh connection during log.expect (workflow)', () => {

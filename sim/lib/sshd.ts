@@ -75,6 +75,25 @@ function renderConfig(files: SshdFiles, port: number): string {
     'StrictModes no',
     'PrintMotd no',
     'Subsystem sftp internal-sftp',
+    // The machines' own programs first: the sudo of a Vagrant box (see sudoShim).
+    `SetEnv ${quote(`PATH=${path.join(files.dir, 'bin')}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`)}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The machines' `sudo`: a Vagrant box lets its user run anything as root without a password (`sudo -n`
+ * succeeds). The shells already run as the lab's user, so it runs the command as is, and records each
+ * call in `<sim state>/sshd/sudo.log` so that a test can see which commands asked for root.
+ */
+function sudoShim(files: SshdFiles): string {
+  return [
+    '#!/usr/bin/env bash',
+    "# sudo of the simulated lab's machines: passwordless, as on a Vagrant box (see sim/lib/sshd.ts).",
+    'set -euo pipefail',
+    'while [ "$#" -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done',
+    `printf '%s\\n' "$*" >> ${JSON.stringify(path.join(files.dir, 'sudo.log'))}`,
+    'exec "$@"',
     '',
   ].join('\n');
 }
@@ -88,7 +107,8 @@ export async function ensureSshd(simState: string): Promise<DaemonRecord> {
     }
     const sshd = findProgram('sshd');
     if (!sshd) throw new Error('sshd not found: install openssh-server (apt-get install openssh-server)');
-    mkdirSync(files.dir, { recursive: true });
+    mkdirSync(path.join(files.dir, 'bin'), { recursive: true });
+    writeFileSync(path.join(files.dir, 'bin', 'sudo'), sudoShim(files), { mode: 0o755 });
     await keygen(files.hostKey, 'tunnel-lab sim host key');
     await keygen(files.userKey, `${sshUser()}@tunnel-lab-sim`);
     try {

@@ -105,6 +105,11 @@ export class LabRuntime {
     return machine;
   }
 
+  /** The prefix that runs a command as root on a machine: `sudo -n` unless the lab says `sudo: false`. */
+  sudo(name: string): string[] {
+    return this.machine(name).sudo ? ['sudo', '-n'] : [];
+  }
+
   /** A file path on a machine, by purpose (e.g. `accessLog`). */
   machineFile(name: string, purpose: string): string {
     const file = this.machine(name).files[purpose];

@@ -88,6 +88,23 @@ describe('over ssh2 on the simulated lab (activities)', () => {
       /expected no line matching \/CONNECT a\/ .* since mark m1, found: line CONNECT a/,
     );
 
+    // A negative check waits its whole window: a line that lands 2 s late (a buffered log flushing) is
+    // still caught by the playbooks' `within: 3s`.
+    await lab.run(logMarkAction, { machine: 'external-proxy', file: 'accessLog', name: 'late' });
+    const late = failure(
+      lab.run(logExpectAction, {
+        ...target,
+        since: 'late',
+        pattern: 'CONNECT late',
+        absent: true,
+        within: '3s',
+      }),
+    );
+    setTimeout(() => void appendFile(log, 'line CONNECT late\n'), 2000);
+    expect((await late)!.message).toMatch(
+      /expected no line matching \/CONNECT late\/ .* found: line CONNECT late/,
+    );
+
     await appendFile(log, 'line CONNECT a\n');
     const extra = await failure(
       lab.run(logExpectAction, { ...target, pattern: 'CONNECT a', count: 1, within: '2s', settle: '300ms' }),

@@ -14,6 +14,7 @@ import { probeCurlAction } from '../activities/probe-curl.js';
 import { projectRoot } from '../src/config.js';
 import { ensureOracle } from '../src/mesh/oracle.js';
 import type { SimLab } from './support/sim-lab.js';
+import { pocVirtualService } from './support/mesh-corpus.js';
 import { clusterLab } from './support/sim-cluster.js';
 
 const TUNNEL = [
@@ -142,31 +143,7 @@ describe('mesh.wait', () => {
       values: { hosts: ['www.google.com', 'www.wikipedia.org'] },
     });
     const file = path.join(lab.stateRoot, 'poc-routing.yaml');
-    await writeFile(
-      file,
-      stringify({
-        apiVersion: 'networking.istio.io/v1',
-        kind: 'VirtualService',
-        metadata: { name: 'egress-www.google.com', namespace: 'default' },
-        spec: {
-          hosts: ['www.google.com', 'www.wikipedia.org'],
-          gateways: ['mesh'],
-          tls: [
-            {
-              match: [{ gateways: ['mesh'], port: 443, sniHosts: ['www.google.com', 'www.wikipedia.org'] }],
-              route: [
-                {
-                  destination: {
-                    host: 'istio-egressgateway.istio-system.svc.cluster.local',
-                    port: { number: 443 },
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      }),
-    );
+    await writeFile(file, stringify(pocVirtualService('egress-www.google.com')));
     await lab.runtime.kubectl(['apply', '-f', file]);
     const err = await failure(meshWaitAction, {
       sidecar: { toGateway: ['www.google.com', 'www.wikipedia.org'] },

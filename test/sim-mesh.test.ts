@@ -19,6 +19,7 @@ import {
   type MeshInput,
   type MeshObject,
 } from '../sim/mesh/model.js';
+import { pocVirtualService } from './support/mesh-corpus.js';
 import { root } from './support/temporal.js';
 
 const dir = manifestsDir(root);
@@ -208,28 +209,7 @@ describe('mesh model', () => {
         'tls-passthrough/service-entries.yaml',
         'tls-passthrough/tcp-tunnel-filter.yaml',
       ])),
-      {
-        apiVersion: 'networking.istio.io/v1alpha3',
-        kind: 'VirtualService',
-        metadata: { name: 'external-outbound-traffic-through-egress-gateway', namespace: 'default' },
-        spec: {
-          hosts: ['www.google.com', 'www.wikipedia.org'],
-          gateways: ['mesh'],
-          tls: [
-            {
-              match: [{ gateways: ['mesh'], port: 443, sniHosts: ['www.google.com', 'www.wikipedia.org'] }],
-              route: [
-                {
-                  destination: {
-                    host: 'istio-egressgateway.istio-system.svc.cluster.local',
-                    port: { number: 443 },
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      },
+      pocVirtualService('external-outbound-traffic-through-egress-gateway', 'networking.istio.io/v1alpha3'),
     ];
     const out = probe(resources, 'https://www.wikipedia.org');
     expect(out.pushStatus).toEqual({

@@ -71,3 +71,33 @@ export function caseModelAnswer(c: CorpusCase) {
     c.probes.map((host) => ({ host })),
   );
 }
+
+/**
+ * The proof of concept's routing: one VirtualService that lists both hosts under one sniHosts match and
+ * sends them to the egress gateway (what makes istiod report a listener conflict on 0.0.0.0:443).
+ */
+export function pocVirtualService(name: string, apiVersion = 'networking.istio.io/v1') {
+  const hosts = ['www.google.com', 'www.wikipedia.org'];
+  return {
+    apiVersion,
+    kind: 'VirtualService',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      hosts,
+      gateways: ['mesh'],
+      tls: [
+        {
+          match: [{ gateways: ['mesh'], port: 443, sniHosts: hosts }],
+          route: [
+            {
+              destination: {
+                host: 'istio-egressgateway.istio-system.svc.cluster.local',
+                port: { number: 443 },
+              },
+            },
+          ],
+        },
+      ],
+    },
+  };
+}

@@ -87,9 +87,6 @@ export const vmPolicy: ActionPolicy = {
   nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
 };
 
-/** Providers whose machines cannot boot at the same time (REFERENCE: VirtualBox ignores --parallel). */
-const SERIAL_PROVIDERS = new Set(['virtualbox']);
-
 /** Output of vm.up. */
 export interface VmUpOutput {
   started: string[];
@@ -147,8 +144,8 @@ async function ensureBox(lab: LabRuntime): Promise<string | undefined> {
 export const vmUpAction = defineAction({
   name: 'vm.up',
   description:
-    "Boot the lab's machines with vagrant (only those not running; the box is added first if missing). " +
-    'Machines boot in parallel, except on VirtualBox, which boots them one after the other.',
+    "Boot the lab's machines with one vagrant up (only those not running; the box is added first if missing). " +
+    'Vagrant boots them in parallel, except on VirtualBox, which boots them one after the other.',
   input: machinesInput,
   policy: vmPolicy,
   summary: (input) => `vm.up ${input.machines?.join(' ') ?? 'all machines'}`,
@@ -171,16 +168,10 @@ export const vmUpAction = defineAction({
     if (boxAdded) output.boxAdded = boxAdded;
     const { provider } = lab.def.vagrant;
     ctx.log.info('booting machines', { machines: toStart, provider });
-    if (SERIAL_PROVIDERS.has(provider)) {
-      await lab.vagrant(['up', '--provider', provider, ...toStart]);
-    } else {
-      // One process per machine; wait for all of them before failing, so that none keeps running unseen.
-      const results = await Promise.allSettled(
-        toStart.map((name) => lab.vagrant(['up', name, '--provider', provider])),
-      );
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-    }
+    // One process for all machines: Vagrant boots them in parallel where the provider can (libvirt) and one
+    // after the other where it cannot (VirtualBox). Separate processes would race on the box's first
+    // upload to libvirt's storage pool (vagrant-libvirt locks per process).
+    await lab.vagrant(['up', '--provider', provider, ...toStart]);
     await expectStates(lab, names, ['running'], 'up');
     return output;
   },

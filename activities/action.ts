@@ -41,16 +41,13 @@ export interface ActionContext {
   heartbeat(details?: unknown): void;
   /** Aborted when Temporal cancels the activity; pass it to every I/O call. */
   signal: AbortSignal;
-  run: { workflowId: string; runId: string; stepId: string; attempt: number };
+  /** Which run this is; `scenario` is the playbook's name. */
+  run: { workflowId: string; runId: string; stepId: string; attempt: number; scenario?: string };
   /** The lab this run drives (loaded on first use): its tools, machines and network. */
   lab(): Promise<LabRuntime>;
 }
 
-/** What the workflow passes to every action activity beside its input. */
-export interface StepMeta {
-  /** Lab definition name or path; `vagrant` when unset. */
-  lab?: string;
-}
+export type { StepMeta } from '../workflows/types.js';
 
 /** Services the worker builds once and hands to every action factory. */
 export interface ActionDeps {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { TunnelLabError } from '../src/errors.js';
-import { defineAction } from './action.js';
+import { ownerLabels } from '../src/lab/ownership.js';
+import { defineAction, type ActionContext } from './action.js';
 import { certFiles, certificateInfo, type CertificateInfo } from './certs-generate.js';
 
 /** The client certificate files are missing or do not belong together; run certs.generate first. */
@@ -50,7 +51,11 @@ export interface CertsConfigmapOutput {
   applied: string[];
 }
 
-const LABELS = { 'app.kubernetes.io/part-of': 'tunnel-lab' };
+/** The objects' labels: part of the lab, and which run applied them. */
+const labels = (ctx: ActionContext) => ({
+  'app.kubernetes.io/part-of': 'tunnel-lab',
+  ...ownerLabels(ctx.run),
+});
 
 /** Publishes the client certificate (ConfigMap) and its key (Secret) for the pod that calls external-app. */
 export const certsConfigmapAction = defineAction({
@@ -112,7 +117,7 @@ export const certsConfigmapAction = defineAction({
       stringify({
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name: input.configMap, namespace: input.namespace, labels: LABELS },
+        metadata: { name: input.configMap, namespace: input.namespace, labels: labels(ctx) },
         data: { 'client-crt.pem': clientPem, 'ca.pem': caPem },
       }),
     );
@@ -123,7 +128,7 @@ export const certsConfigmapAction = defineAction({
       stringify({
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name: input.secret, namespace: input.namespace, labels: LABELS },
+        metadata: { name: input.secret, namespace: input.namespace, labels: labels(ctx) },
         type: 'Opaque',
         data: { 'client-key.pem': Buffer.from(keyPem).toString('base64') },
       }),

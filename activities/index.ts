@@ -57,15 +57,18 @@ export function toActivity(
           runId: info.workflowExecution?.runId ?? '',
           stepId: info.activityId,
           attempt,
+          ...(meta.scenario ? { scenario: meta.scenario } : {}),
         },
         lab: () => {
-          const labState = path.join(stateDir, 'lab');
-          // The simulated lab runs its tools in this folder, so it must exist before the first one runs.
-          lab ??= mkdir(labState, { recursive: true })
-            .then(() =>
-              loadLab(meta.lab ?? DEFAULT_LAB, { projectRoot: deps.projectRoot, stateDir: labState }),
-            )
-            .then((def) => new LabRuntime(def, ctx));
+          lab ??= loadLab(meta.lab ?? DEFAULT_LAB, {
+            projectRoot: deps.projectRoot,
+            stateDir: path.join(stateDir, 'lab'),
+            labsDir: path.join(deps.stateRoot, 'labs'),
+          }).then(async (def) => {
+            // The simulated lab runs its tools in this folder, so it must exist before the first one runs.
+            await mkdir(def.stateDir, { recursive: true });
+            return new LabRuntime(def, ctx);
+          });
           return lab;
         },
       };

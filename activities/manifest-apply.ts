@@ -1,5 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import {
@@ -10,6 +11,7 @@ import {
   mergeValues,
   renderManifestFile,
 } from '../src/lab/render.js';
+import { withOwnerLabels } from '../src/lab/ownership.js';
 import { defineAction } from './action.js';
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -122,7 +124,11 @@ export const manifestApplyAction = defineAction({
     const rendered: ManifestApplyOutput['rendered'] = [];
     for (const file of input.files) {
       const source = manifestPath(dir, file);
-      const { yaml, documents } = await renderManifestFile(source, context, `manifests/${file}`);
+      const { documents } = await renderManifestFile(source, context, `manifests/${file}`);
+      // Labelled with the run, so that a later run on a kept cluster can find and remove them.
+      const yaml = documents
+        .map((document) => stringify(withOwnerLabels(document, ctx.run), { lineWidth: 0 }))
+        .join('---\n');
       const target = path.join(ctx.stateDir, 'manifests', path.relative(dir, source));
       await mkdir(path.dirname(target), { recursive: true });
       await rm(target, { force: true });

@@ -12,6 +12,7 @@ import { kubeconfigFetchAction } from './kubeconfig-fetch.js';
 import { logExpectAction } from './log-expect.js';
 import { logMarkAction } from './log-mark.js';
 import { manifestApplyAction } from './manifest-apply.js';
+import { manifestPruneAction } from './manifest-prune.js';
 import { meshCheckAction } from './mesh-check.js';
 import { meshWaitAction } from './mesh-wait.js';
 import { probeCurlAction } from './probe-curl.js';
@@ -32,6 +33,7 @@ export const actions: readonly ActionDefinition[] = checkUnique([
   istioInstallAction,
   kubeLabelAction,
   manifestApplyAction,
+  manifestPruneAction,
   meshCheckAction,
   meshWaitAction,
   probeCurlAction,

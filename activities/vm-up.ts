@@ -1,8 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
 import { ExpectationError, LabToolError } from '../src/errors.js';
+import { expectedMarker, MARKER_FILE, markerProblem, parseMarker } from '../src/lab/provisioning.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
-import { defineAction, type ActionPolicy } from './action.js';
+import { defineAction, type ActionContext, type ActionPolicy } from './action.js';
 
 /** One line of Vagrant's `--machine-readable` output: `timestamp,target,type,data...`. */
 export interface MachineReadableLine {
@@ -93,6 +94,13 @@ export interface VmUpOutput {
   alreadyRunning: string[];
   /** The box added before booting, when the lab's box was missing. */
   boxAdded?: string;
+  /** Machines provisioned again because their provisioning marker was missing or stale. */
+  reprovisioned?: Reprovisioned[];
+}
+
+export interface Reprovisioned {
+  machine: string;
+  reason: string;
 }
 
 interface BoxEntry {
@@ -144,8 +152,9 @@ async function ensureBox(lab: LabRuntime): Promise<string | undefined> {
 export const vmUpAction = defineAction({
   name: 'vm.up',
   description:
-    "Boot the lab's machines with one vagrant up (only those not running; the box is added first if missing). " +
-    'Vagrant boots them in parallel, except on VirtualBox, which boots them one after the other.',
+    "Boot the lab's machines with one vagrant up (only those not running; the box is added first if missing; " +
+    'in parallel, except on VirtualBox), then provision again any machine whose provisioning marker is missing ' +
+    'or stale (pinned versions, provision script, certificates).',
   input: machinesInput,
   policy: vmPolicy,
   summary: (input) => `vm.up ${input.machines?.join(' ') ?? 'all machines'}`,
@@ -163,16 +172,57 @@ export const vmUpAction = defineAction({
     const alreadyRunning = names.filter((name) => states.get(name) === 'running');
     const toStart = names.filter((name) => states.get(name) !== 'running');
     const output: VmUpOutput = { started: toStart, alreadyRunning };
-    if (toStart.length === 0) return output;
-    const boxAdded = await ensureBox(lab);
-    if (boxAdded) output.boxAdded = boxAdded;
-    const { provider } = lab.def.vagrant;
-    ctx.log.info('booting machines', { machines: toStart, provider });
-    // One process for all machines: Vagrant boots them in parallel where the provider can (libvirt) and one
-    // after the other where it cannot (VirtualBox). Separate processes would race on the box's first
-    // upload to libvirt's storage pool (vagrant-libvirt locks per process).
-    await lab.vagrant(['up', '--provider', provider, ...toStart]);
-    await expectStates(lab, names, ['running'], 'up');
+    if (toStart.length > 0) {
+      const boxAdded = await ensureBox(lab);
+      if (boxAdded) output.boxAdded = boxAdded;
+      const { provider } = lab.def.vagrant;
+      ctx.log.info('booting machines', { machines: toStart, provider });
+      // One process for all machines: Vagrant boots them in parallel where the provider can (libvirt) and
+      // one after the other where it cannot (VirtualBox). Separate processes would race on the box's first
+      // upload to libvirt's storage pool (vagrant-libvirt locks per process).
+      await lab.vagrant(['up', '--provider', provider, ...toStart]);
+      await expectStates(lab, names, ['running'], 'up');
+    }
+    const reprovisioned = await heal(lab, names, ctx);
+    if (reprovisioned.length > 0) output.reprovisioned = reprovisioned;
     return output;
   },
 });
+
+/**
+ * Provisions again the machines whose marker is missing or stale: Vagrant provisions a machine only when it
+ * is first created, so a kept machine would otherwise keep what an earlier run (or a failed provisioning)
+ * left, such as external-app's temporary certificate.
+ */
+async function heal(lab: LabRuntime, names: string[], ctx: ActionContext): Promise<Reprovisioned[]> {
+  const stale = await staleMachines(lab, names, ctx);
+  if (stale.length === 0) return [];
+  const machines = stale.map((s) => s.machine);
+  ctx.log.info('provisioning again', { machines: stale });
+  // On libvirt the certificates reach external-app by rsync, which only `vagrant up` and `vagrant rsync` run.
+  const synced = machines.filter((name) => lab.machine(name).role === 'app');
+  if (lab.def.vagrant.provider === 'libvirt' && synced.length > 0) await lab.vagrant(['rsync', ...synced]);
+  await lab.vagrant(['provision', ...machines]);
+  const still = await staleMachines(lab, machines, ctx);
+  if (still.length > 0) {
+    throw new ExpectationError(
+      `after vagrant provision: ${still.map((s) => `${s.machine}: ${s.reason}`).join('; ')}`,
+    );
+  }
+  return stale;
+}
+
+/** The machines whose provisioning marker does not say what the lab expects, and why. */
+async function staleMachines(lab: LabRuntime, names: string[], ctx: ActionContext): Promise<Reprovisioned[]> {
+  const stale: Reprovisioned[] = [];
+  for (const name of names) {
+    const file = lab.machine(name).files.provisioned ?? MARKER_FILE;
+    const read = await lab.withSsh(name, (ssh) => ssh.run(['cat', file], ctx.signal));
+    if (read.code !== 0 && !/No such file/i.test(read.stderr))
+      throw new LabToolError(['cat', file], read.code, read.stderr.trim());
+    const actual = read.code === 0 ? parseMarker(read.stdout) : undefined;
+    const reason = markerProblem(await expectedMarker(lab.def, name), actual);
+    if (reason) stale.push({ machine: name, reason });
+  }
+  return stale;
+}

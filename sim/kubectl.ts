@@ -285,6 +285,30 @@ async function remove(ctx: Ctx, rest: string[]): Promise<void> {
     });
     return;
   }
+  const selector = flagValue(ctx.args, 'selector');
+  if (selector !== undefined || flagOn(ctx.args, 'all')) {
+    // `TYPE[,TYPE...] -l SELECTOR` (or --all): every match of each type, in one namespace or all of them.
+    if (!rest[0] || rest.length > 1) abort('error: name cannot be provided when a selector is specified');
+    const allNs = flagOn(ctx.args, 'all-namespaces');
+    await changeCluster(ctx.env, (state) => {
+      const types = rest[0]!.split(',').map((type) => {
+        const info = kindByName(type, state);
+        if (!info) abort(`error: the server doesn't have a resource type "${type}"`);
+        return info;
+      });
+      let deleted = 0;
+      for (const info of types) {
+        const namespace = info.namespaced && !allNs ? ctx.namespace : undefined;
+        for (const { object } of listObjects(state, info.kind, namespace)) {
+          if (selector && !matchesSelector(object.metadata.labels, selector)) continue;
+          deleteOne(ctx, state, info, object.metadata.namespace, object.metadata.name, ignore);
+          deleted++;
+        }
+      }
+      if (deleted === 0 && !ignore) ctx.io.err.push('No resources found');
+    });
+    return;
+  }
   const refs = resourceArgs(ctx, rest, readCluster(ctx.env));
   if (refs.length === 0) abort('error: resource(s) were provided, but no name was specified');
   await changeCluster(ctx.env, (state) => {
@@ -303,7 +327,8 @@ function deleteOne(
   file?: string,
 ) {
   if (deleteObject(state, info.kind, ns, name)) {
-    ctx.io.out.push(`${typeRef(info)} "${name}" deleted`);
+    // kubectl 1.33 and later name the namespace.
+    ctx.io.out.push(`${typeRef(info)} "${name}" deleted${ns ? ` from ${ns} namespace` : ''}`);
   } else if (!ignore) {
     ctx.io.err.push(
       `Error from server (NotFound): ${file ? `error when deleting "${file}": ` : ''}${resourceRef(info)} "${name}" not found`,

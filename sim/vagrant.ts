@@ -6,11 +6,20 @@
  * envoy/envoy.yaml. Machine records live in the sim state folder (see
  * sim/lib/machines.ts); latency and failure injection come from the lab file's `sim` section.
  */
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { execa } from 'execa';
-import { simulateCall } from './lib/call.js';
+import { injectedFault, simulateCall } from './lib/call.js';
 import { latencyFor, simEnv, sleep, type SimEnv } from './lib/env.js';
 import { CLUSTER_STATE } from './lib/kube-cluster.js';
 import { writeKubeconfig } from './lib/kubeconfig.js';
@@ -33,7 +42,7 @@ import {
   stopControlPlane,
 } from './lib/control-plane.js';
 import { istiodDir, restartIstiod, stopIstiod } from './lib/istiod.js';
-import { startApp, stopApp } from './lib/nginx.js';
+import { installAppCerts, startApp, stopApp } from './lib/nginx.js';
 import { startProxy, stopProxy } from './lib/proxy.js';
 import { isAlive } from './lib/procs.js';
 import { ensureSshd, sshdFiles, sshUser, stopSshd } from './lib/sshd.js';
@@ -495,49 +504,95 @@ function vmDir(lab: Lab, name: string): string {
   return path.join(lab.labState, 'vms', name);
 }
 
-/** What the machine's provisioner does: per role, the files and services the lab actions rely on. */
-async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
+/** Starts a machine's services, as its boot does (systemd units the provisioning enabled). */
+async function startServices(lab: Lab, ui: Ui, name: string): Promise<void> {
   const machine = lab.machines[name]!;
   const files = machine.files ?? {};
+  if (machine.role === 'kubernetes' && files.kubeconfig && lab.env.sim.controlPlane === 'real') {
+    const started = await startControlPlane({
+      simState: lab.simState,
+      kubeconfig: files.kubeconfig,
+      nodeName: name,
+      nodeIp: machine.ip ?? '10.0.2.15',
+      log: (line) => ui.detail(name, line),
+    });
+    for (const message of started.messages) ui.detail(name, message);
+    const istiod = await restartIstiod(lab.simState, runningControlPlane(lab.simState)!.kubeconfig);
+    if (istiod) ui.detail(name, `k8s: istiod started again (xDS on 127.0.0.1:${istiod.grpcPort})`);
+    ui.detail(name, `k8s: admin kubeconfig at ${files.kubeconfig}`);
+  } else if (machine.role === 'kubernetes' && files.kubeconfig) {
+    if (!existsSync(files.kubeconfig)) await writeKubeconfig(files.kubeconfig);
+    ui.detail(name, `k8s: k0s controller is running; admin kubeconfig at ${files.kubeconfig}`);
+  }
+  if (machine.role === 'proxy' && files.accessLog) {
+    if (!existsSync(files.accessLog)) appendFileSync(files.accessLog, '');
+    ui.detail(name, `external-proxy: envoy access log at ${files.accessLog}`);
+    const started = await startProxy({ simState: lab.simState, accessLog: files.accessLog });
+    for (const message of started.messages) ui.detail(name, message);
+  }
+  if (machine.role === 'app') {
+    const started = await startApp(appOptions(lab, name));
+    for (const message of started.messages) ui.detail(name, message);
+  }
+}
+
+function appOptions(lab: Lab, name: string) {
+  const machine = lab.machines[name]!;
+  return {
+    simState: lab.simState,
+    name,
+    ip: machine.ip ?? '127.0.0.1',
+    vmDir: vmDir(lab, name),
+    accessLog: machine.files?.accessLog ?? path.join(vmDir(lab, name), 'var', 'log', 'nginx', 'access.log'),
+    certsDir: lab.certsDir,
+  };
+}
+
+/**
+ * What the machine's provision script does: installs its role's files (the app's certificates), (re)starts
+ * its services, and writes the provisioning marker last, as vagrant/provision/*.sh do. A fault injected as
+ * `provision NAME` stops it after the services and before the marker: a half-provisioned machine.
+ */
+async function provision(lab: Lab, ui: Ui, name: string): Promise<void> {
+  const machine = lab.machines[name]!;
   ui.say(name, 'Running provisioner: shell...');
   ui.detail(name, 'Running: inline script');
   try {
-    if (machine.role === 'kubernetes' && files.kubeconfig && lab.env.sim.controlPlane === 'real') {
-      const started = await startControlPlane({
-        simState: lab.simState,
-        kubeconfig: files.kubeconfig,
-        nodeName: name,
-        nodeIp: machine.ip ?? '10.0.2.15',
-        log: (line) => ui.detail(name, line),
-      });
-      for (const message of started.messages) ui.detail(name, message);
-      const istiod = await restartIstiod(lab.simState, runningControlPlane(lab.simState)!.kubeconfig);
-      if (istiod) ui.detail(name, `k8s: istiod started again (xDS on 127.0.0.1:${istiod.grpcPort})`);
-      ui.detail(name, `k8s: admin kubeconfig at ${files.kubeconfig}`);
-    } else if (machine.role === 'kubernetes' && files.kubeconfig) {
-      if (!existsSync(files.kubeconfig)) await writeKubeconfig(files.kubeconfig);
-      ui.detail(name, `k8s: k0s controller is running; admin kubeconfig at ${files.kubeconfig}`);
-    }
-    if (machine.role === 'proxy' && files.accessLog) {
-      if (!existsSync(files.accessLog)) appendFileSync(files.accessLog, '');
-      ui.detail(name, `external-proxy: envoy access log at ${files.accessLog}`);
-      const started = await startProxy({ simState: lab.simState, accessLog: files.accessLog });
-      for (const message of started.messages) ui.detail(name, message);
-    }
     if (machine.role === 'app') {
-      const started = await startApp({
-        simState: lab.simState,
-        name,
-        ip: machine.ip ?? '127.0.0.1',
-        vmDir: vmDir(lab, name),
-        accessLog: files.accessLog ?? path.join(vmDir(lab, name), 'var', 'log', 'nginx', 'access.log'),
-        certsDir: lab.certsDir,
-      });
-      for (const message of started.messages) ui.detail(name, message);
+      for (const message of await installAppCerts(appOptions(lab, name))) ui.detail(name, message);
     }
+    await startServices(lab, ui, name);
+    const fault = await injectedFault(lab.env, `provision ${name}`);
+    if (fault) throw new Error(fault.stderr ?? `simulated failure of the provisioning of ${name}`);
+    writeMarker(lab, name);
   } catch (err) {
     throw errors.provisionFailed(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** The provisioning marker (see src/lab/provisioning.ts): role, pinned versions, the app's certificates. */
+function writeMarker(lab: Lab, name: string): void {
+  const machine = lab.machines[name]!;
+  const file = machine.files?.provisioned;
+  if (!file) return;
+  // YAML may give a version as a number (1.36 rather than '1.36'); the scripts get it as text.
+  const versions = (lab.env.lab.vagrant as { versions?: Record<string, string | number> } | undefined)
+    ?.versions;
+  const lines = [`role=${machine.role ?? ''}`];
+  const pinned = machine.role === 'kubernetes' ? 'k0s' : machine.role === 'proxy' ? 'envoy' : undefined;
+  if (pinned && versions?.[pinned] !== undefined) lines.push(`${pinned}=${versions[pinned]}`);
+  if (machine.role === 'app') {
+    const tls = path.join(vmDir(lab, name), 'etc', 'nginx', 'tls');
+    const sha256 = (f: string) =>
+      createHash('sha256')
+        .update(readFileSync(path.join(tls, f)))
+        .digest('hex');
+    lines.push(`ca=${sha256('ca.crt')}`, `cert=${sha256('external-app.crt')}`);
+    lines.push(`temporary=${existsSync(path.join(tls, 'TEMPORARY')) ? 'yes' : 'no'}`);
+  }
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, `${lines.join('\n')}\n`);
+  renameSync(`${file}.tmp`, file);
 }
 
 async function stopServices(lab: Lab, name: string): Promise<void> {
@@ -549,8 +604,19 @@ async function stopServices(lab: Lab, name: string): Promise<void> {
   }
 }
 
-/** Boots one claimed machine: its folders, the lab's sshd, then its provisioner. */
-async function boot(lab: Lab, ui: Ui, name: string, provider: string, commandLine: string): Promise<void> {
+/**
+ * Boots one claimed machine: its folders and the lab's sshd; then, as Vagrant does, runs its provisioner
+ * only when the machine is new (or `provision` is set), else just starts its services. A provisioner that
+ * fails leaves the machine running, as a failed `vagrant up` does.
+ */
+async function boot(
+  lab: Lab,
+  ui: Ui,
+  name: string,
+  provider: string,
+  commandLine: string,
+  provisioning: boolean,
+): Promise<void> {
   try {
     ui.say(name, 'Booting VM...');
     ui.say(name, 'Waiting for machine to boot. This may take a few minutes...');
@@ -565,13 +631,21 @@ async function boot(lab: Lab, ui: Ui, name: string, provider: string, commandLin
     ui.detail(name, `SSH username: ${sshUser()}`);
     ui.detail(name, 'SSH auth method: private key');
     ui.say(name, 'Machine booted and ready!');
-    await provision(lab, ui, name);
   } catch (err) {
     await stopServices(lab, name).catch(() => undefined);
     await release(lab, name, 'unchanged');
     throw err;
   }
-  await release(lab, name, 'running', provider);
+  try {
+    if (provisioning) await provision(lab, ui, name);
+    else {
+      ui.say(name, 'Machine already provisioned. Run `vagrant provision` or use the `--provision`');
+      ui.say(name, 'flag to force provisioning. Provisioners marked to run always will still run.');
+      await startServices(lab, ui, name);
+    }
+  } finally {
+    await release(lab, name, 'running', provider);
+  }
 }
 
 /** Runs `body` for every name (at once, or one after the other) and fails with the first failure after all ended. */
@@ -630,7 +704,11 @@ async function up(lab: Lab, ui: Ui, args: string[], commandLine: string): Promis
   }
   // VirtualBox cannot boot machines in parallel, whatever --parallel says.
   const parallel = opts.get('parallel') !== false && provider !== 'virtualbox';
-  await eachMachine(toBoot, parallel, (name) => boot(lab, ui, name, provider, commandLine));
+  const provisioning = (name: string) =>
+    opts.get('provision') === true || (opts.get('provision') !== false && states.get(name) === 'not_created');
+  await eachMachine(toBoot, parallel, (name) =>
+    boot(lab, ui, name, provider, commandLine, provisioning(name)),
+  );
   return 0;
 }
 

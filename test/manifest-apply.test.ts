@@ -82,7 +82,7 @@ describe('manifest.apply', () => {
     const first = await lab.run(manifestApplyAction, input);
     expect(first.output).toMatchObject({
       action: 'delete',
-      lines: ['serviceentry.networking.istio.io "example.org" deleted'],
+      lines: ['serviceentry.networking.istio.io "example.org" deleted from default namespace'],
       rollouts: [],
     });
     const second = await lab.run(manifestApplyAction, input);

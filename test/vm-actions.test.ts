@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { execa } from 'execa';
+import { certFiles, certsGenerateAction } from '../activities/certs-generate.js';
 import { vmDestroyAction } from '../activities/vm-destroy.js';
 import { vmHaltAction } from '../activities/vm-halt.js';
 import { parseMachineReadable, vmUpAction } from '../activities/vm-up.js';
@@ -122,6 +124,10 @@ describe('vm.up on a VirtualBox lab with a box', () => {
       'box add bento/ubuntu-24.04 --box-version 202502.21.0 --provider virtualbox',
       'up --provider virtualbox external-proxy k8s external-app',
       'status --machine-readable',
+      // Each machine's provisioning marker is read over ssh: all three are as the lab wants.
+      'ssh-config external-proxy',
+      'ssh-config k8s',
+      'ssh-config external-app',
     ]);
     const status = (await lab.vagrant(['status', 'k8s', '--machine-readable'])).stdout;
     expect(status).toMatch(/^\d+,k8s,provider-name,virtualbox$/m);
@@ -134,6 +140,75 @@ describe('vm.up on a VirtualBox lab with a box', () => {
     const again = (await vagrantCalls(lab)).map((c) => c.argv.join(' '));
     expect(again.filter((a) => a.startsWith('box add'))).toHaveLength(1);
     expect(again).toContain('up --provider virtualbox k8s');
+  });
+});
+
+describe('vm.up on a half-provisioned machine', () => {
+  let lab: SimLab;
+  beforeAll(async () => {
+    lab = await simLab((def) => {
+      // The first provisioning of external-app stops after nginx started, before the marker.
+      def.sim.faults = [
+        { match: '^provision external-app', calls: [1], stderr: 'E: Unable to fetch some archives' },
+      ];
+    });
+  });
+  afterAll(async () => {
+    await lab?.close();
+  });
+
+  it('fails the attempt, and the retry provisions the machine again instead of skipping it as running', async () => {
+    const err = await lab.run(vmUpAction, {}).catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'LabToolError', nonRetryable: false });
+    expect((err as Error).message).toMatch(/Unable to fetch some archives/);
+    // Vagrant leaves the machine running after a failed provisioner.
+    const status = (await lab.vagrant(['status', 'external-app', '--machine-readable'])).stdout;
+    expect(status).toMatch(/^\d+,external-app,state,running$/m);
+
+    const retry = await output<Record<string, unknown>>(lab.run(vmUpAction, {}, 2));
+    expect(retry).toEqual({
+      started: [],
+      alreadyRunning: ALL,
+      reprovisioned: [
+        {
+          machine: 'external-app',
+          reason: 'no provisioning marker (never provisioned, or provisioning stopped half-way)',
+        },
+      ],
+    });
+    const calls = (await vagrantCalls(lab)).map((c) => c.argv.join(' '));
+    expect(calls).toContain('provision external-app');
+    // Healed: a third vm.up finds every marker as expected and provisions nothing.
+    expect(await output(lab.run(vmUpAction, {}, 3))).toEqual({ started: [], alreadyRunning: ALL });
+  });
+
+  it('provisions the app again when certs.generate made new certificates, and nginx then serves them', async () => {
+    await lab.run(certsGenerateAction, {});
+    const healed = await output<{ reprovisioned?: { machine: string; reason: string }[] }>(
+      lab.run(vmUpAction, {}),
+    );
+    expect(healed.reprovisioned).toEqual([
+      {
+        machine: 'external-app',
+        reason: expect.stringMatching(
+          /^ca is [0-9a-f]{12} on the machine, the lab wants [0-9a-f]{12}; cert is .*; temporary is yes on the machine, the lab wants no$/,
+        ),
+      },
+    ]);
+    const marker = await readFile(lab.def.machines['external-app']!.files.provisioned!, 'utf8');
+    expect(marker).toMatch(/^temporary=no$/m);
+    // nginx now asks for, and accepts, a client certificate of the new CA.
+    const files = certFiles(lab.def.certsDir);
+    const { port } = JSON.parse(await readFile(path.join(lab.simState, 'external-app.json'), 'utf8')) as {
+      port: number;
+    };
+    const host = 'external-app.default.svc.cluster.local';
+    const curl = await execa('curl', [
+      ...['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--resolve', `${host}:${port}:127.0.0.1`],
+      ...['--cacert', files.caCert, '--cert', files.clientCert, '--key', files.clientKey],
+      `https://${host}:${port}/`,
+    ]);
+    expect(curl.stdout).toBe('200');
   });
 });
 

@@ -35,6 +35,7 @@ import {
   type RunStatus,
   type ScenarioInput,
   type ScenarioResult,
+  type StepMeta,
   type StepOutcome,
   type StepRecord,
 } from './types.js';
@@ -47,7 +48,7 @@ export const resumeSignal = defineSignal<[ResumeRequest]>(RESUME);
 const RESUME_ACTIONS: readonly ResumeAction[] = ['retry', 'skip', 'abort'];
 
 type Loader = Record<typeof LOAD_PLAYBOOK_ACTIVITY, (input: ScenarioInput) => Promise<Plan>>;
-type ActionActivity = (input: Record<string, unknown>, meta: { lab?: string }) => Promise<StepOutcome>;
+type ActionActivity = (input: Record<string, unknown>, meta: StepMeta) => Promise<StepOutcome>;
 
 // Loading is cheap and its failures (a bad file) are final, so it gets a short, bounded policy.
 const loader = proxyActivities<Loader>({
@@ -213,7 +214,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
         step,
         record.attempts,
         plan.stepQueue,
-      )(step.with, plan.lab ? { lab: plan.lab } : {});
+      )(step.with, { scenario: plan.name, ...(plan.lab ? { lab: plan.lab } : {}) });
       record.attempts += outcome.attempt;
       record.output = outcome.output;
       record.status = 'passed';

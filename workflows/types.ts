@@ -58,6 +58,14 @@ export interface PlanGroup {
 export type PlanNode = PlanStep | PlanGroup;
 
 /** What the `loadPlaybook` activity hands to the workflow. */
+/** What the workflow passes to every action activity beside its input. */
+export interface StepMeta {
+  /** Lab definition name or path; `vagrant` when unset. */
+  lab?: string;
+  /** The playbook's name, which labels what the run applies. */
+  scenario?: string;
+}
+
 export interface Plan {
   name: string;
   description?: string;

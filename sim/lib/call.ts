@@ -8,21 +8,24 @@ import { updateState } from './state.js';
  */
 export async function simulateCall(env: SimEnv, tool: string, args: string[]): Promise<void> {
   const commandLine = [tool, ...args].join(' ');
-  const failing = await updateState<Record<string, number>, SimFault | undefined>(
-    env.stateDir,
-    'calls',
-    {},
-    (counts) => {
-      for (const [i, fault] of env.sim.faults.entries()) {
-        if (!new RegExp(fault.match).test(commandLine)) continue;
-        const key = `fault-${i}`;
-        counts[key] = (counts[key] ?? 0) + 1;
-        if (fault.calls.includes(counts[key])) return fault;
-      }
-      return undefined;
-    },
-  );
+  const failing = await injectedFault(env, commandLine);
   const delay = latencyFor(env.sim, commandLine);
   if (delay > 0) await sleep(delay);
   if (failing) fail(failing.stderr ?? `simulated failure of: ${commandLine}`, failing.exitCode ?? 1);
+}
+
+/**
+ * Counts one event (a command line, or a stage such as `provision NAME`) against every fault rule it
+ * matches; returns the rule that fails it, if its number is listed.
+ */
+export function injectedFault(env: SimEnv, event: string): Promise<SimFault | undefined> {
+  return updateState<Record<string, number>, SimFault | undefined>(env.stateDir, 'calls', {}, (counts) => {
+    for (const [i, fault] of env.sim.faults.entries()) {
+      if (!new RegExp(fault.match).test(event)) continue;
+      const key = `fault-${i}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+      if (fault.calls.includes(counts[key])) return fault;
+    }
+    return undefined;
+  });
 }

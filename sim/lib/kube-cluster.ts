@@ -60,6 +60,8 @@ export interface IstioInstall {
 export interface ClusterState {
   seq: number;
   objects: Record<string, StoredObject>;
+  /** Istio config deleted less than the config delay ago, which the proxies still hold (by key). */
+  deleted?: Record<string, StoredObject & { deletedAt: number }>;
   istio?: IstioInstall;
 }
 
@@ -350,6 +352,7 @@ export function applyManifest(
   if (kind === 'Service') assignClusterIp(object, existing?.object);
   if (kind === 'Namespace') object.metadata.labels = { ...object.metadata.labels, ...namespaceLabels(name) };
   state.objects[key] = { object, applied, seq: existing?.seq ?? state.seq, appliedAt: Date.now() };
+  if (state.deleted) delete state.deleted[key];
   if (kind === 'Deployment') reconcilePods(state, object);
   return { verb: existing ? 'configured' : 'created', info, name };
 }
@@ -362,8 +365,10 @@ export function deleteObject(
   name: string,
 ): boolean {
   const key = keyOf(kind, namespace, name);
-  if (!state.objects[key]) return false;
+  const stored = state.objects[key];
+  if (!stored) return false;
   delete state.objects[key];
+  if (kindInfo(kind)?.istio) (state.deleted ??= {})[key] = { ...stored, deletedAt: Date.now() };
   if (kind === 'Deployment') {
     for (const pod of podsOf(state, namespace!, name))
       delete state.objects[keyOf('Pod', namespace, pod.metadata.name)];
@@ -735,11 +740,12 @@ export function istioComponentObjects(
 /**
  * The objects as istiod's proxies see them at `now`: Istio's configuration reaches the sidecars and the
  * gateways `delayMs` after it was applied (istiod debounces changes, builds and pushes the new config), so
- * an Istio object newer than that is not there yet. Oldest first. Deletions take effect at once.
+ * an Istio object newer than that is not there yet, and one deleted since is still there. Oldest first.
  */
 export function meshView(state: ClusterState, now: number, delayMs: number): KubeObject[] {
   const istioKinds = new Set(KINDS.filter((k) => k.istio).map((k) => k.kind));
-  return Object.values(state.objects)
+  const deleted = Object.values(state.deleted ?? {}).filter((s) => s.deletedAt > now - delayMs);
+  return [...Object.values(state.objects), ...deleted]
     .filter((s) => !istioKinds.has(s.object.kind) || (s.appliedAt ?? 0) <= now - delayMs)
     .sort((a, b) => a.seq - b.seq)
     .map((s) => s.object);

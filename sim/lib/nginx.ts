@@ -1,8 +1,9 @@
 /**
  * The simulated external-app: a real nginx on 127.0.0.1 serving HTTPS with mutual TLS, configured like
- * vagrant/provision/external-app.sh configures it on the VM. Certificates come from the lab's certsDir
- * (what certs.generate writes); until they exist a temporary self-signed pair lets nginx start, and every
- * client then gets 400, as on the VM.
+ * vagrant/provision/external-app.sh configures it on the VM. Provisioning installs the certificates from
+ * the lab's certsDir (what certs.generate writes) into the machine's /etc/nginx/tls; until they exist a
+ * temporary self-signed pair lets nginx start, and every client then gets 400, as on the VM. A restart
+ * serves what was installed: new certificates reach nginx only when the machine is provisioned again.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -48,44 +49,58 @@ function nonEmpty(file: string): boolean {
   return existsSync(file) && statSync(file).size > 0;
 }
 
-/** The lab's certificates when all three exist, else a temporary self-signed pair in the machine's /etc. */
-async function tlsFiles(options: AppOptions, messages: string[]): Promise<TlsFiles> {
-  const lab = {
-    ca: path.join(options.certsDir, 'ca.crt'),
-    cert: path.join(options.certsDir, 'external-app.crt'),
-    key: path.join(options.certsDir, 'external-app.key'),
-    temporary: false,
-  };
-  if (nonEmpty(lab.ca) && nonEmpty(lab.cert) && nonEmpty(lab.key)) {
-    messages.push(`external-app: using the certificates from ${options.certsDir}`);
-    return lab;
-  }
-  const dir = path.join(options.vmDir, 'etc', 'nginx', 'tls');
-  const temporary = {
+/** The certificate files nginx serves: in the machine's /etc/nginx/tls, as the provision script installs them. */
+function installedTls(options: AppOptions): TlsFiles {
+  const dir = tlsDir(options);
+  return {
     ca: path.join(dir, 'ca.crt'),
     cert: path.join(dir, 'external-app.crt'),
     key: path.join(dir, 'external-app.key'),
-    temporary: true,
+    temporary: existsSync(path.join(dir, 'TEMPORARY')),
   };
-  if (!nonEmpty(temporary.cert) || !nonEmpty(temporary.key)) {
-    messages.push(
-      `external-app: no certificates in ${options.certsDir} yet; generating a temporary self-signed pair`,
-    );
-    mkdirSync(dir, { recursive: true });
-    await selfSigned({
-      subject: '/CN=external-app',
-      days: 30,
-      extensions: [`subjectAltName=DNS:external-app,IP:${options.ip}`],
-      keyOut: temporary.key,
-      certOut: temporary.cert,
-    });
-    writeFileSync(temporary.ca, readFileSync(temporary.cert));
-    writeFileSync(
-      path.join(dir, 'TEMPORARY'),
-      `self-signed placeholder; replaced when ${options.certsDir} holds ca.crt, external-app.crt, external-app.key\n`,
-    );
+}
+
+function tlsDir(options: AppOptions): string {
+  return path.join(options.vmDir, 'etc', 'nginx', 'tls');
+}
+
+/**
+ * What vagrant/provision/external-app.sh does with the certificates: copies the lab's from certsDir into
+ * the machine's /etc/nginx/tls when all three exist, else makes a temporary self-signed pair there (once).
+ * nginx serves what was installed until the machine is provisioned again. Returns what it reports.
+ */
+export async function installAppCerts(options: AppOptions): Promise<string[]> {
+  const lab = ['ca.crt', 'external-app.crt', 'external-app.key'].map((f) => path.join(options.certsDir, f));
+  const installed = installedTls(options);
+  const dir = tlsDir(options);
+  mkdirSync(dir, { recursive: true });
+  if (lab.every(nonEmpty)) {
+    const [ca, cert, key] = lab as [string, string, string];
+    writeFileSync(installed.ca, readFileSync(ca));
+    writeFileSync(installed.cert, readFileSync(cert));
+    rmSync(installed.key, { force: true });
+    writeFileSync(installed.key, readFileSync(key), { mode: 0o600 });
+    rmSync(path.join(dir, 'TEMPORARY'), { force: true });
+    return [`external-app: using the certificates from ${options.certsDir}`];
   }
-  return temporary;
+  if (nonEmpty(installed.cert) && nonEmpty(installed.key) && nonEmpty(installed.ca)) {
+    return [`external-app: no certificates in ${options.certsDir}; keeping the ones installed in ${dir}`];
+  }
+  await selfSigned({
+    subject: '/CN=external-app',
+    days: 30,
+    extensions: [`subjectAltName=DNS:external-app,IP:${options.ip}`],
+    keyOut: installed.key,
+    certOut: installed.cert,
+  });
+  writeFileSync(installed.ca, readFileSync(installed.cert));
+  writeFileSync(
+    path.join(dir, 'TEMPORARY'),
+    `self-signed placeholder; replaced when ${options.certsDir} holds ca.crt, external-app.crt, external-app.key\n`,
+  );
+  return [
+    `external-app: no certificates in ${options.certsDir} yet; generating a temporary self-signed pair`,
+  ];
 }
 
 function q(value: string): string {
@@ -152,7 +167,11 @@ export async function startApp(options: AppOptions): Promise<AppStarted> {
       await stopTree(record.pid, config);
       delete record.pid;
       const messages: string[] = [];
-      const tls = await tlsFiles(options, messages);
+      let tls = installedTls(options);
+      if (![tls.ca, tls.cert, tls.key].every(nonEmpty)) {
+        messages.push(...(await installAppCerts(options)));
+        tls = installedTls(options);
+      }
       mkdirSync(path.join(dir, 'temp'), { recursive: true });
       mkdirSync(path.dirname(options.accessLog), { recursive: true });
       let problem = '';

@@ -22,8 +22,15 @@ const machineSchema = z
 
 const labSchema = z
   .object({
-    name: z.string(),
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ - (it names a folder)'),
     description: z.string().optional(),
+    lifetime: z
+      .enum(['run', 'lab'])
+      .default('run')
+      .describe(
+        "run: `{state}` is the run's own folder, so a simulated lab is new for every run; lab: `{state}` is " +
+          '<state root>/labs/<name>/, so its machines and cluster outlive runs as real VMs do.',
+      ),
     tools: z
       .object({ vagrant: z.string(), kubectl: z.string(), istioctl: z.string() })
       .catchall(z.string())
@@ -70,7 +77,7 @@ export type LabDefinitionData = z.output<typeof labSchema>;
 export interface LabDefinition extends LabDefinitionData {
   /** Absolute path of the lab file. */
   file: string;
-  /** The run's lab state folder that `{state}` stood for. */
+  /** The folder `{state}` stood for: the run's lab folder, or the lab's own with `lifetime: lab`. */
   stateDir: string;
   /** Where certificates are generated (absolute). */
   certsDir: string;
@@ -81,14 +88,20 @@ export function labFile(ref: string, projectRoot: string): string {
   return path.join(projectRoot, 'labs', `${ref}.yaml`);
 }
 
+export interface LoadLabOptions {
+  projectRoot: string;
+  /** The run's lab state folder. */
+  stateDir: string;
+  /** Where labs with `lifetime: lab` keep their state (`<state root>/labs`); without it, stateDir. */
+  labsDir?: string;
+}
+
 /**
- * Loads a lab file. `{state}` in any value becomes the run's lab state folder and `{lab}` the lab file's
- * folder; tool paths and folders are resolved relative to the lab file.
+ * Loads a lab file. `{state}` in any value becomes the lab's state folder (the run's, or with
+ * `lifetime: lab` the lab's own under `labsDir`) and `{lab}` the lab file's folder; tool paths and
+ * folders are resolved relative to the lab file.
  */
-export async function loadLab(
-  ref: string,
-  options: { projectRoot: string; stateDir: string },
-): Promise<LabDefinition> {
+export async function loadLab(ref: string, options: LoadLabOptions): Promise<LabDefinition> {
   const file = labFile(ref, options.projectRoot);
   let text: string;
   try {
@@ -110,13 +123,20 @@ export async function loadLab(
     return { file, line, column: col, path: at.join('.'), message };
   };
   if (doc.errors.length > 0) throw new PlaybookError([located([], doc.errors[0]!.message.split('\n')[0]!)]);
-  const substituted = substitute(doc.toJS(), { state: options.stateDir, lab: dir });
-  const parsed = labSchema.safeParse(substituted);
-  if (!parsed.success) {
-    throw new PlaybookError(
-      parsed.error.issues.map((i) => located(i.path as (string | number)[], i.message)),
-    );
-  }
+  const invalid = (issues: z.core.$ZodIssue[]) =>
+    new PlaybookError(issues.map((i) => located(i.path as (string | number)[], i.message)));
+  const raw: unknown = doc.toJS();
+  // The name and lifetime decide what `{state}` stands for, so they are read before anything else.
+  const identity = z
+    .looseObject({ name: labSchema.shape.name, lifetime: labSchema.shape.lifetime })
+    .safeParse(raw);
+  if (!identity.success) throw invalid(identity.error.issues);
+  const stateDir =
+    identity.data.lifetime === 'lab' && options.labsDir
+      ? path.join(options.labsDir, identity.data.name)
+      : options.stateDir;
+  const parsed = labSchema.safeParse(substitute(raw, { state: stateDir, lab: dir }));
+  if (!parsed.success) throw invalid(parsed.error.issues);
   const data = parsed.data;
   const tools = Object.fromEntries(
     Object.entries(data.tools).map(([name, tool]) => [
@@ -126,15 +146,15 @@ export async function loadLab(
   ) as LabDefinitionData['tools'];
   const certsDir = path.resolve(
     dir,
-    process.env.TUNNEL_LAB_CERTS_DIR || data.vagrant.certsDir || path.join(options.stateDir, 'certs'),
+    process.env.TUNNEL_LAB_CERTS_DIR || data.vagrant.certsDir || path.join(stateDir, 'certs'),
   );
   return {
     ...data,
     tools,
     vagrant: { ...data.vagrant, dir: path.resolve(dir, data.vagrant.dir) },
-    env: { ...data.env, TUNNEL_LAB_CONFIG: file, TUNNEL_LAB_STATE_DIR: options.stateDir },
+    env: { ...data.env, TUNNEL_LAB_CONFIG: file, TUNNEL_LAB_STATE_DIR: stateDir },
     file,
-    stateDir: options.stateDir,
+    stateDir,
     certsDir,
   };
 }

@@ -63,12 +63,16 @@ export async function simLab(
     labRef = path.join(stateRoot, 'labs', `${name}.yaml`);
     await writeFile(labRef, stringify(lab));
   }
-  const labState = path.join(stateRoot, 'runs', 'test', 'lab');
-  const def = await loadLab(labRef, { projectRoot: root, stateDir: labState });
+  const def = await loadLab(labRef, {
+    projectRoot: root,
+    stateDir: path.join(stateRoot, 'runs', 'test', 'lab'),
+    labsDir: path.join(stateRoot, 'labs'),
+  });
+  const labState = def.stateDir;
   // The sim lab's vagrant runs in the lab state folder, which the first action creates.
   await mkdir(labState, { recursive: true });
   const runtime = new LabRuntime(def, {
-    stateDir: path.dirname(labState),
+    stateDir: path.join(stateRoot, 'runs', 'test'),
     signal: new AbortController().signal,
     heartbeat: () => undefined,
     log: { info: () => undefined, warn: () => undefined, debug: () => undefined },

@@ -16,6 +16,9 @@
 # Safe to re-run: certificates and config are replaced only when they differ, nginx reloads only then.
 set -euo pipefail
 
+# This script's own hash, recorded in the marker: a changed script makes vm.up provision again.
+SCRIPT_SHA256="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+
 APP_PORT="${APP_PORT:-443}"
 NODE_IP="${NODE_IP:-192.168.56.30}"
 CERTS_SRC="${CERTS_SRC:-/vagrant-certs}"
@@ -23,6 +26,14 @@ TLS_DIR=/etc/nginx/tls
 SITE=/etc/nginx/conf.d/external-app.conf
 
 log() { echo "external-app: $*"; }
+
+# Written last: what this provisioning left on the machine, for tunnel-lab's vm.up to compare with the lab
+# file. A run that stopped half-way leaves none, so the next vm.up provisions the machine again.
+write_marker() {
+  install -d -m 0755 /etc/tunnel-lab
+  printf '%s\n' "role=$1" "script=$SCRIPT_SHA256" "${@:2}" >/etc/tunnel-lab/provisioned.tmp
+  mv -f /etc/tunnel-lab/provisioned.tmp /etc/tunnel-lab/provisioned
+}
 
 if ! command -v nginx >/dev/null || ! command -v openssl >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
@@ -120,3 +131,7 @@ if [[ -e "$TLS_DIR/TEMPORARY" ]]; then
 else
   log "nginx serves :${APP_PORT} with mutual TLS"
 fi
+write_marker app \
+  "ca=$(sha256sum "$TLS_DIR/ca.crt" | cut -d' ' -f1)" \
+  "cert=$(sha256sum "$TLS_DIR/external-app.crt" | cut -d' ' -f1)" \
+  "temporary=$([[ -e "$TLS_DIR/TEMPORARY" ]] && echo yes || echo no)"

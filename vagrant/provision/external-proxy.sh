@@ -9,6 +9,9 @@
 # Safe to re-run: the key pair is kept, files are replaced only when they differ, Envoy restarts only then.
 set -euo pipefail
 
+# This script's own hash, recorded in the marker: a changed script makes vm.up provision again.
+SCRIPT_SHA256="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+
 : "${ENVOY_VERSION:?ENVOY_VERSION is required}"
 ENVOY_SHA256="${ENVOY_SHA256:-}"
 NODE_IP="${NODE_IP:-192.168.56.10}"
@@ -16,6 +19,14 @@ ENVOY_SRC="${ENVOY_SRC:-/tmp/tunnel-lab/envoy}"
 TLS_DIR=/etc/envoy/tls
 
 log() { echo "external-proxy: $*"; }
+
+# Written last: what this provisioning left on the machine, for tunnel-lab's vm.up to compare with the lab
+# file. A run that stopped half-way leaves none, so the next vm.up provisions the machine again.
+write_marker() {
+  install -d -m 0755 /etc/tunnel-lab
+  printf '%s\n' "role=$1" "script=$SCRIPT_SHA256" "${@:2}" >/etc/tunnel-lab/provisioned.tmp
+  mv -f /etc/tunnel-lab/provisioned.tmp /etc/tunnel-lab/provisioned
+}
 
 for f in get-envoy.sh envoy.yaml envoy.service; do
   [[ -f "$ENVOY_SRC/$f" ]] || {
@@ -84,6 +95,7 @@ fi
 for _ in $(seq 1 30); do
   if (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null; then
     log "Envoy $ENVOY_VERSION is listening on :3128"
+    write_marker proxy "envoy=$ENVOY_VERSION"
     exit 0
   fi
   sleep 1

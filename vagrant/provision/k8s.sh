@@ -9,6 +9,9 @@
 # The admin kubeconfig is /var/lib/k0s/pki/admin.conf (root only, server https://localhost:6443).
 set -euo pipefail
 
+# This script's own hash, recorded in the marker: a changed script makes vm.up provision again.
+SCRIPT_SHA256="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+
 : "${K0S_VERSION:?K0S_VERSION is required}"
 K0S_SHA256="${K0S_SHA256:-}"
 NODE_IP="${NODE_IP:-192.168.56.20}"
@@ -17,6 +20,15 @@ K0S_CONFIG=/etc/k0s/k0s.yaml
 READY_TIMEOUT="${READY_TIMEOUT:-300}"
 
 log() { echo "k8s: $*"; }
+
+# Written last: what this provisioning left on the machine, for tunnel-lab's vm.up to compare with the lab
+# file. A run that stopped half-way leaves none, so the next vm.up provisions the machine again.
+write_marker() {
+  install -d -m 0755 /etc/tunnel-lab
+  printf '%s\n' "role=$1" "script=$SCRIPT_SHA256" "${@:2}" >/etc/tunnel-lab/provisioned.tmp
+  mv -f /etc/tunnel-lab/provisioned.tmp /etc/tunnel-lab/provisioned
+}
+
 die() {
   echo "k8s: $*" >&2
   exit 1
@@ -119,3 +131,4 @@ remaining=$((deadline - SECONDS))
 "$K0S_BIN" kubectl wait --for=condition=Ready node --all --timeout="${remaining}s"
 "$K0S_BIN" kubectl get nodes -o wide
 log "node Ready; kubeconfig at /var/lib/k0s/pki/admin.conf"
+write_marker kubernetes "k0s=$K0S_VERSION"

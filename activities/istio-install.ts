@@ -3,7 +3,8 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
-import { LabConfigError, LabToolError } from '../src/errors.js';
+import { LabToolError } from '../src/errors.js';
+import { checkTool } from './tools-check.js';
 import { defineAction } from './action.js';
 
 /** Namespace and name of the ConfigMap that records what istio.install last installed. */
@@ -86,18 +87,8 @@ export const istioInstallAction = defineAction({
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
-    const pinned = lab.def.istio?.version;
-    if (pinned) {
-      const version = await lab.istioctl(['version', '--remote=false'], { timeoutMs: 60_000 });
-      const client = /client version:\s*(\S+)/.exec(version.stdout)?.[1] ?? version.stdout.trim();
-      if (client !== pinned) {
-        throw new LabConfigError(
-          `${lab.def.tools.istioctl} is istioctl ${client || '(unknown version)'}, but ${lab.def.file} pins Istio ` +
-            `${pinned}: run scripts/get-istioctl.sh ${pinned} and set tools.istioctl to .tools/bin/istioctl, ` +
-            'or change istio.version',
-        );
-      }
-    }
+    // Also checked by tools.check at a run's start; a playbook without that step is still protected.
+    await checkTool(lab, 'istioctl');
     const settings = canonicalSettings(input.profile, input.set);
     const marker = await lab.kubectl(
       [

@@ -16,6 +16,7 @@ import { manifestPruneAction } from './manifest-prune.js';
 import { meshCheckAction } from './mesh-check.js';
 import { meshWaitAction } from './mesh-wait.js';
 import { probeCurlAction } from './probe-curl.js';
+import { toolsCheckAction } from './tools-check.js';
 import { vmDestroyAction } from './vm-destroy.js';
 import { vmHaltAction } from './vm-halt.js';
 import { vmTeardownAction } from './vm-teardown.js';
@@ -23,6 +24,7 @@ import { vmUpAction } from './vm-up.js';
 
 export const actions: readonly ActionDefinition[] = checkUnique([
   execAction,
+  toolsCheckAction,
   vmUpAction,
   vmHaltAction,
   vmDestroyAction,

@@ -127,7 +127,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
         '-c',
         config,
         '--file-flush-interval-msec',
-        '200',
+        flushInterval(),
         '--use-dynamic-base-id',
         '-l',
         'warn',
@@ -192,6 +192,14 @@ export function runningProxy(simState: string): { port: number; publicCa: string
 }
 
 type Yaml = Record<string, unknown>;
+
+/** How often the VM's Envoy flushes its access log: the ExecStart of envoy/envoy.service, so both agree. */
+function flushInterval(): string {
+  const unit = readFileSync(path.join(projectRoot(), 'envoy', 'envoy.service'), 'utf8');
+  const ms = /^ExecStart=.*--file-flush-interval-msec (\d+)/m.exec(unit)?.[1];
+  if (!ms) throw new Error('envoy/envoy.service: ExecStart sets no --file-flush-interval-msec');
+  return ms;
+}
 
 /**
  * envoy/envoy.yaml for loopback: the listener and admin on 127.0.0.1 ports, the sim's certificate and

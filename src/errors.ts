@@ -3,9 +3,13 @@
  * class name, so retry policies and the CLI can tell them apart; the CLI maps them to exit codes in one place.
  */
 
-/** Base of the project's errors; `nonRetryable` errors fail a step at once, whatever its retry policy. */
+/**
+ * Base of the project's errors; `nonRetryable` errors fail a step at once, whatever its retry policy, and
+ * `exitStatus` is the CLI's exit code when one reaches it (see src/cli/spec.ts EXIT_CODES).
+ */
 export class TunnelLabError extends Error {
   readonly nonRetryable: boolean = false;
+  readonly exitStatus: number = 1;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -24,6 +28,7 @@ export interface SourceLocation {
 /** A playbook that cannot run as written; names the file, line, column and field. */
 export class PlaybookError extends TunnelLabError {
   override readonly nonRetryable = true;
+  override readonly exitStatus = 2;
   constructor(
     readonly problems: (SourceLocation & { message: string })[],
     options?: { cause?: unknown },
@@ -33,7 +38,8 @@ export class PlaybookError extends TunnelLabError {
 }
 
 export function formatProblem(p: SourceLocation & { message: string }): string {
-  const where = `${p.file}:${p.line}:${p.column}`;
+  // Line 0: the file as a whole (missing, unreadable), which has no position.
+  const where = p.line > 0 ? `${p.file}:${p.line}:${p.column}` : p.file;
   return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
 }
 
@@ -82,12 +88,33 @@ export class OracleError extends TunnelLabError {
 }
 
 /** The Temporal CLI (dev server) cannot be found or built. */
-export class TemporalCliError extends TunnelLabError {}
+export class TemporalCliError extends TunnelLabError {
+  override readonly exitStatus = 3;
+}
+
+/** No Temporal server answers where the CLI was told to look. */
+export class TemporalUnavailableError extends TunnelLabError {
+  override readonly exitStatus = 3;
+}
+
+/**
+ * A command line that cannot run as given: an unknown command, option or name, a missing argument. `usage`
+ * is the command's usage line, printed under the message.
+ */
+export class UsageError extends TunnelLabError {
+  override readonly exitStatus = 2;
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message);
+  }
+}
 
 /** A user-facing command failed in a way already explained; carries the exit code. */
 export class ExitError extends TunnelLabError {
   constructor(
-    readonly exitCode: number,
+    override readonly exitStatus: number,
     message = '',
   ) {
     super(message);

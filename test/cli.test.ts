@@ -42,6 +42,118 @@ describe('tunnel-lab validate', () => {
   });
 });
 
+/** A stack frame in output: what no mistake a user can make should show. */
+const STACK_FRAME = /^\s+at .+:\d+:\d+\)?$/m;
+
+describe('tunnel-lab help, version and mistakes', () => {
+  const commands = [
+    'run',
+    'status',
+    'list',
+    'resume',
+    'cancel',
+    'report',
+    'validate',
+    'actions',
+    'schema',
+    'server',
+  ];
+
+  it('answers --help for every command with its usage, options, examples and exit codes, and nothing else', async () => {
+    for (const command of commands) {
+      const help = await run([command, '--help']);
+      expect({ command, exitCode: help.exitCode }).toEqual({ command, exitCode: 0 });
+      expect(help.stdout).toMatch(new RegExp(`^usage: tunnel-lab ${command}\\b`, 'm'));
+      expect(help.stdout).toMatch(/^examples:\n {2}tunnel-lab /m);
+      expect(help.stdout).toMatch(/^ {2}130 {2}interrupted/m);
+      // No server was started, no worker, no build: help has no side effects.
+      expect(help.all).not.toMatch(/starting the embedded|Temporal at|building/);
+    }
+    const runHelp = (await run(['run', '-h'])).stdout;
+    for (const option of ['--var NAME=VALUE', '--lab NAME', '--report DIR', '--pause-on-failure', '--detach'])
+      expect(runHelp).toContain(option);
+    expect((await run(['help', 'resume'])).stdout).toMatch(/--retry\s+run the failed step again/);
+  });
+
+  it('prints its version', async () => {
+    const version = await run(['--version']);
+    expect(version.exitCode).toBe(0);
+    expect(version.stdout).toMatch(/^tunnel-lab \d+\.\d+\.\d+$/);
+  });
+
+  it('names unknown playbooks, labs, actions and commands with the known ones, exit 2 and no stack trace', async () => {
+    const playbook = await run(['run', 'helo']);
+    expect(playbook.exitCode).toBe(2);
+    expect(playbook.stderr).toMatch(
+      /^unknown playbook "helo"; did you mean "hello"\? \(known: hello, mtls, tls-passthrough\); or give a file path$/m,
+    );
+    const lab = await run(['run', 'hello', '--lab', 'simm']);
+    expect(lab.exitCode).toBe(2);
+    expect(lab.stderr).toMatch(/unknown lab "simm"; did you mean "sim"\? \(known: local, sim, vagrant\)/);
+    const action = await run(['actions', 'probe.crul']);
+    expect(action.exitCode).toBe(2);
+    expect(action.stderr).toMatch(/unknown action "probe\.crul"; did you mean "probe\.curl"\?/);
+    const command = await run(['stauts']);
+    expect(command.exitCode).toBe(2);
+    expect(command.stderr).toMatch(/unknown command "stauts"; did you mean "status"\?/);
+    for (const result of [playbook, lab, action, command]) expect(result.all).not.toMatch(STACK_FRAME);
+  });
+
+  it('explains a bad option or a missing value with the usage line, exit 2', async () => {
+    const missing = await run(['run', 'hello', '--lab']);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/^--lab needs a value\nusage: tunnel-lab run PLAYBOOK /);
+    const unknown = await run(['status', 'x', '--bogus']);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toMatch(/^unknown option --bogus\nusage: tunnel-lab status RUN_ID/);
+    const extra = await run(['cancel', 'a', 'b']);
+    expect(extra.stderr).toMatch(/^unexpected argument "b"/);
+    const vars = await run(['run', 'hello', '--var', 'nonsense']);
+    expect(vars.exitCode).toBe(2);
+    expect(vars.stderr).toMatch(/--var needs NAME=VALUE, got "nonsense"/);
+    for (const result of [missing, unknown, extra, vars]) expect(result.all).not.toMatch(STACK_FRAME);
+  });
+
+  it('shows one action in full with its defaults and examples', async () => {
+    const one = await run(['actions', 'probe.curl']);
+    expect(one.exitCode).toBe(0);
+    expect(one.stdout).toMatch(/^probe\.curl — Run curl inside a client pod/);
+    expect(one.stdout).toMatch(/selector: .*\(default "app=curl"\)/);
+    expect(one.stdout).toMatch(/^ {2}# Mutual TLS to the external app with the client certificate$/m);
+    expect(one.stdout).not.toMatch(/^log\.expect/m);
+  });
+
+  it('refuses a YAML alias bomb, naming the file, without a stack trace', async () => {
+    const bomb = await writePlaybook(
+      'bomb',
+      'name: bomb\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\nsteps: []\n',
+    );
+    const result = await run(['validate', bomb]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(
+      new RegExp(`^${bomb.replace(/[.]/g, '\\.')}:1:1: the YAML cannot be expanded: `),
+    );
+    expect(result.all).not.toMatch(STACK_FRAME);
+  });
+
+  it('says a run that does not exist, or has ended, cannot be looked at, resumed or cancelled', async () => {
+    const status = await run(['status', 'no-such-run']);
+    expect(status.exitCode).toBe(2);
+    expect(status.stderr).toMatch(/^no run "no-such-run" \(tunnel-lab list shows the recent ones\)$/m);
+    const id = uniqueQueue('cli-ended');
+    expect((await run(['run', 'hello', '--id', id])).exitCode).toBe(0);
+    const cancel = await run(['cancel', id]);
+    expect(cancel.exitCode).toBe(2);
+    expect(cancel.stderr).toMatch(
+      new RegExp(`^run ${id} has already ended \\(completed\\); nothing to cancel$`, 'm'),
+    );
+    const resume = await run(['resume', id, '--retry']);
+    expect(resume.exitCode).toBe(2);
+    expect(resume.stderr).toMatch(/has already ended \(completed\); nothing to retry$/m);
+    for (const result of [status, cancel, resume]) expect(result.all).not.toMatch(STACK_FRAME);
+  });
+});
+
 describe('tunnel-lab actions and schema', () => {
   it('lists every action with its inputs', async () => {
     const result = await run(['actions', '--json']);
@@ -61,7 +173,7 @@ describe('tunnel-lab run / status / list / resume', () => {
     );
     // Ctrl-C typed on a real terminal (a pty), so the signal reaches the CLI as it would from a person.
     // `exec`: script(1) runs the command through $SHELL, and a shell that stays in between (dash does)
-    // would itself die of the Ctrl-C and turn the CLI's exit code into 130.
+    // would itself die of the Ctrl-C and give 130 whatever the CLI does.
     const command = `exec node ${path.join(root, 'bin', 'tunnel-lab.js')} run ${file}`;
     const child = execa('script', ['-qefc', command, '/dev/null'], {
       env: {
@@ -84,7 +196,8 @@ describe('tunnel-lab run / status / list / resume', () => {
     const result = await child;
     expect(result.stdout).toMatch(/interrupt: cancelling the run/);
     expect(result.stdout).toMatch(/interrupted: cancelled/);
-    expect(result.exitCode).toBe(1);
+    // 130, as shells report a command that Ctrl-C stopped.
+    expect(result.exitCode).toBe(130);
     expect(await readFile(marks, 'utf8')).toBe('cleaned\n');
     const sleeping = await execa('pgrep', ['-f', '^sleep 60$'], { reject: false });
     expect(sleeping.stdout).toBe('');

@@ -145,7 +145,7 @@ describe('playbook loading', () => {
   it('says which file is missing', async () => {
     await expect(
       loadPlaybookFile(path.join(playbooksDir, 'nope.yaml'), { playbooksDir, actions }),
-    ).rejects.toThrow(/nope\.yaml:0:0: no such playbook/);
+    ).rejects.toThrow(/nope\.yaml: no such playbook/);
   });
 
   it('accepts every playbook shipped in playbooks/', async () => {

@@ -151,15 +151,28 @@ describe('progress rendering', () => {
       live: liveAttempts([{ activityId: 'node-version', attempt: 1, state: 2 }]),
     });
     expect(running[2]).toMatch(/▶ node-version \(∥ both\)\s+running\s+attempt 1\s+exec node --version$/);
-    const paused = progressLines(
-      { ...state, status: 'paused', pausedStep: 'uname', error: 'step uname: boom' },
-      { columns: 40 },
-    );
+    const pausedState = {
+      ...state,
+      status: 'paused' as const,
+      pausedStep: 'uname',
+      error: 'step uname: boom',
+    };
+    const paused = progressLines(pausedState, { columns: 40, runId: 'hello-1' });
     expect(paused.slice(-2)).toEqual([
       '  ⏸ paused at uname: step uname: boom',
-      '    answer with tunnel-lab resume RUN_…',
+      '    answer with: tunnel-lab resume hel…',
     ]);
     expect(paused.every((l) => l.length <= 39)).toBe(true);
+    // The hint carries the run's real id, on a wide terminal and in the plain view alike.
+    expect(progressLines(pausedState, { runId: 'hello-1' }).at(-1)).toBe(
+      '    answer with: tunnel-lab resume hello-1 --retry | --skip | --abort',
+    );
+    const plain: string[] = [];
+    new ProgressPrinter((line) => plain.push(line), 'hello-1').update(pausedState);
+    expect(plain.slice(-2)).toEqual([
+      '⏸ paused at uname: step uname: boom',
+      '  answer with: tunnel-lab resume hello-1 --retry | --skip | --abort',
+    ]);
   });
 
   it('redraws a block in place: cursor up over the old block, erase below, print the new one', () => {
@@ -214,7 +227,7 @@ describe('progress rendering', () => {
 
   it('prints one line per step event when not on a terminal', () => {
     const out: string[] = [];
-    const printer = new ProgressPrinter((l) => out.push(l));
+    const printer = new ProgressPrinter((l) => out.push(l), 'hello-2');
     printer.update(state);
     printer.update(state);
     printer.update({ ...state, status: 'paused', pausedStep: 'uname', error: 'boom' });
@@ -223,6 +236,7 @@ describe('progress rendering', () => {
       '▶ node-version  running  exec node --version',
       '✘ uname  failed  3 attempts  12.5s  — ExpectationError: exit code 1',
       '⏸ paused at uname: boom',
+      '  answer with: tunnel-lab resume hello-2 --retry | --skip | --abort',
     ]);
   });
 });

@@ -1,7 +1,7 @@
 /** The `tunnel-lab` commands. Each returns its exit code; errors are mapped to codes in main.ts. */
+import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseYamlScalar } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
@@ -9,70 +9,55 @@ import { actions } from '../../activities/registry.js';
 import { WORKFLOW_TYPE, type ResumeAction, type ScenarioInput } from '../../workflows/types.js';
 import { resumeScenario, scenarioOutcome, queryProgress, startScenario } from '../client.js';
 import { runUrl, settings, type Settings } from '../config.js';
-import { ExitError, PlaybookError } from '../errors.js';
+import { PlaybookError, UsageError } from '../errors.js';
+import { unknownName } from '../suggest.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../playbook/load.js';
 import { playbookJsonSchema } from '../playbook/schema.js';
-import { follow } from './follow.js';
+import { exitCodeOf, follow } from './follow.js';
 import { liveAttempts, summaryTable } from './progress.js';
 import { reportRun } from '../report/index.js';
 import { openSession, type Session } from './session.js';
+import { findCommand, parseCommand, usageHint, type CommandSpec } from './spec.js';
 
 export type Out = (line: string) => void;
 
 const playbooksDir = (config: Settings) => path.join(config.projectRoot, 'playbooks');
 
 export async function runCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      var: { type: 'string', multiple: true, short: 'v' },
-      lab: { type: 'string' },
-      'lab-host': { type: 'string' },
-      'pause-on-failure': { type: 'boolean' },
-      id: { type: 'string' },
-      report: { type: 'string' },
-      detach: { type: 'boolean', short: 'd' },
-      'no-worker': { type: 'boolean' },
-    },
-  });
-  const playbook = positionals[0];
-  if (!playbook || positionals.length > 1)
-    throw new ExitError(
-      2,
-      'usage: tunnel-lab run PLAYBOOK [--var k=v]... [--lab NAME] [--lab-host HOST] [--pause-on-failure] [--id ID] [--detach] [--no-worker]',
-    );
+  const { values, positionals } = parseCommand(spec('run'), argv);
+  const playbook = positionals[0]!;
   const config = settings();
-  const input: ScenarioInput = { playbook, vars: parseVars(values.var ?? []) };
-  if (values.lab) input.lab = values.lab;
-  if (values['lab-host']) input.labHost = values['lab-host'];
+  const input: ScenarioInput = { playbook, vars: parseVars(strings(values.var)) };
+  const lab = string(values.lab);
+  if (lab) input.lab = lab;
+  const labHost = string(values['lab-host']);
+  if (labHost) input.labHost = labHost;
   if (values['pause-on-failure']) input.pauseOnFailure = true;
 
-  // Check the file here too, so a typo is reported before anything starts.
+  // Names are checked here, so a typo is reported with the known names before anything starts.
+  checkName('playbook', playbook, playbooksDir(config), ['schema']);
+  if (lab) checkName('lab', lab, path.join(config.projectRoot, 'labs'));
   const file = resolvePlaybookPath(playbook, playbooksDir(config));
   await loadPlaybookFile(file, { playbooksDir: playbooksDir(config), actions, vars: input.vars });
   input.playbook = path.isAbsolute(playbook) || playbook.includes('/') ? file : playbook;
 
   const worker = !values.detach && !values['no-worker'];
   return withSession(config, { worker }, out, async (session) => {
-    const handle = await startScenario(session.client, config.taskQueue, input, values.id);
+    const handle = await startScenario(session.client, config.taskQueue, input, string(values.id));
     out(`run ${handle.workflowId} started (playbook ${playbook})`);
     if (session.uiUrl) out(`Web UI: ${runUrl(session.uiUrl, config.namespace, handle.workflowId)}`);
     if (values.detach) return 0;
     const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, handle.workflowId) : undefined;
     const result = await follow(handle, out, { uiUrl });
-    if (values.report) await saveReport(handle, values.report, config, uiUrl, out);
-    return result.status === 'passed' ? 0 : 1;
+    const report = string(values.report);
+    if (report) await saveReport(handle, report, config, uiUrl, out);
+    return exitCodeOf(result);
   });
 }
 
 export async function statusCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' } },
-  });
-  const id = need(positionals[0], 'usage: tunnel-lab status RUN_ID [--json]');
+  const { values, positionals } = parseCommand(spec('status'), argv);
+  const id = positionals[0]!;
   const config = settings();
   return withSession(config, { worker: false }, out, async (session) => {
     const handle = session.client.workflow.getHandle(id);
@@ -102,11 +87,14 @@ export async function statusCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function listCommand(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { limit: { type: 'string', default: '20' } } });
+  const { values } = parseCommand(spec('list'), argv);
+  const limit = Number(string(values.limit) ?? '20');
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new UsageError(`--limit needs a whole number of runs, got ${JSON.stringify(values.limit)}`);
+  }
   const config = settings();
   return withSession(config, { worker: false }, out, async (session) => {
     const rows: string[][] = [];
-    const limit = Number(values.limit);
     for await (const run of session.client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
       const attrs = run.typedSearchAttributes.getAll();
       const get = (name: string) => String(attrs.find((p) => p.key.name === name)?.value ?? '');
@@ -137,44 +125,33 @@ export async function listCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function resumeCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      retry: { type: 'boolean' },
-      skip: { type: 'boolean' },
-      abort: { type: 'boolean' },
-      detach: { type: 'boolean', short: 'd' },
-      'no-worker': { type: 'boolean' },
-      report: { type: 'string' },
-    },
-  });
-  const usage = 'usage: tunnel-lab resume RUN_ID [--retry | --skip | --abort] [--detach] [--no-worker]';
-  const id = need(positionals[0], usage);
+  const { values, positionals } = parseCommand(spec('resume'), argv);
+  const id = positionals[0]!;
   const chosen = (['retry', 'skip', 'abort'] as const).filter((a) => values[a]);
-  if (chosen.length > 1) throw new ExitError(2, usage);
+  if (chosen.length > 1) {
+    throw new UsageError(`choose one of --retry, --skip and --abort`, usageHint(spec('resume')));
+  }
   const action: ResumeAction | undefined = chosen[0];
   const config = settings();
   const worker = !values.detach && !values['no-worker'];
   return withSession(config, { worker }, out, async (session) => {
     const handle = session.client.workflow.getHandle(id);
+    if (action) await expectRunning(handle, `--${action}`);
     if (action) out(await resumeScenario(handle, action));
     else out(`following run ${id}${session.ownsWorker ? ' with a worker in this process' : ''}`);
     if (values.detach) return 0;
     const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, id) : undefined;
     const result = await follow(handle, out, { uiUrl });
-    if (values.report) await saveReport(handle, values.report, config, uiUrl, out);
-    return result.status === 'passed' ? 0 : 1;
+    const report = string(values.report);
+    if (report) await saveReport(handle, report, config, uiUrl, out);
+    return exitCodeOf(result);
   });
 }
 
 /** `tunnel-lab report RUN_ID DIR`: junit.xml and report.html of any run, from its history. */
 export async function reportCommand(argv: string[], out: Out): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true });
-  const usage = 'usage: tunnel-lab report RUN_ID DIR';
-  const id = need(positionals[0], usage);
-  const dir = need(positionals[1], usage);
-  if (positionals.length > 2) throw new ExitError(2, usage);
+  const { positionals } = parseCommand(spec('report'), argv);
+  const [id, dir] = positionals as [string, string];
   const config = settings();
   return withSession(config, { worker: false }, out, async (session) => {
     const handle = session.client.workflow.getHandle(id);
@@ -196,21 +173,21 @@ async function saveReport(
 }
 
 export async function cancelCommand(argv: string[], out: Out): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true });
-  const id = need(positionals[0], 'usage: tunnel-lab cancel RUN_ID');
+  const { positionals } = parseCommand(spec('cancel'), argv);
+  const id = positionals[0]!;
   const config = settings();
   return withSession(config, { worker: true }, out, async (session) => {
     const handle = session.client.workflow.getHandle(id);
+    await expectRunning(handle, 'cancel');
     await handle.cancel();
     out(`cancel requested for ${id}; finally steps run now`);
     const result = await follow(handle, out);
-    return result.status === 'passed' ? 0 : 1;
+    return exitCodeOf(result);
   });
 }
 
 export async function validateCommand(argv: string[], out: Out, err: Out): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true });
-  if (positionals.length === 0) throw new ExitError(2, 'usage: tunnel-lab validate FILE...');
+  const { positionals } = parseCommand(spec('validate'), argv);
   const config = settings();
   let failed = 0;
   for (const ref of positionals) {
@@ -229,8 +206,19 @@ export async function validateCommand(argv: string[], out: Out, err: Out): Promi
 }
 
 export function actionsCommand(argv: string[], out: Out): number {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
-  const described = actions.map((a) => ({
+  const { values, positionals } = parseCommand(spec('actions'), argv);
+  const name = positionals[0];
+  const chosen = name ? actions.filter((a) => a.name === name) : actions;
+  if (name && chosen.length === 0) {
+    throw new UsageError(
+      unknownName(
+        'action',
+        name,
+        actions.map((a) => a.name),
+      ),
+    );
+  }
+  const described = chosen.map((a) => ({
     name: a.name,
     description: a.description,
     policy: a.policy,
@@ -238,7 +226,7 @@ export function actionsCommand(argv: string[], out: Out): number {
     examples: a.examples,
   }));
   if (values.json) {
-    out(JSON.stringify(described, null, 2));
+    out(JSON.stringify(name ? described[0] : described, null, 2));
     return 0;
   }
   for (const a of described) {
@@ -247,11 +235,19 @@ export function actionsCommand(argv: string[], out: Out): number {
       `  timeout ${a.policy.timeout} (max ${a.policy.maxTimeout}), ${a.policy.retry.attempts} attempts (max ${a.policy.maxAttempts})`,
     );
     const props =
-      (a.input as { properties?: Record<string, { description?: string }>; required?: string[] })
-        .properties ?? {};
+      (a.input as { properties?: Record<string, { description?: string; default?: unknown }> }).properties ??
+      {};
     const required = new Set((a.input as { required?: string[] }).required ?? []);
-    for (const [name, prop] of Object.entries(props)) {
-      out(`  ${required.has(name) ? '*' : ' '} ${name}: ${prop.description ?? ''}`);
+    for (const [field, prop] of Object.entries(props)) {
+      const fallback = name && prop.default !== undefined ? ` (default ${JSON.stringify(prop.default)})` : '';
+      out(`  ${required.has(field) ? '*' : ' '} ${field}: ${prop.description ?? ''}${fallback}`);
+    }
+    if (name) {
+      for (const example of a.examples) {
+        out('');
+        out(`  # ${example.description}`);
+        for (const line of example.yaml.split('\n')) out(`  ${line}`);
+      }
     }
     out('');
   }
@@ -259,7 +255,7 @@ export function actionsCommand(argv: string[], out: Out): number {
 }
 
 export async function schemaCommand(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { write: { type: 'boolean' } } });
+  const { values } = parseCommand(spec('schema'), argv);
   const text = JSON.stringify(playbookJsonSchema(actions), null, 2) + '\n';
   if (values.write) {
     const file = path.join(playbooksDir(settings()), 'schema.json');
@@ -272,7 +268,8 @@ export async function schemaCommand(argv: string[], out: Out): Promise<number> {
 }
 
 /** `tunnel-lab server`: the embedded dev server in the foreground, for a Web UI that outlives single runs. */
-export async function serverCommand(_argv: string[], out: Out): Promise<number> {
+export async function serverCommand(argv: string[], out: Out): Promise<number> {
+  parseCommand(spec('server'), argv);
   const config = settings();
   return withSession(config, { worker: true }, out, async (session) => {
     out(
@@ -305,7 +302,7 @@ export function parseVars(pairs: string[]): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new ExitError(2, `--var needs NAME=VALUE, got ${JSON.stringify(pair)}`);
+    if (eq <= 0) throw new UsageError(`--var needs NAME=VALUE, got ${JSON.stringify(pair)}`);
     const raw = pair.slice(eq + 1);
     let value: unknown = raw;
     try {
@@ -332,7 +329,43 @@ async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefin
   }
 }
 
-function need(value: string | undefined, usage: string): string {
-  if (!value) throw new ExitError(2, usage);
-  return value;
+function spec(name: string): CommandSpec {
+  const found = findCommand(name);
+  if (!found) throw new Error(`no command spec "${name}"`);
+  return found;
+}
+
+function string(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/**
+ * A playbook or lab given by name must exist in its folder; a path is checked where it is read. The error
+ * lists the known names and the closest ones.
+ */
+function checkName(kind: string, ref: string, dir: string, exclude: string[] = []): void {
+  if (ref.includes('/') || ref.includes(path.sep) || /\.ya?ml$/.test(ref)) return;
+  if (['.yaml', '.yml'].some((ext) => existsSync(path.join(dir, ref + ext)))) return;
+  const known = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .map((f) => f.replace(/\.ya?ml$/, ''))
+        .filter((n) => !exclude.includes(n))
+        .sort()
+    : [];
+  throw new UsageError(`${unknownName(kind, ref, known)}; or give a file path`);
+}
+
+/** Fails with a clear message when the run has ended: there is nothing left to resume or cancel. */
+async function expectRunning(handle: WorkflowHandle, what: string): Promise<void> {
+  const { status } = await handle.describe();
+  if (status.name !== 'RUNNING') {
+    throw new UsageError(
+      `run ${handle.workflowId} has already ended (${status.name.toLowerCase()}); nothing to ${what.replace(/^--/, '')}`,
+    );
+  }
 }

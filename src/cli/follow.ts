@@ -39,15 +39,24 @@ export function stdoutTerminal(): Terminal | undefined {
   };
 }
 
+/** A followed run's result, and whether the user interrupted it (Ctrl-C) while it was followed. */
+export type FollowResult = ScenarioResult & { interrupted: boolean };
+
+/** The exit code for a followed run: 0 passed, 130 interrupted by the user, 1 otherwise. */
+export function exitCodeOf(result: FollowResult): number {
+  if (result.interrupted) return 130;
+  return result.status === 'passed' ? 0 : 1;
+}
+
 /** Shows the run's progress until it ends, then the summary table; returns the run's result. */
 export async function follow(
   handle: WorkflowHandle,
   write: Write,
   options: FollowOptions = {},
-): Promise<ScenarioResult> {
+): Promise<FollowResult> {
   const terminal = options.terminal === undefined ? stdoutTerminal() : options.terminal || undefined;
   const pollMs = options.pollMs ?? POLL_MS;
-  const lines = new ProgressPrinter(write);
+  const lines = new ProgressPrinter(write, handle.workflowId);
   let view: LiveProgress | undefined;
   const say = (line: string) => (view ? view.note(line) : write(line));
 
@@ -73,7 +82,9 @@ export async function follow(
           queryProgress(handle).catch(() => undefined),
           handle.describe().catch(() => undefined),
         ]);
-        view ??= description ? new LiveProgress(terminal, description.startTime.getTime()) : undefined;
+        view ??= description
+          ? new LiveProgress(terminal, description.startTime.getTime(), handle.workflowId)
+          : undefined;
         if (state && view && !done) view.update(state, liveAttempts(description?.raw.pendingActivities));
       } else {
         try {
@@ -95,7 +106,7 @@ export async function follow(
     write('');
     write(summaryTable(result));
     if (options.uiUrl) write(`Web UI: ${options.uiUrl}`);
-    return result;
+    return { ...result, interrupted: interrupts > 0 };
   } finally {
     done = true;
     process.off('SIGINT', onInterrupt);

@@ -1,9 +1,14 @@
-/** `tunnel-lab`: run playbooks, follow and resume runs, validate files. Errors become exit codes here only. */
-import { appendFileSync, mkdirSync } from 'node:fs';
+/**
+ * `tunnel-lab`: run playbooks, follow and resume runs, validate files. The commands, their options and help
+ * come from src/cli/spec.ts; errors become messages and exit codes here only.
+ */
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { settings } from '../config.js';
+import { TunnelLabError, UsageError } from '../errors.js';
+import { unknownName } from '../suggest.js';
 import { installCompactLogger } from '../worker/logging.js';
-import { ExitError, PlaybookError, TemporalCliError } from '../errors.js';
 import {
   actionsCommand,
   cancelCommand,
@@ -15,94 +20,99 @@ import {
   serverCommand,
   statusCommand,
   validateCommand,
+  type Out,
 } from './commands.js';
+import { COMMANDS, commandHelp, findCommand, globalHelp } from './spec.js';
 
-const HELP = `tunnel-lab — run lab playbooks as durable Temporal workflows
+type Command = (argv: string[], out: Out, err: Out) => Promise<number> | number;
 
-usage:
-  tunnel-lab run PLAYBOOK [--var k=v]... [--lab NAME] [--lab-host HOST] [--pause-on-failure] [--id ID]
-                                  [--detach] [--no-worker]
-  tunnel-lab status RUN_ID [--json]      progress of a run, running or finished
-  tunnel-lab list [--limit N]            recent runs
-  tunnel-lab resume RUN_ID [--retry|--skip|--abort] [--detach] [--no-worker]
-                                          answer a paused run (or just follow a run after a crash)
+const handlers: Record<string, Command> = {
+  run: runCommand,
+  status: statusCommand,
+  list: listCommand,
+  resume: resumeCommand,
+  cancel: cancelCommand,
+  report: reportCommand,
+  validate: validateCommand,
+  actions: actionsCommand,
+  schema: schemaCommand,
+  server: serverCommand,
+};
 
-run, resume and cancel run a worker in their own process while they follow the run (--no-worker: rely
-on workers elsewhere; --detach: start or answer the run and return at once).
-  tunnel-lab cancel RUN_ID               cancel a run (its finally steps still run)
-  tunnel-lab report RUN_ID DIR           junit.xml and report.html of a run, from its history
-                                          (run and resume write them too with --report DIR)
-  tunnel-lab validate FILE...            check playbooks; exit 1 on any error
-  tunnel-lab actions [--json]            the actions playbooks can use
-  tunnel-lab schema [--write]            the playbook JSON Schema (--write: playbooks/schema.json)
-  tunnel-lab server                      embedded dev server, Web UI and a worker, until Ctrl-C
+const out: Out = (line) => console.log(line);
+const err: Out = (line) => console.error(line);
 
-environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233; unset = embedded dev server when none answers),
-  TEMPORAL_NAMESPACE (default), TEMPORAL_TASK_QUEUE (tunnel-lab), TUNNEL_LAB_STATE (.state)`;
-
-// The in-process worker's own log goes to a file; the terminal shows the run's progress.
-const logFile = path.join(settings().stateRoot, 'worker.log');
-mkdirSync(path.dirname(logFile), { recursive: true });
-installCompactLogger((line) => appendFileSync(logFile, `${line}\n`), { handleSignals: false });
-
-const out = (line: string) => console.log(line);
-const err = (line: string) => console.error(line);
+function version(): string {
+  const file = path.join(settings().projectRoot, 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case 'run':
-      return runCommand(rest, out);
-    case 'status':
-      return statusCommand(rest, out);
-    case 'list':
-      return listCommand(rest, out);
-    case 'resume':
-      return resumeCommand(rest, out);
-    case 'cancel':
-      return cancelCommand(rest, out);
-    case 'report':
-      return reportCommand(rest, out);
-    case 'validate':
-      return validateCommand(rest, out, err);
-    case 'actions':
-      return actionsCommand(rest, out);
-    case 'schema':
-      return schemaCommand(rest, out);
-    case 'server':
-      return serverCommand(rest, out);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      out(HELP);
-      return command === undefined ? 2 : 0;
-    default:
-      err(`unknown command "${command}"\n\n${HELP}`);
-      return 2;
+  if (command === undefined) {
+    err(globalHelp());
+    return 2;
   }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    const about = rest[0] === undefined ? undefined : findCommand(rest[0]);
+    if (rest[0] !== undefined && !about) throw new UsageError(unknownCommand(rest[0]));
+    out(about ? commandHelp(about) : globalHelp());
+    return 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    out(`tunnel-lab ${version()}`);
+    return 0;
+  }
+  const spec = findCommand(command);
+  const handler = handlers[command];
+  if (!spec || !handler)
+    throw new UsageError(unknownCommand(command), 'tunnel-lab --help lists the commands');
+  // Help has no side effects: it is answered before anything is parsed, started or built.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    out(commandHelp(spec));
+    return 0;
+  }
+  // The in-process worker's own log goes to a file; the terminal shows the run's progress.
+  const logFile = path.join(settings().stateRoot, 'worker.log');
+  mkdirSync(path.dirname(logFile), { recursive: true });
+  installCompactLogger((line) => appendFileSync(logFile, `${line}\n`), { handleSignals: false });
+  return handler(rest, out, err);
 }
 
-main(process.argv.slice(2)).then(
+function unknownCommand(name: string): string {
+  return unknownName(
+    'command',
+    name,
+    COMMANDS.map((c) => c.name),
+  );
+}
+
+/** The message and exit code of anything a command throws; a stack trace only with --debug. */
+function explain(error: unknown, debug: boolean): { message: string; code: number } {
+  if (error instanceof UsageError) {
+    return { message: [error.message, error.usage].filter(Boolean).join('\n'), code: error.exitStatus };
+  }
+  if (error instanceof WorkflowNotFoundError) {
+    const id = error.workflowId ?? '';
+    return { message: `no run "${id}" (tunnel-lab list shows the recent ones)`, code: 2 };
+  }
+  if (error instanceof TunnelLabError) {
+    return { message: debug ? (error.stack ?? error.message) : error.message, code: error.exitStatus };
+  }
+  const text = error instanceof Error ? error.message : String(error);
+  return {
+    message: `tunnel-lab: ${debug && error instanceof Error ? (error.stack ?? text) : `${text} (--debug shows where)`}`,
+    code: 1,
+  };
+}
+
+const argv = process.argv.slice(2);
+const debug = argv.includes('--debug') || process.env.TUNNEL_LAB_DEBUG === '1';
+main(argv.filter((arg) => arg !== '--debug')).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ExitError) {
-      if (error.message) err(error.message);
-      process.exit(error.exitCode);
-    }
-    if (error instanceof PlaybookError) {
-      err(error.message);
-      process.exit(2);
-    }
-    if (error instanceof TemporalCliError) {
-      err(error.message);
-      process.exit(3);
-    }
-    if (error instanceof Error && (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      err(`${error.message}\n\n${HELP}`);
-      process.exit(2);
-    }
-    err(`tunnel-lab: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    process.exit(1);
+    const { message, code } = explain(error, debug);
+    if (message) err(message);
+    process.exit(code);
   },
 );

@@ -60,6 +60,13 @@ export interface RenderOptions {
   /** Epoch milliseconds: running steps show the time since they started. */
   now?: number;
   live?: LiveAttempts;
+  /** The run's id, for the resume command a paused run shows. */
+  runId?: string;
+}
+
+/** How to answer a paused run, with its real id. */
+export function resumeHint(runId: string | undefined): string {
+  return `answer with: tunnel-lab resume ${runId ?? 'RUN_ID'} --retry | --skip | --abort`;
 }
 
 /** How a step is named in every view: `id`, `id (finally)`, or `id (∥ group)` inside a parallel group. */
@@ -139,7 +146,7 @@ export function progressLines(
   lines.push(...table(undefined, rows));
   if (state.status === 'paused') {
     lines.push(`  ⏸ paused at ${state.pausedStep ?? '?'}: ${state.error ?? ''}`);
-    lines.push('    answer with tunnel-lab resume RUN_ID --retry | --skip | --abort');
+    lines.push(`    ${resumeHint(options.runId)}`);
   }
   const width = options.columns;
   return width ? lines.map((l) => fit(l, width)) : lines;
@@ -170,6 +177,7 @@ export class LiveProgress {
   constructor(
     private readonly terminal: Terminal,
     private readonly runStartedAt?: number,
+    private readonly runId?: string,
   ) {}
 
   update(state: ScenarioResult, live?: LiveAttempts, now = Date.now()): void {
@@ -198,6 +206,7 @@ export class LiveProgress {
       live: this.live,
       columns: this.terminal.columns,
       runStartedAt: this.runStartedAt,
+      ...(this.runId ? { runId: this.runId } : {}),
     });
     // The cursor cannot go above the screen's top: a block taller than the screen would smear.
     const room = (this.terminal.rows ?? Infinity) - 1;
@@ -214,7 +223,10 @@ export class ProgressPrinter {
   private seen = new Map<string, string>();
   private lastRunStatus: string | undefined;
 
-  constructor(private readonly write: Write) {}
+  constructor(
+    private readonly write: Write,
+    private readonly runId?: string,
+  ) {}
 
   update(state: ScenarioResult): void {
     for (const step of state.steps) {
@@ -228,6 +240,7 @@ export class ProgressPrinter {
     if (state.status !== this.lastRunStatus) {
       if (state.status === 'paused') {
         this.write(`⏸ paused at ${state.pausedStep}: ${state.error ?? ''}`);
+        this.write(`  ${resumeHint(this.runId)}`);
       }
       this.lastRunStatus = state.status;
     }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DEFAULT_UI_PORT, type Settings } from '../config.js';
 import { connectClient } from '../client.js';
-import { ExitError } from '../errors.js';
+import { TemporalUnavailableError } from '../errors.js';
 import { ensureTemporalCli } from '../temporal/cli-binary.js';
 import { answers, startDevServer, type DevServer } from '../temporal/dev-server.js';
 import { createWorker, type RunningWorker } from '../worker/create-worker.js';
@@ -36,8 +36,7 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
   let uiUrl = process.env.TEMPORAL_UI_URL || undefined;
   if (!(await answers(address, config.namespace))) {
     if (!config.addressIsDefault) {
-      throw new ExitError(
-        3,
+      throw new TemporalUnavailableError(
         `no Temporal server answers at TEMPORAL_ADDRESS=${address}; start it, or unset TEMPORAL_ADDRESS to use the embedded dev server`,
       );
     }

@@ -3,11 +3,13 @@
  * their files are, and the network values manifests are rendered from. The real lab and the simulated
  * one differ only here.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LabConfigError, PlaybookError } from '../errors.js';
+import { unknownName } from '../suggest.js';
 
 const machineSchema = z
   .object({
@@ -107,9 +109,16 @@ export async function loadLab(ref: string, options: LoadLabOptions): Promise<Lab
   try {
     text = await readFile(file, 'utf8');
   } catch {
-    throw new PlaybookError([
-      { file, line: 0, column: 0, path: '', message: `no such lab definition "${ref}"` },
-    ]);
+    const dir = path.join(options.projectRoot, 'labs');
+    const known = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.yaml'))
+          .map((f) => f.slice(0, -'.yaml'.length))
+          .sort()
+      : [];
+    const message =
+      file === path.join(dir, `${ref}.yaml`) ? unknownName('lab', ref, known) : 'no such lab file';
+    throw new PlaybookError([{ file, line: 0, column: 0, path: '', message }]);
   }
   const dir = path.dirname(file);
   const lines = new LineCounter();

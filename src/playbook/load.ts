@@ -49,6 +49,9 @@ export async function loadPlaybookFile(file: string, options: LoadOptions): Prom
   return parsePlaybook(text, file, options);
 }
 
+/** How many alias expansions a playbook may use (YAML's own default is 100). */
+const MAX_ALIASES = 100;
+
 /** Validates and plans playbook text; `file` is used in messages only. */
 export function parsePlaybook(text: string, file: string, options: LoadOptions): Plan {
   const lines = new LineCounter();
@@ -60,7 +63,20 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
     );
   }
   const problems: Problem[] = [];
-  const top = playbookShape.safeParse(doc.toJS());
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    // An alias bomb (a few lines that expand to billions of nodes) is refused, not expanded.
+    throw new PlaybookError([
+      {
+        ...source.at(0),
+        path: '',
+        message: `the YAML cannot be expanded: ${err instanceof Error ? err.message : String(err)}`,
+      },
+    ]);
+  }
+  const top = playbookShape.safeParse(data);
   if (!top.success) {
     problems.push(...source.issues(top.error, []));
     throw new PlaybookError(problems);

@@ -72,6 +72,11 @@ export interface ActionDefinition<S extends z.ZodType = z.ZodType, O = unknown> 
   input: S;
   policy: ActionPolicy;
   summary(input: z.output<S>): string;
+  /**
+   * For actions that check something: what the step saw, in a few lines for people (status codes, log
+   * lines, verdicts). The terminal, the Web UI and the reports show them beside the step.
+   */
+  evidence?(output: O, input: z.output<S>): string[];
   examples: ActionExample[];
   create(deps: ActionDeps): (input: z.output<S>, ctx: ActionContext) => Promise<O>;
 }

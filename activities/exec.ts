@@ -64,6 +64,10 @@ export const execAction = defineAction({
     nonRetryable: ['CommandNotFoundError'],
   },
   summary: (input) => `exec ${input.command.join(' ')}`.slice(0, 200),
+  evidence: (output: ExecOutput) => {
+    const last = (output.stdout || output.stderr).split('\n').filter(Boolean).at(-1);
+    return [`exit ${output.exitCode}${last ? `: ${last.slice(0, 200)}` : ''}`];
+  },
   examples: [
     {
       description: 'Check that a tool is installed',

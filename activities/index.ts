@@ -72,7 +72,9 @@ export function toActivity(
           return lab;
         },
       };
-      return { output: await run(parsed.data, ctx), attempt };
+      const output = await run(parsed.data, ctx);
+      const evidence = action.evidence?.(output, parsed.data) ?? [];
+      return { output, attempt, ...(evidence.length > 0 ? { evidence } : {}) };
     } catch (err) {
       throw toFailure(err, action, attempt);
     }

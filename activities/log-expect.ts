@@ -33,6 +33,10 @@ export const logExpectInput = z
   })
   .strict();
 
+/** How many matched lines, and how much of each, a step shows as its evidence. */
+const EVIDENCE_LINES = 5;
+const EVIDENCE_WIDTH = 240;
+
 export interface LogExpectOutput {
   path: string;
   matches: string[];
@@ -59,6 +63,18 @@ export const logExpectAction = defineAction({
   summary: (input) =>
     `log.expect ${input.absent ? 'no' : (input.count ?? '≥1')} /${input.pattern}/ in ${input.machine}:${input.file}` +
     (input.since ? ` since ${input.since}` : ''),
+  evidence: (output: LogExpectOutput, input) => {
+    const where = `${input.machine}:${input.file}${input.since ? ` since ${input.since}` : ''}`;
+    if (output.matches.length === 0)
+      return [`no line matching /${input.pattern}/ in ${where} within ${input.within}`];
+    const shown = output.matches.slice(0, EVIDENCE_LINES).map((line) => `  ${line.slice(0, EVIDENCE_WIDTH)}`);
+    const more = output.matches.length - shown.length;
+    return [
+      `${output.matches.length} line(s) matching in ${where}:`,
+      ...shown,
+      ...(more > 0 ? [`  … ${more} more`] : []),
+    ];
+  },
   examples: [
     {
       description: 'One CONNECT line per probed host in the proxy log since the mark',

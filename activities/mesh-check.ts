@@ -81,6 +81,10 @@ export const meshCheckAction = defineAction({
     maxAttempts: 3,
     nonRetryable: ['MeshCheckError', 'ManifestError', 'OracleError', 'LabConfigError'],
   },
+  evidence: (output: MeshCheckOutput) => [
+    `${output.engine}:`,
+    ...output.verdicts.map((verdict) => `  ${verdict}`),
+  ],
   summary: (input) =>
     `mesh.check ${Object.entries(input.expect)
       .map(([host, verdict]) => `${host} ${verdict}`)

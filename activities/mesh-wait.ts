@@ -91,6 +91,17 @@ export const meshWaitAction = defineAction({
     maxAttempts: 10,
     nonRetryable: ['MeshCheckError', 'CommandNotFoundError', 'LabConfigError'],
   },
+  evidence: (output: MeshWaitOutput) => [
+    ...(output.gatewayTunnels ? [`gateway tunnels: ${output.gatewayTunnels.join(', ')}`] : []),
+    ...(output.sidecar
+      ? [
+          `sidecar of ${output.sidecar.pod}: ${Object.entries(output.sidecar.routes)
+            .map(([sni, cluster]) => `${sni} → ${cluster}`)
+            .join(', ')}`,
+        ]
+      : []),
+    `after ${(output.waitedMs / 1000).toFixed(1)} s`,
+  ],
   summary: (input) =>
     `mesh.wait ${[
       ...(input.gateway ? [`gateway tunnels ${input.gateway.tunnels.join(', ')}`] : []),

@@ -83,7 +83,16 @@ export const probeCurlAction = defineAction({
     maxAttempts: 60,
     nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
-  summary: (input) => `probe.curl ${input.url} from ${input.selector}`,
+  summary: (input) =>
+    `probe.curl ${input.url} from ${input.selector}, expect ${'fails' in input.expect ? 'no answer' : `HTTP ${input.expect.status}`}`,
+  evidence: (output: ProbeCurlOutput, input) => {
+    const why = output.stderrTail.split('\n').filter(Boolean).at(-1);
+    const seen =
+      output.status === 0
+        ? `no HTTP answer from ${input.url}: curl exit ${output.exitCode}${why ? ` (${why})` : ''}`
+        : `HTTP ${output.status} from ${input.url}`;
+    return [`${seen}, in pod ${output.pod}`];
+  },
   examples: [
     {
       description: 'The egress path works',

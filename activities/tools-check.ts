@@ -103,6 +103,8 @@ export const toolsCheckAction = defineAction({
     nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) => `tools.check ${input.tools.join(' ')}`,
+  evidence: (output: ToolsCheckOutput) =>
+    output.tools.map((t) => `${t.tool} ${t.version} (wants ${t.wants}): ${t.program}`),
   examples: [{ description: "Check the lab's tools first", yaml: 'id: tools\nuses: tools.check' }],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();

@@ -158,6 +158,8 @@ export const vmUpAction = defineAction({
   input: machinesInput,
   policy: vmPolicy,
   summary: (input) => `vm.up ${input.machines?.join(' ') ?? 'all machines'}`,
+  evidence: (output: VmUpOutput) =>
+    (output.reprovisioned ?? []).map((r) => `provisioned ${r.machine} again: ${r.reason}`),
   examples: [
     { description: 'Boot every machine of the lab', yaml: 'id: vms\nuses: vm.up\ntimeout: 45m' },
     {

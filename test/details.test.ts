@@ -18,8 +18,9 @@ describe('Web UI current details', () => {
           phase: 'main',
           status: 'passed',
           attempts: 1,
-          summary: 'probe.curl https://www.google.com from app=curl',
+          summary: 'probe.curl https://www.google.com from app=curl, expect no answer',
           output: { status: 0, exitCode: 35 },
+          evidence: ['no HTTP answer from https://www.google.com: curl exit 35, in pod curl-1'],
         },
         { id: 'mark', uses: 'log.mark', phase: 'main', status: 'passed', attempts: 1 },
         {
@@ -36,8 +37,12 @@ describe('Web UI current details', () => {
     expect(text).toContain(
       'Now: `direct` — probe.curl https://www.wikipedia.org from app=curl (attempts so far: 2)',
     );
-    expect(text).toContain('Last check: ✔ `blocked` probe.curl https://www.google.com from app=curl');
-    expect(text).toContain('{"status":0,"exitCode":35}');
+    expect(text).toContain(
+      'Last check: ✔ `blocked` probe.curl https://www.google.com from app=curl, expect no answer',
+    );
+    // The step's own evidence, not its raw output.
+    expect(text).toContain('no HTTP answer from https://www.google.com: curl exit 35, in pod curl-1');
+    expect(text).not.toContain('"exitCode"');
     expect(text).toContain('| direct | probe.curl | ▶ running | 2 |');
   });
 

@@ -156,9 +156,30 @@ describe('probe.curl', () => {
     expect(missing.stderrTail).toContain('/etc/pki/tls/certs/nope.pem');
   }, 90_000);
 
-  it('summarises the step with the URL and the client', () => {
-    expect(probeCurlAction.summary(probeCurlAction.input.parse({ url: 'https://www.google.com' }))).toBe(
-      'probe.curl https://www.google.com from app=curl',
+  it('summarises the step with the URL, the client and the expectation', () => {
+    const summary = (input: unknown) => probeCurlAction.summary(probeCurlAction.input.parse(input));
+    expect(summary({ url: 'https://www.google.com' })).toBe(
+      'probe.curl https://www.google.com from app=curl, expect HTTP 200',
+    );
+    expect(summary({ url: 'https://www.google.com', expect: { fails: true } })).toBe(
+      'probe.curl https://www.google.com from app=curl, expect no answer',
+    );
+  });
+
+  it('gives what curl saw as evidence', () => {
+    const input = probeCurlAction.input.parse({ url: 'https://www.google.com', expect: { fails: true } });
+    const output = {
+      pod: 'curl-1',
+      container: 'curl',
+      status: 0,
+      exitCode: 35,
+      stderrTail: 'curl: (35) Recv failure: Connection reset by peer',
+    };
+    expect(probeCurlAction.evidence!(output, input)).toEqual([
+      'no HTTP answer from https://www.google.com: curl exit 35 (curl: (35) Recv failure: Connection reset by peer), in pod curl-1',
+    ]);
+    expect(probeCurlAction.evidence!({ ...output, status: 200, exitCode: 0, stderrTail: '' }, input)).toEqual(
+      ['HTTP 200 from https://www.google.com, in pod curl-1'],
     );
   });
 });

@@ -132,6 +132,22 @@ describe('progress rendering', () => {
         'hello: running',
       ].join('\n'),
     );
+    // What the checks saw follows the table, one block per step.
+    const seen = summaryTable({
+      ...state,
+      steps: state.steps.map((s) =>
+        s.id === 'greet' ? { ...s, evidence: ['exit 0: hi from tunnel-lab', 'and a second line'] } : s,
+      ),
+    });
+    expect(seen).toContain(
+      [
+        'evidence:',
+        '  ✔ greet: exit 0: hi from tunnel-lab',
+        '      and a second line',
+        '',
+        'hello: running',
+      ].join('\n'),
+    );
     // Without live data (a finished run, or `status` of a closed one) the columns are the workflow's own.
     expect(summaryTable({ ...state, status: 'failed', error: 'step uname: boom' })).toMatch(
       /node-version \(∥ both\)\s+exec\s+▶ running\s+0\s*\n[\s\S]*\nhello: failed — step uname: boom$/,

@@ -68,13 +68,13 @@ describe('Temporal Web UI', () => {
       // The header: the run's id and its status.
       await page.getByRole('heading', { name: id }).waitFor({ timeout: 30_000 });
       await page.getByText('Completed', { exact: true }).first().waitFor();
-      // The timeline labels each activity "<type> • <summary>".
+      // The timeline labels each activity "<type> • <summary>", and the summary starts with the step id.
       for (const label of [
         'loadPlaybook • load and validate the playbook',
-        'exec • exec echo hi from tunnel-lab',
-        'exec • exec node --version',
-        'exec • exec uname -s',
-        'exec • exec true',
+        'exec • greet: exec echo hi from tunnel-lab',
+        'exec • node-version: exec node --version',
+        'exec • uname: exec uname -s',
+        'exec • cleanup: exec true',
       ]) {
         await page.getByText(label, { exact: true }).first().waitFor({ timeout: 15_000 });
       }

@@ -1,8 +1,6 @@
 import { STATUS_MARKS, type ScenarioResult } from './types.js';
 
-/** Actions whose results are the run's evidence, shown as "last check" in the Web UI. */
-const CHECKS = /^(probe\.|log\.expect$|mesh\.check$)/;
-const EVIDENCE_CHARS = 300;
+const EVIDENCE_CHARS = 600;
 
 /**
  * Markdown for the Web UI's "current details": where the run is (step, attempts so far), the last probe
@@ -16,11 +14,12 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
     lines.push(`Now: \`${step.id}\` — ${step.summary ?? step.uses}${retry}`);
   }
   if (current.length > 0) lines.push('');
+  // The last step that showed evidence, or that failed: what the run saw most recently.
   const lastCheck = [...state.steps]
     .reverse()
-    .find((s) => CHECKS.test(s.uses) && (s.status === 'passed' || s.status === 'failed'));
+    .find((s) => (s.status === 'passed' && s.evidence) || s.status === 'failed');
   if (lastCheck) {
-    const evidence = lastCheck.status === 'failed' ? lastCheck.error : JSON.stringify(lastCheck.output);
+    const evidence = lastCheck.status === 'failed' ? lastCheck.error : lastCheck.evidence?.join('\n');
     lines.push(
       `Last check: ${STATUS_MARKS[lastCheck.status]} \`${lastCheck.id}\` ${lastCheck.summary ?? lastCheck.uses}`,
     );

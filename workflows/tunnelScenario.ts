@@ -217,6 +217,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
       )(step.with, { scenario: plan.name, ...(plan.lab ? { lab: plan.lab } : {}) });
       record.attempts += outcome.attempt;
       record.output = outcome.output;
+      if (outcome.evidence) record.evidence = outcome.evidence;
       record.status = 'passed';
       return true;
     } catch (err) {
@@ -245,7 +246,8 @@ function activityFor(
     activityId: previousAttempts === 0 ? step.id : `${step.id}#${previousAttempts + 1}`,
     startToCloseTimeout: step.options.startToCloseTimeout,
     retry: step.options.retry,
-    summary: step.summary,
+    // The Web UI's timeline and event list show this line: the step id first, then what it does.
+    summary: `${step.id}: ${step.summary}`,
   };
   if (step.options.heartbeatTimeout) options.heartbeatTimeout = step.options.heartbeatTimeout;
   if (taskQueue) options.taskQueue = taskQueue;

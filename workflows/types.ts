@@ -98,6 +98,8 @@ export interface StepRecord {
   attempts: number;
   startedAt?: string;
   durationMs?: number;
+  /** What the step saw, for people: status codes, log lines, verdicts (checks only). */
+  evidence?: string[];
   output?: unknown;
   error?: string;
 }
@@ -124,6 +126,8 @@ export interface ResumeRequest {
 export interface StepOutcome {
   output: unknown;
   attempt: number;
+  /** What a check saw, in a few lines for people (see ActionDefinition.evidence). */
+  evidence?: string[];
 }
 
 export function isGroup(node: PlanNode): node is PlanGroup {

@@ -102,6 +102,14 @@ export function summaryTable(state: ScenarioResult, options: RenderOptions = {})
   });
   const header = ['step', 'action', 'status', 'attempts', 'time'];
   const out = table(header, rows);
+  const seen = state.steps.filter((s) => s.evidence && s.evidence.length > 0);
+  if (seen.length > 0) {
+    out.push('', 'evidence:');
+    for (const s of seen) {
+      const [first, ...rest] = s.evidence!;
+      out.push(`  ${MARK[s.status]} ${stepLabel(s)}: ${first}`, ...rest.map((line) => `      ${line}`));
+    }
+  }
   out.push('', `${state.playbook}: ${state.status}${state.error ? ` — ${state.error}` : ''}`);
   return out.join('\n');
 }

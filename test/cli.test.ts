@@ -32,6 +32,8 @@ describe('tunnel-lab validate', () => {
     const result = await run(['validate', 'hello', bad]);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain(`${bad}:4:11: steps[0].uses: unknown action "nope"; known actions:`);
+    // Under each problem, its line and a caret at the spot, as compilers show them.
+    expect(result.stderr).toContain('\n  4 |     uses: nope\n    |           ^');
   });
 
   it('explains usage errors with exit 2', async () => {
@@ -167,9 +169,11 @@ describe('tunnel-lab actions and schema', () => {
 describe('tunnel-lab run / status / list / resume', () => {
   it('cancels the run on Ctrl-C, runs its finally steps and leaves nothing running', async () => {
     const marks = `${lab.stateRoot}/interrupt-marks`;
+    // A duration of this test's own, so that another test run on the machine cannot be mistaken for it.
+    const nap = `60.${process.pid}`;
     const file = await writePlaybook(
       'interrupted',
-      `name: interrupted\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '60'] } }\nfinally:\n  - { id: cleanup, uses: exec, with: { command: [sh, -c, 'echo cleaned >> ${marks}'] } }\n`,
+      `name: interrupted\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '${nap}'] } }\nfinally:\n  - { id: cleanup, uses: exec, with: { command: [sh, -c, 'echo cleaned >> ${marks}'] } }\n`,
     );
     // Ctrl-C typed on a real terminal (a pty), so the signal reaches the CLI as it would from a person.
     // `exec`: script(1) runs the command through $SHELL, and a shell that stays in between (dash does)
@@ -199,7 +203,7 @@ describe('tunnel-lab run / status / list / resume', () => {
     // 130, as shells report a command that Ctrl-C stopped.
     expect(result.exitCode).toBe(130);
     expect(await readFile(marks, 'utf8')).toBe('cleaned\n');
-    const sleeping = await execa('pgrep', ['-f', '^sleep 60$'], { reject: false });
+    const sleeping = await execa('pgrep', ['-f', `^sleep ${nap.replace('.', '\\.')}$`], { reject: false });
     expect(sleeping.stdout).toBe('');
   });
 

@@ -124,17 +124,43 @@ describe('playbook loading', () => {
     );
     expect(problems).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^test\.yaml:7:22: steps\[0\]\.with\.command: .*>=1 items/),
+        expect.stringMatching(/^test\.yaml:7:22: steps\[0\]\.with\.command: needs at least 1 item\(s\)$/),
         expect.stringMatching(
           /^test\.yaml:5:14: steps\[0\]\.timeout: timeout 3h is longer than exec allows \(2h\)/,
         ),
         expect.stringMatching(
           /^test\.yaml:6:24: steps\[0\]\.retry\.attempts: 50 attempts is more than exec allows \(20\)/,
         ),
-        expect.stringMatching(/^test\.yaml:10:11: steps\[1\]\.with\.command: missing required field/),
-        expect.stringMatching(/^test\.yaml:10:33: steps\[1\]\.with\.expect\.exitCode: .*expected number/),
+        expect.stringMatching(
+          /^test\.yaml:10:11: steps\[1\]\.with\.command: missing; it is required \(a list\)$/,
+        ),
+        expect.stringMatching(
+          /^test\.yaml:10:33: steps\[1\]\.with\.expect\.exitCode: must be a number, not "zero"$/,
+        ),
       ]),
     );
+  });
+
+  it('checks the members of a parallel group even when the group itself is wrong', () => {
+    const problems = problemsOf(
+      'name: demo\nsteps:\n  - id: g\n    colour: red\n    parallel:\n      - { id: a, uses: exec, with: {} }\n',
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^test\.yaml:4:5: steps\[0\]\.colour: unknown field "colour"$/),
+      expect.stringMatching(
+        /^test\.yaml:6:36: steps\[0\]\.parallel\[0\]\.with\.command: missing; it is required/,
+      ),
+    ]);
+  });
+
+  it("blames a bad value on the run's --var that set it, and says what is allowed", () => {
+    const problems = problemsOf(
+      'name: demo\nvars: { teardown: keep }\nsteps:\n  - id: a\n    uses: vm.teardown\n    with: { mode: "${{ vars.teardown }}" }\n',
+      { teardown: 'nuke' },
+    );
+    expect(problems).toEqual([
+      'test.yaml:6:19: steps[0].with.mode: --var teardown=nuke: must be one of "keep", "halt", "destroy", not "nuke"',
+    ]);
   });
 
   it('reports YAML syntax errors with their position', () => {

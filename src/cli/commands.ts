@@ -14,6 +14,7 @@ import { unknownName } from '../suggest.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../playbook/load.js';
 import { playbookJsonSchema } from '../playbook/schema.js';
 import { exitCodeOf, follow } from './follow.js';
+import { withCodeFrames } from './frame.js';
 import { liveAttempts, summaryTable } from './progress.js';
 import { reportRun } from '../report/index.js';
 import { openSession, type Session } from './session.js';
@@ -199,7 +200,7 @@ export async function validateCommand(argv: string[], out: Out, err: Out): Promi
     } catch (e) {
       if (!(e instanceof PlaybookError)) throw e;
       failed += 1;
-      err(e.message);
+      err(withCodeFrames(e));
     }
   }
   return failed === 0 ? 0 : 1;

@@ -6,7 +6,7 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { settings } from '../config.js';
-import { TunnelLabError, UsageError } from '../errors.js';
+import { PlaybookError, TunnelLabError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
 import { installCompactLogger } from '../worker/logging.js';
 import {
@@ -22,6 +22,7 @@ import {
   validateCommand,
   type Out,
 } from './commands.js';
+import { withCodeFrames } from './frame.js';
 import { COMMANDS, commandHelp, findCommand, globalHelp } from './spec.js';
 
 type Command = (argv: string[], out: Out, err: Out) => Promise<number> | number;
@@ -96,6 +97,7 @@ function explain(error: unknown, debug: boolean): { message: string; code: numbe
     const id = error.workflowId ?? '';
     return { message: `no run "${id}" (tunnel-lab list shows the recent ones)`, code: 2 };
   }
+  if (error instanceof PlaybookError) return { message: withCodeFrames(error), code: error.exitStatus };
   if (error instanceof TunnelLabError) {
     return { message: debug ? (error.stack ?? error.message) : error.message, code: error.exitStatus };
   }

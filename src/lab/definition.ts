@@ -10,6 +10,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LabConfigError, PlaybookError } from '../errors.js';
 import { unknownName } from '../suggest.js';
+import { describeIssue } from '../validation.js';
 
 const machineSchema = z
   .object({
@@ -132,9 +133,19 @@ export async function loadLab(ref: string, options: LoadLabOptions): Promise<Lab
     return { file, line, column: col, path: at.join('.'), message };
   };
   if (doc.errors.length > 0) throw new PlaybookError([located([], doc.errors[0]!.message.split('\n')[0]!)]);
-  const invalid = (issues: z.core.$ZodIssue[]) =>
-    new PlaybookError(issues.map((i) => located(i.path as (string | number)[], i.message)));
   const raw: unknown = doc.toJS();
+  const invalid = (issues: z.core.$ZodIssue[]) =>
+    new PlaybookError(
+      issues.map((i) => {
+        const at = i.path as (string | number)[];
+        const value = at.reduce<unknown>(
+          (node, key) =>
+            node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined,
+          raw,
+        );
+        return located(at, describeIssue(i, doc.hasIn(at), value));
+      }),
+    );
   // The name and lifetime decide what `{state}` stands for, so they are read before anything else.
   const identity = z
     .looseObject({ name: labSchema.shape.name, lifetime: labSchema.shape.lifetime })

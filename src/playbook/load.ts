@@ -9,6 +9,7 @@ import { isMap, LineCounter, parseDocument, type Document, type Node } from 'yam
 import type { z } from 'zod';
 import type { ActionDefinition } from '../../activities/action.js';
 import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../../workflows/types.js';
+import { describeIssue } from '../validation.js';
 import { fromMs, toMs } from '../duration.js';
 import { PlaybookError, type SourceLocation } from '../errors.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
@@ -49,6 +50,9 @@ export async function loadPlaybookFile(file: string, options: LoadOptions): Prom
   return parsePlaybook(text, file, options);
 }
 
+/** A value that is exactly one variable reference. */
+const WHOLE_VAR = /^\s*\$\{\{\s*vars\.([A-Za-z_][\w-]*)\s*\}\}\s*$/;
+
 /** How many alias expansions a playbook may use (YAML's own default is 100). */
 const MAX_ALIASES = 100;
 
@@ -58,9 +62,11 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const source = new Source(file, doc, lines);
   if (doc.errors.length > 0) {
-    throw new PlaybookError(
-      doc.errors.map((e) => ({ ...source.at(e.pos[0]), path: '', message: e.message.split('\n')[0]! })),
-    );
+    // The first syntax error only: the parser's later ones are mostly its consequences.
+    const first = doc.errors[0]!;
+    throw new PlaybookError([
+      { ...source.at(first.pos[0]), path: '', message: first.message.split('\n')[0]! },
+    ]);
   }
   const problems: Problem[] = [];
   let data: unknown;
@@ -139,7 +145,15 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
     if (interpolationProblems.length > 0) return undefined;
     const input = action.input.safeParse(withValue);
     if (!input.success) {
-      problems.push(...source.issues(input.error, [...at, 'with']));
+      for (const [i, problem] of source.issues(input.error, [...at, 'with'], withValue).entries()) {
+        // A value that is one `${{ vars.X }}` set by the run came from its --var, which is what to fix.
+        const raw = valueAt(step.with, input.error.issues[i]!.path as Path);
+        const name = typeof raw === 'string' ? WHOLE_VAR.exec(raw)?.[1] : undefined;
+        if (name !== undefined && options.vars && name in options.vars) {
+          problem.message = `--var ${name}=${String(options.vars[name])}: ${problem.message}`;
+        }
+        problems.push(problem);
+      }
       return undefined;
     }
     const planned: PlanStep = {
@@ -191,6 +205,9 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
       .safeParse(raw);
     if (!shape.success) {
       problems.push(...source.issues(shape.error, at));
+      // The members are checked anyway, so that one pass reports every problem.
+      const members = (raw as { parallel?: unknown }).parallel;
+      if (Array.isArray(members)) members.forEach((member, j) => planStep(member, [...at, 'parallel', j]));
       return undefined;
     }
     checkId(shape.data.id, [...at, 'id']);
@@ -290,7 +307,8 @@ class Source {
     return this.locate(at);
   }
 
-  issues(error: z.ZodError, base: Path): Problem[] {
+  /** The issues of validating `data` (the value at `base`, as validated) as problems at their place. */
+  issues(error: z.ZodError, base: Path, data?: unknown): Problem[] {
     return error.issues.map((issue) => {
       const at: Path = [...base, ...(issue.path as Path)];
       if (issue.code === 'unrecognized_keys') {
@@ -302,11 +320,23 @@ class Source {
         };
       }
       const exists = this.doc.hasIn(at);
-      const message =
-        !exists && issue.code === 'invalid_type'
-          ? `missing required field (${issue.message})`
-          : issue.message;
-      return { ...this.locate(at), path: fieldPath(at), message };
+      const value = data === undefined ? toJs(this.doc.getIn(at)) : valueAt(data, issue.path as Path);
+      return { ...this.locate(at), path: fieldPath(at), message: describeIssue(issue, exists, value) };
     });
   }
+}
+
+function valueAt(data: unknown, at: Path): unknown {
+  let node = data;
+  for (const key of at) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string | number, unknown>)[key];
+  }
+  return node;
+}
+
+function toJs(value: unknown): unknown {
+  return value && typeof value === 'object' && 'toJSON' in value
+    ? (value as { toJSON(): unknown }).toJSON()
+    : value;
 }

@@ -25,13 +25,26 @@ export function newRunId(playbook: string): string {
   return `${base}-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
+/** What the Web UI shows at the top of a run: one line, and details in markdown. */
+export interface RunLabel {
+  summary: string;
+  details?: string;
+}
+
 export async function startScenario(
   client: Client,
   taskQueue: string,
   input: ScenarioInput,
   workflowId = newRunId(input.playbook),
+  label?: RunLabel,
 ): Promise<WorkflowHandle> {
-  return client.workflow.start(WORKFLOW_TYPE, { taskQueue, workflowId, args: [input] });
+  return client.workflow.start(WORKFLOW_TYPE, {
+    taskQueue,
+    workflowId,
+    args: [input],
+    ...(label ? { staticSummary: label.summary } : {}),
+    ...(label?.details ? { staticDetails: label.details } : {}),
+  });
 }
 
 export async function queryProgress(handle: WorkflowHandle): Promise<ScenarioResult> {

@@ -221,6 +221,10 @@ describe('tunnel-lab run / status / list / resume', () => {
     expect(state.steps[0]!.output).toMatchObject({ stdout: 'howdy from tunnel-lab' });
     const list = await run(['list']);
     expect(list.stdout).toMatch(new RegExp(`${id}\\s+hello\\s+passed`));
+    // The Web UI's summary and details of the run: the playbook, its description and variables.
+    const described = await lab.client.workflow.getHandle(id).describe();
+    expect(await described.staticSummary()).toBe('hello');
+    expect(await described.staticDetails()).toMatch(/\| greeting \| "howdy" \|/);
   });
 
   it('exits 1 when the run fails, and 2 when the playbook is invalid before starting', async () => {

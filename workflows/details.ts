@@ -31,6 +31,7 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
       `Paused at step \`${state.pausedStep}\`: ${state.error ?? 'failed'}`,
       '',
       'Resume with one of:',
+      '',
       `- \`tunnel-lab resume ${workflowId} --retry\` (or \`--skip\`, \`--abort\`)`,
       `- \`temporal workflow update execute -w ${workflowId} --name resume --input '{"action":"retry"}'\``,
       '',

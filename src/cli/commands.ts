@@ -6,8 +6,8 @@ import { parse as parseYamlScalar } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { actions } from '../../activities/registry.js';
-import { WORKFLOW_TYPE, type ResumeAction, type ScenarioInput } from '../../workflows/types.js';
-import { resumeScenario, scenarioOutcome, queryProgress, startScenario } from '../client.js';
+import { WORKFLOW_TYPE, type Plan, type ResumeAction, type ScenarioInput } from '../../workflows/types.js';
+import { resumeScenario, scenarioOutcome, queryProgress, startScenario, type RunLabel } from '../client.js';
 import { runUrl, settings, type Settings } from '../config.js';
 import { PlaybookError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
@@ -39,12 +39,22 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
   checkName('playbook', playbook, playbooksDir(config), ['schema']);
   if (lab) checkName('lab', lab, path.join(config.projectRoot, 'labs'));
   const file = resolvePlaybookPath(playbook, playbooksDir(config));
-  await loadPlaybookFile(file, { playbooksDir: playbooksDir(config), actions, vars: input.vars });
+  const plan = await loadPlaybookFile(file, {
+    playbooksDir: playbooksDir(config),
+    actions,
+    vars: input.vars,
+  });
   input.playbook = path.isAbsolute(playbook) || playbook.includes('/') ? file : playbook;
 
   const worker = !values.detach && !values['no-worker'];
   return withSession(config, { worker }, out, async (session) => {
-    const handle = await startScenario(session.client, config.taskQueue, input, string(values.id));
+    const handle = await startScenario(
+      session.client,
+      config.taskQueue,
+      input,
+      string(values.id),
+      runLabel(plan, input),
+    );
     out(`run ${handle.workflowId} started (playbook ${playbook})`);
     if (session.uiUrl) out(`Web UI: ${runUrl(session.uiUrl, config.namespace, handle.workflowId)}`);
     if (values.detach) return 0;
@@ -369,4 +379,21 @@ async function expectRunning(handle: WorkflowHandle, what: string): Promise<void
       `run ${handle.workflowId} has already ended (${status.name.toLowerCase()}); nothing to ${what.replace(/^--/, '')}`,
     );
   }
+}
+
+/** The Web UI's summary of a run (playbook, lab) and its details (description, variables). */
+function runLabel(plan: Plan, input: ScenarioInput): RunLabel {
+  const lab = input.lab ?? plan.lab;
+  const vars = Object.entries(plan.vars).map(
+    ([name, value]) =>
+      `| ${name} | ${JSON.stringify(input.vars && name in input.vars ? input.vars[name] : value)} |`,
+  );
+  return {
+    summary: lab ? `${plan.name} on lab ${path.basename(lab).replace(/\.ya?ml$/, '')}` : plan.name,
+    details: [
+      plan.description ?? '',
+      '',
+      ...(vars.length > 0 ? ['| variable | value |', '| --- | --- |', ...vars] : []),
+    ].join('\n'),
+  };
 }

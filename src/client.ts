@@ -1,4 +1,5 @@
 /** Client-side helpers shared by the CLI, the bench and tests. */
+import path from 'node:path';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import {
   PROGRESS_QUERY,
@@ -9,6 +10,7 @@ import {
   type ScenarioInput,
   type ScenarioResult,
 } from '../workflows/types.js';
+import { PLAYBOOK_ATTRIBUTE } from '../workflows/search-attributes.js';
 
 export async function connectClient(address: string, namespace: string): Promise<Client> {
   const connection = await Connection.connect({ address });
@@ -42,6 +44,8 @@ export async function startScenario(
     taskQueue,
     workflowId,
     args: [input],
+    // Set at the start too, so that a run no worker has picked up yet still shows its playbook in lists.
+    typedSearchAttributes: [{ key: PLAYBOOK_ATTRIBUTE, value: playbookName(input.playbook) }],
     ...(label ? { staticSummary: label.summary } : {}),
     ...(label?.details ? { staticDetails: label.details } : {}),
   });
@@ -70,4 +74,9 @@ export async function scenarioOutcome(handle: WorkflowHandle): Promise<ScenarioR
 
 export async function resumeScenario(handle: WorkflowHandle, action: ResumeAction): Promise<string> {
   return handle.executeUpdate<string, [ResumeRequest]>(RESUME, { args: [{ action }] });
+}
+
+/** A playbook's name as the run's TunnelPlaybook attribute holds it: `tls-passthrough`, also for a file path. */
+function playbookName(ref: string): string {
+  return path.basename(ref).replace(/\.ya?ml$/, '');
 }

@@ -273,8 +273,16 @@ describe('tunnel-lab run / status / list / resume', () => {
   it('status answers within seconds for a run that no worker serves, and says how to serve it', async () => {
     const options = { taskQueue: uniqueQueue('nobody'), stateRoot: lab.stateRoot };
     const id = uniqueQueue('unserved');
-    expect((await cli(['run', 'hello', '--detach', '--id', id], options)).exitCode).toBe(0);
+    const detached = await cli(['run', 'hello', '--detach', '--id', id], options);
+    expect(detached.exitCode).toBe(0);
+    // Detached, it says what the run waits for and how to follow it.
+    expect(detached.stdout).toContain(
+      `it runs when a worker serves task queue ${options.taskQueue} (npm run worker, or tunnel-lab server); ` +
+        `follow it with: tunnel-lab resume ${id}`,
+    );
     try {
+      // A run no worker has picked up yet is listed with its playbook.
+      expect((await cli(['list'], options)).stdout).toMatch(new RegExp(`${id}\\s+hello\\s+running`));
       const began = Date.now();
       const status = await cli(['status', id], options);
       expect(status.exitCode).toBe(0);

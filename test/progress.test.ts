@@ -148,6 +148,10 @@ describe('progress rendering', () => {
         'hello: running',
       ].join('\n'),
     );
+    // Once the run has ended, steps that never ran say so.
+    expect(summaryTable({ ...state, status: 'failed' })).toMatch(
+      /cleanup \(finally\)\s+exec\s+· not run\s+0/,
+    );
     // Without live data (a finished run, or `status` of a closed one) the columns are the workflow's own.
     expect(summaryTable({ ...state, status: 'failed', error: 'step uname: boom' })).toMatch(
       /node-version \(∥ both\)\s+exec\s+▶ running\s+0\s*\n[\s\S]*\nhello: failed — step uname: boom$/,

@@ -44,6 +44,7 @@ async function mixedRun(): Promise<WorkflowHandle> {
       'vars: { who: "<world>" }',
       'steps:',
       '  - id: flaky',
+      '    name: passes on its second attempt',
       '    uses: exec',
       '    retry: { attempts: 3, interval: 300ms }',
       `    with: { command: [node, ${fixture('flaky.mjs')}, ${dir}/count, '2'] }`,
@@ -137,7 +138,8 @@ describe('run reports', () => {
     const xml = await readFile(file, 'utf8');
     const cases = [...xml.matchAll(/<testcase name="([^"]+)" classname="([^"]+)" time="([\d.]+)"/g)];
     expect(cases.map((m) => [m[1], m[2]])).toEqual([
-      ['flaky', 'mixed'],
+      // A step's name, where it has one, follows its id.
+      ['flaky: passes on its second attempt', 'mixed'],
       ['markup', 'mixed.checks'],
       ['sleeper', 'mixed.checks'],
       ['broken', 'mixed'],
@@ -207,7 +209,11 @@ describe('run reports', () => {
     expect(barsOf('broken')).toEqual(['1:failed', '2:failed']);
     expect(barsOf('cleanup')).toEqual(['1:passed']);
     expect(html).toContain('<rect class="group" data-group="checks"');
-    // Evidence: pretty JSON, escaped.
+    // Evidence: the step's own lines first, escaped; its raw output, pretty JSON, behind a click.
+    expect(html).toContain(
+      '<pre class="seen">exit 0: &lt;script&gt;alert(&quot;&lt;world&gt;&quot;)&lt;/script&gt; &amp; done</pre>',
+    );
+    expect(html).toContain('<details><summary>output</summary>');
     expect(html).toContain(
       '&quot;stdout&quot;: &quot;&lt;script&gt;alert(\\&quot;&lt;world&gt;\\&quot;)&lt;/script&gt; &amp; done&quot;',
     );

@@ -57,11 +57,24 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
     );
     out(`run ${handle.workflowId} started (playbook ${playbook})`);
     if (session.uiUrl) out(`Web UI: ${runUrl(session.uiUrl, config.namespace, handle.workflowId)}`);
-    if (values.detach) return 0;
+    if (values.detach) {
+      out(
+        `it runs when a worker serves task queue ${config.taskQueue} (npm run worker, or tunnel-lab server); ` +
+          `follow it with: tunnel-lab resume ${handle.workflowId}`,
+      );
+      if (session.ownsServer)
+        out('the embedded Temporal server stops with this command: run tunnel-lab server first');
+      return 0;
+    }
     const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, handle.workflowId) : undefined;
     const result = await follow(handle, out, { uiUrl });
     const report = string(values.report);
     if (report) await saveReport(handle, report, config, uiUrl, out);
+    if (session.ownsServer && uiUrl) {
+      out(
+        '(that Web UI lives only while this command runs; keep `tunnel-lab server` running for one that stays)',
+      );
+    }
     return exitCodeOf(result);
   });
 }

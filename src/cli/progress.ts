@@ -90,12 +90,14 @@ function elapsed(step: StepRecord, now: number | undefined): number | undefined 
 
 /** The summary table: one row per step; running steps show their current attempt and time so far. */
 export function summaryTable(state: ScenarioResult, options: RenderOptions = {}): string {
+  // Once the run has ended, a step still pending never ran: say so rather than "pending".
+  const ended = state.status !== 'running' && state.status !== 'paused';
   const rows = state.steps.map((s) => {
     const time = elapsed(s, options.now);
     return [
       stepLabel(s),
       s.uses,
-      `${MARK[s.status]} ${s.status}`,
+      ended && s.status === 'pending' ? `${MARK.pending} not run` : `${MARK[s.status]} ${s.status}`,
       String(attemptOf(s, options.live)),
       time === undefined ? '' : seconds(time),
     ];

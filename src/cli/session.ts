@@ -17,6 +17,8 @@ export interface Session {
   uiUrl?: string;
   /** True when this process runs the worker (so it must stay up while runs progress). */
   ownsWorker: boolean;
+  /** True when this process started the embedded dev server, whose Web UI ends with it. */
+  ownsServer: boolean;
   close(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
     client,
     uiUrl,
     ownsWorker: worker !== undefined,
+    ownsServer: server !== undefined,
     async close() {
       if (worker) {
         worker.shutdown();

@@ -259,11 +259,17 @@ function evidence(step: StepReport): string {
       `<ul class="attempts">${failures.map((a) => `<li>attempt ${a.attempt}: ${esc(a.outcome)} — ${esc(a.error ?? '')}</li>`).join('')}</ul>`,
     );
   }
-  parts.push(
-    step.output === undefined
-      ? '<p class="muted">No output recorded.</p>'
-      : `<pre class="output">${esc(JSON.stringify(step.output, null, 2))}</pre>`,
-  );
+  // What the step saw, for people; the raw output stays one click away.
+  if (step.evidence && step.evidence.length > 0) {
+    parts.push(`<pre class="seen">${esc(step.evidence.join('\n'))}</pre>`);
+  }
+  if (step.output === undefined) {
+    if (!step.evidence) parts.push('<p class="muted">No output recorded.</p>');
+  } else {
+    parts.push(
+      `<details><summary>output</summary><pre class="output">${esc(JSON.stringify(step.output, null, 2))}</pre></details>`,
+    );
+  }
   parts.push('</section>');
   return parts.join('\n');
 }

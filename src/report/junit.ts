@@ -65,7 +65,9 @@ function testcase(report: RunReport, step: StepReport): string {
   const classname = [report.playbook, step.phase === 'finally' ? 'finally' : step.group]
     .filter(Boolean)
     .join('.');
-  const open = `    <testcase${attributes({ name: step.id, classname, time: seconds(step.durationMs ?? 0) })}`;
+  // The step's own name, where it has one, says what the test checks; the id keeps it unique.
+  const name = step.name ? `${step.id}: ${step.name}` : step.id;
+  const open = `    <testcase${attributes({ name, classname, time: seconds(step.durationMs ?? 0) })}`;
   const body: string[] = [];
   const reason = skippedReason(step);
   if (reason !== undefined) body.push(`      <skipped${attributes({ message: reason })}/>`);
@@ -84,8 +86,8 @@ function testcase(report: RunReport, step: StepReport): string {
     ].join('\n');
     body.push(`      <failure${attributes({ message: firstLine(error), type })}>${text(detail)}</failure>`);
   }
-  const evidence = [step.summary ? `${step.uses}: ${step.summary}` : step.uses];
-  if (step.output !== undefined) evidence.push(JSON.stringify(step.output, null, 2));
+  const evidence = [step.summary ? `${step.uses}: ${step.summary}` : step.uses, ...(step.evidence ?? [])];
+  if (step.output !== undefined) evidence.push('', JSON.stringify(step.output, null, 2));
   body.push(`      <system-out>${text(evidence.join('\n'))}</system-out>`);
   return `${open}>\n${body.join('\n')}\n    </testcase>`;
 }

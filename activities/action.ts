@@ -22,8 +22,11 @@ export interface ActionPolicy {
   };
   /** The largest `retry.attempts` a step may ask for. */
   maxAttempts: number;
-  /** Error types (class names) that fail the step at once. */
-  nonRetryable: string[];
+  /**
+   * More error types (class names) that fail this action's steps at once. Errors whose class is
+   * non-retryable (src/errors.ts) need no entry; the registry refuses one, and unknown names.
+   */
+  nonRetryable?: string[];
 }
 
 export interface ActionLogger {

@@ -3,15 +3,10 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { TunnelLabError } from '../src/errors.js';
+import { MissingCertificatesError } from '../src/errors.js';
 import { ownerLabels } from '../src/lab/ownership.js';
 import { defineAction, type ActionContext } from './action.js';
 import { certFiles, certificateInfo, type CertificateInfo } from './certs-generate.js';
-
-/** The client certificate files are missing or do not belong together; run certs.generate first. */
-export class MissingCertificatesError extends TunnelLabError {
-  override readonly nonRetryable = true;
-}
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -70,7 +65,6 @@ export const certsConfigmapAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
-    nonRetryable: ['MissingCertificatesError', 'CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) => `certs.configmap ${input.namespace}/${input.configMap} + secret ${input.secret}`,
   examples: [

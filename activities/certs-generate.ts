@@ -261,7 +261,6 @@ export const certsGenerateAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 2, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 5,
-    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) =>
     `certs.generate client ${input.clientCn}, ${input.days} days${input.force ? ' (force)' : ''}`,

@@ -61,7 +61,6 @@ export const execAction = defineAction({
     heartbeatTimeout: '10s',
     retry: { attempts: 3, initialInterval: '1s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
-    nonRetryable: ['CommandNotFoundError'],
   },
   summary: (input) => `exec ${input.command.join(' ')}`.slice(0, 200),
   evidence: (output: ExecOutput) => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { StepOutcome } from '../workflows/types.js';
+import { InputError } from '../src/errors.js';
 import { loadLab } from '../src/lab/definition.js';
 import { LabRuntime } from '../src/lab/runtime.js';
 import type { ActionContext, ActionDefinition, ActionDeps, StepMeta } from './action.js';
@@ -38,12 +39,7 @@ export function toActivity(
     const workflowId = info.workflowExecution?.workflowId ?? 'standalone';
     try {
       const parsed = action.input.safeParse(raw);
-      if (!parsed.success) {
-        throw ApplicationFailure.nonRetryable(
-          `invalid input for ${action.name}: ${parsed.error.message}`,
-          'InputError',
-        );
-      }
+      if (!parsed.success) throw new InputError(`invalid input for ${action.name}: ${parsed.error.message}`);
       const stateDir = path.join(deps.stateRoot, 'runs', sanitize(workflowId));
       await mkdir(stateDir, { recursive: true });
       let lab: Promise<LabRuntime> | undefined;
@@ -86,7 +82,7 @@ function toFailure(err: unknown, action: ActionDefinition, attempt: number): unk
   const error = err instanceof Error ? err : new Error(String(err));
   const nonRetryable =
     (error as { nonRetryable?: boolean }).nonRetryable === true ||
-    action.policy.nonRetryable.includes(error.name);
+    (action.policy.nonRetryable ?? []).includes(error.name);
   return ApplicationFailure.create({
     message: error.message,
     type: error.name,

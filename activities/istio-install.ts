@@ -71,7 +71,6 @@ export const istioInstallAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 3, initialInterval: '10s', backoff: 2, maxInterval: '2m' },
     maxAttempts: 10,
-    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) =>
     `istio.install profile=${input.profile}${Object.entries(input.set)

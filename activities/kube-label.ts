@@ -48,7 +48,6 @@ export const kubeLabelAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
-    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) =>
     `kube.label ${input.kind} ${input.name} ${Object.entries(input.labels)

@@ -41,7 +41,7 @@ interface Kubeconfig {
 export const kubeconfigFetchAction = defineAction({
   name: 'kubeconfig.fetch',
   description:
-    "Copy the cluster's admin kubeconfig from its VM over ssh, pointed at the forwarded API, and wait for Ready nodes.",
+    "Copy the cluster's admin kubeconfig from its VM over ssh, pointed at the lab's API server address (network.apiServer), and wait for Ready nodes.",
   input: kubeconfigFetchInput,
   policy: {
     timeout: '10m',
@@ -49,7 +49,6 @@ export const kubeconfigFetchAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 10, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 50,
-    nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
   },
   summary: (input) => `kubeconfig.fetch from ${input.machine ?? 'the kubernetes machine'}`,
   examples: [

@@ -58,7 +58,6 @@ export const logExpectAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 3, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
-    nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
   },
   summary: (input) =>
     `log.expect ${input.absent ? 'no' : (input.count ?? '≥1')} /${input.pattern}/ in ${input.machine}:${input.file}` +

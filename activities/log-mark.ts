@@ -50,7 +50,6 @@ export const logMarkAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 5, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 20,
-    nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
   },
   summary: (input) => `log.mark ${input.name} on ${input.machine}:${input.file}`,
   examples: [

@@ -86,7 +86,6 @@ export const manifestApplyAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '1m' },
     maxAttempts: 30,
-    nonRetryable: ['ManifestError', 'CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) =>
     `manifest.apply ${input.delete ? '(delete) ' : ''}${input.files.join(' ')}`.slice(0, 200),

@@ -53,7 +53,6 @@ export const manifestPruneAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
-    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) =>
     `manifest.prune ${input.thisRun ? 'every run' : 'earlier runs'}: ${input.kinds.map((k) => k.split('.')[0]).join(', ')}`,

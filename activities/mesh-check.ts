@@ -79,7 +79,6 @@ export const meshCheckAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 1, initialInterval: '1s', backoff: 2, maxInterval: '1s' },
     maxAttempts: 3,
-    nonRetryable: ['MeshCheckError', 'ManifestError', 'OracleError', 'LabConfigError'],
   },
   evidence: (output: MeshCheckOutput) => [
     `${output.engine}:`,

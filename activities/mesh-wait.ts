@@ -89,7 +89,6 @@ export const meshWaitAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 2, initialInterval: '2s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 10,
-    nonRetryable: ['MeshCheckError', 'CommandNotFoundError', 'LabConfigError'],
   },
   evidence: (output: MeshWaitOutput) => [
     ...(output.gatewayTunnels ? [`gateway tunnels: ${output.gatewayTunnels.join(', ')}`] : []),

@@ -81,7 +81,6 @@ export const probeCurlAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 10, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 60,
-    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) =>
     `probe.curl ${input.url} from ${input.selector}, expect ${'fails' in input.expect ? 'no answer' : `HTTP ${input.expect.status}`}`,

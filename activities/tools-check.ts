@@ -100,7 +100,6 @@ export const toolsCheckAction = defineAction({
     heartbeatTimeout: '30s',
     retry: { attempts: 2, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 5,
-    nonRetryable: ['CommandNotFoundError', 'LabConfigError'],
   },
   summary: (input) => `tools.check ${input.tools.join(' ')}`,
   evidence: (output: ToolsCheckOutput) =>

@@ -85,7 +85,6 @@ export const vmPolicy: ActionPolicy = {
   heartbeatTimeout: '30s',
   retry: { attempts: 3, initialInterval: '10s', backoff: 2, maxInterval: '2m' },
   maxAttempts: 10,
-  nonRetryable: ['LabConfigError', 'CommandNotFoundError'],
 };
 
 /** Output of vm.up. */

@@ -8,7 +8,10 @@
  * `exitStatus` is the CLI's exit code when one reaches it (see src/cli/spec.ts EXIT_CODES).
  */
 export class TunnelLabError extends Error {
-  readonly nonRetryable: boolean = false;
+  /** A getter on the class, so that the registry can read it without making an error. */
+  get nonRetryable(): boolean {
+    return false;
+  }
   readonly exitStatus: number = 1;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -27,7 +30,9 @@ export interface SourceLocation {
 
 /** A playbook that cannot run as written; names the file, line, column and field. */
 export class PlaybookError extends TunnelLabError {
-  override readonly nonRetryable = true;
+  override get nonRetryable(): boolean {
+    return true;
+  }
   override readonly exitStatus = 2;
   constructor(
     readonly problems: (SourceLocation & { message: string })[],
@@ -43,9 +48,12 @@ export function formatProblem(p: SourceLocation & { message: string }): string {
   return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
 }
 
-/** A step names an action that is not registered. */
-export class UnknownActionError extends TunnelLabError {
-  override readonly nonRetryable = true;
+/** A step's input does not fit its action's schema (when a run bypasses the loader's checks). */
+export class InputError extends TunnelLabError {
+  override get nonRetryable(): boolean {
+    return true;
+  }
+  override readonly exitStatus = 2;
 }
 
 /** A command ran but its result is not what the step expects; worth retrying. */
@@ -53,12 +61,16 @@ export class ExpectationError extends TunnelLabError {}
 
 /** A local tool (vagrant, kubectl, ...) is missing or cannot run; retrying will not help. */
 export class CommandNotFoundError extends TunnelLabError {
-  override readonly nonRetryable = true;
+  override get nonRetryable(): boolean {
+    return true;
+  }
 }
 
 /** The lab definition lacks something an action needs (a tool, a machine, a file); fix the lab file. */
 export class LabConfigError extends TunnelLabError {
-  override readonly nonRetryable = true;
+  override get nonRetryable(): boolean {
+    return true;
+  }
 }
 
 /** A lab tool failed; keeps the command and the end of its stderr. */
@@ -79,12 +91,30 @@ export class LabToolError extends TunnelLabError {
 
 /** The mesh would not do what a step expects, or would reject the config; the manifests must change. */
 export class MeshCheckError extends TunnelLabError {
-  override readonly nonRetryable = true;
+  override get nonRetryable(): boolean {
+    return true;
+  }
+}
+
+/** A template that cannot be read or rendered; fixing the template or the values is the only cure. */
+export class ManifestError extends TunnelLabError {
+  override get nonRetryable(): boolean {
+    return true;
+  }
+}
+
+/** The client certificate files are missing or do not belong together; run certs.generate first. */
+export class MissingCertificatesError extends TunnelLabError {
+  override get nonRetryable(): boolean {
+    return true;
+  }
 }
 
 /** The Istio oracle cannot be built or run (no Go, a failed build, a crash); retrying will not help. */
 export class OracleError extends TunnelLabError {
-  override readonly nonRetryable = true;
+  override get nonRetryable(): boolean {
+    return true;
+  }
 }
 
 /** The Temporal CLI (dev server) cannot be found or built. */

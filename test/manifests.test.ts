@@ -5,13 +5,13 @@ import { loadLab, type LabDefinition } from '../src/lab/definition.js';
 import {
   defaultValues,
   labValues,
-  ManifestError,
   manifestPath,
   manifestsDir,
   mergeValues,
   renderManifest,
   renderManifestFile,
 } from '../src/lab/render.js';
+import { ManifestError } from '../src/errors.js';
 import { root } from './support/temporal.js';
 
 const dir = manifestsDir(root);

@@ -21,7 +21,9 @@ import {
 import { RetryState } from '@temporalio/common';
 import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from './search-attributes.js';
 import {
+  activityIdOf,
   isGroup,
+  RESUME_ACTIONS,
   LOAD_PLAYBOOK_ACTIVITY,
   pendingRecord,
   planSteps,
@@ -45,15 +47,13 @@ export const progressQuery = defineQuery<ScenarioResult>(PROGRESS_QUERY);
 export const resumeUpdate = defineUpdate<string, [ResumeRequest]>(RESUME);
 export const resumeSignal = defineSignal<[ResumeRequest]>(RESUME);
 
-const RESUME_ACTIONS: readonly ResumeAction[] = ['retry', 'skip', 'abort'];
-
 type Loader = Record<typeof LOAD_PLAYBOOK_ACTIVITY, (input: ScenarioInput) => Promise<Plan>>;
 type ActionActivity = (input: Record<string, unknown>, meta: StepMeta) => Promise<StepOutcome>;
 
 // Loading is cheap and its failures (a bad file) are final, so it gets a short, bounded policy.
 const loader = proxyActivities<Loader>({
   startToCloseTimeout: '30s',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlaybookError', 'UnknownActionError'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlaybookError'] },
   summary: 'load and validate the playbook',
 });
 
@@ -243,7 +243,7 @@ function activityFor(
 ): ActionActivity {
   const options: ActivityOptions = {
     // A retried step (after a resume) needs a fresh id; the suffix keeps the UI readable.
-    activityId: previousAttempts === 0 ? step.id : `${step.id}#${previousAttempts + 1}`,
+    activityId: activityIdOf(step.id, previousAttempts),
     startToCloseTimeout: step.options.startToCloseTimeout,
     retry: step.options.retry,
     // The Web UI's timeline and event list show this line: the step id first, then what it does.

@@ -115,7 +115,23 @@ export interface ScenarioResult {
   error?: string;
 }
 
-export type ResumeAction = 'retry' | 'skip' | 'abort';
+/** How a paused run can be answered. */
+export const RESUME_ACTIONS = ['retry', 'skip', 'abort'] as const;
+export type ResumeAction = (typeof RESUME_ACTIONS)[number];
+
+/**
+ * The activity id of a step's execution: the step id, then `#n` for the n-th execution of a step run
+ * again after a resume (its attempts restart with a fresh id).
+ */
+export function activityIdOf(stepId: string, previousAttempts: number): string {
+  return previousAttempts === 0 ? stepId : `${stepId}#${previousAttempts + 1}`;
+}
+
+/** The step an activity id belongs to: `<id>` or `<id>#n` → `<id>`. */
+export function stepOfActivity(activityId: string): string {
+  const hash = activityId.lastIndexOf('#');
+  return hash > 0 && /^\d+$/.test(activityId.slice(hash + 1)) ? activityId.slice(0, hash) : activityId;
+}
 
 /** Argument of the `resume` update and signal. */
 export interface ResumeRequest {

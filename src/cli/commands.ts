@@ -6,12 +6,20 @@ import { parse as parseYamlScalar } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { actions } from '../../activities/registry.js';
-import { WORKFLOW_TYPE, type Plan, type ResumeAction, type ScenarioInput } from '../../workflows/types.js';
+import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from '../../workflows/search-attributes.js';
+import {
+  RESUME_ACTIONS,
+  WORKFLOW_TYPE,
+  type Plan,
+  type ResumeAction,
+  type ScenarioInput,
+} from '../../workflows/types.js';
 import { resumeScenario, scenarioOutcome, queryProgress, startScenario, type RunLabel } from '../client.js';
 import { runUrl, settings, type Settings } from '../config.js';
 import { PlaybookError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../playbook/load.js';
+import { renderActionsDoc } from '../playbook/actions-doc.js';
 import { playbookJsonSchema } from '../playbook/schema.js';
 import { exitCodeOf, follow } from './follow.js';
 import { withCodeFrames } from './frame.js';
@@ -124,9 +132,9 @@ export async function listCommand(argv: string[], out: Out): Promise<number> {
       const get = (name: string) => String(attrs.find((p) => p.key.name === name)?.value ?? '');
       rows.push([
         run.workflowId,
-        get('TunnelPlaybook'),
-        get('TunnelStatus') || run.status.name.toLowerCase(),
-        get('TunnelStep'),
+        get(PLAYBOOK_ATTRIBUTE.name),
+        get(STATUS_ATTRIBUTE.name) || run.status.name.toLowerCase(),
+        get(STEP_ATTRIBUTE.name),
         run.startTime.toISOString(),
       ]);
       if (rows.length >= limit) break;
@@ -151,7 +159,7 @@ export async function listCommand(argv: string[], out: Out): Promise<number> {
 export async function resumeCommand(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseCommand(spec('resume'), argv);
   const id = positionals[0]!;
-  const chosen = (['retry', 'skip', 'abort'] as const).filter((a) => values[a]);
+  const chosen = RESUME_ACTIONS.filter((a) => values[a]);
   if (chosen.length > 1) {
     throw new UsageError(`choose one of --retry, --skip and --abort`, usageHint(spec('resume')));
   }
@@ -251,6 +259,10 @@ export function actionsCommand(argv: string[], out: Out): number {
   }));
   if (values.json) {
     out(JSON.stringify(name ? described[0] : described, null, 2));
+    return 0;
+  }
+  if (values.markdown) {
+    out(renderActionsDoc(chosen));
     return 0;
   }
   for (const a of described) {

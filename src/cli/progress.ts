@@ -4,7 +4,7 @@
  * The rendering is pure (state in, lines out) so that it can be tested without a terminal.
  */
 import type proto from '@temporalio/proto';
-import { STATUS_MARKS, type ScenarioResult, type StepRecord } from '../../workflows/types.js';
+import { STATUS_MARKS, stepOfActivity, type ScenarioResult, type StepRecord } from '../../workflows/types.js';
 
 const MARK = STATUS_MARKS;
 
@@ -39,8 +39,7 @@ export function liveAttempts(
   const live = new Map<string, LiveAttempt>();
   for (const activity of pending ?? []) {
     const id = activity.activityId ?? '';
-    const hash = id.lastIndexOf('#');
-    const stepId = hash > 0 && /^\d+$/.test(id.slice(hash + 1)) ? id.slice(0, hash) : id;
+    const stepId = stepOfActivity(id);
     const entry: LiveAttempt = {
       attempt: activity.attempt || 1,
       waiting: Number(activity.state) === PENDING_SCHEDULED,

@@ -152,8 +152,15 @@ export const COMMANDS: CommandSpec[] = [
     args: '[ACTION]',
     positionals: { min: 0, max: 1 },
     summary: 'the actions playbooks can use, or one of them in full',
-    options: { json: { type: 'boolean', description: 'print them as JSON (inputs as JSON Schema)' } },
-    examples: ['tunnel-lab actions', 'tunnel-lab actions probe.curl'],
+    options: {
+      json: { type: 'boolean', description: 'print them as JSON (inputs as JSON Schema)' },
+      markdown: { type: 'boolean', description: 'print the reference docs/actions.md is made of' },
+    },
+    examples: [
+      'tunnel-lab actions',
+      'tunnel-lab actions probe.curl',
+      'tunnel-lab actions --markdown > docs/actions.md',
+    ],
   },
   {
     name: 'schema',

@@ -19,13 +19,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { TunnelLabError } from '../errors.js';
+import { ManifestError } from '../errors.js';
 import { machineWithRole, type LabDefinition } from './definition.js';
-
-/** A template that cannot be read or rendered; fixing the template or the values is the only cure. */
-export class ManifestError extends TunnelLabError {
-  override readonly nonRetryable = true;
-}
 
 export interface RenderContext {
   lab: Record<string, unknown>;

@@ -11,7 +11,7 @@ import type { ActionDefinition } from '../../activities/action.js';
 import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../../workflows/types.js';
 import { describeIssue } from '../validation.js';
 import { fromMs, toMs } from '../duration.js';
-import { PlaybookError, type SourceLocation } from '../errors.js';
+import { InputError, PlaybookError, type SourceLocation } from '../errors.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
 import { z as zod } from 'zod';
 import { genericStep, groupFields, playbookShape } from './schema.js';
@@ -259,7 +259,7 @@ function stepOptions(
       initialInterval: step.retry?.interval ?? policy.retry.initialInterval,
       backoffCoefficient: step.retry?.backoff ?? policy.retry.backoff,
       maximumInterval: step.retry?.maxInterval ?? policy.retry.maxInterval,
-      nonRetryableErrorTypes: [...policy.nonRetryable, 'InputError'],
+      nonRetryableErrorTypes: [...(policy.nonRetryable ?? []), InputError.name],
     },
   };
   if (policy.heartbeatTimeout) options.heartbeatTimeout = policy.heartbeatTimeout;

@@ -10,6 +10,7 @@ import {
   LOAD_PLAYBOOK_ACTIVITY,
   pendingRecord,
   planSteps,
+  stepOfActivity,
   type Plan,
   type RunStatus,
   type ScenarioInput,
@@ -222,7 +223,9 @@ export function buildRunReport(history: History, options: BuildOptions): RunRepo
     const step: StepReport = {
       ...record,
       attemptSpans: stepSpans(
-        executions.filter((a) => a.type !== LOAD_PLAYBOOK_ACTIVITY && stepOf(a.activityId) === record.id),
+        executions.filter(
+          (a) => a.type !== LOAD_PLAYBOOK_ACTIVITY && stepOfActivity(a.activityId) === record.id,
+        ),
         pending,
         end,
       ),
@@ -394,7 +397,7 @@ function deriveScenario(
   const state: ScenarioResult = { playbook: plan?.name ?? input.playbook, status, steps: [] };
   if (!plan) return state;
   for (const { step, phase, group } of planSteps(plan)) {
-    const own = executions.filter((a) => a.type === step.uses && stepOf(a.activityId) === step.id);
+    const own = executions.filter((a) => a.type === step.uses && stepOfActivity(a.activityId) === step.id);
     const record = pendingRecord(step, phase, group);
     const last = own.at(-1);
     if (last) {
@@ -428,12 +431,6 @@ function runStatus(status: RunStatus, temporalStatus: string): RunStatus {
   if (temporalStatus === 'COMPLETED') return 'passed';
   if (temporalStatus === 'CANCELED') return 'cancelled';
   return 'failed';
-}
-
-/** `<id>` or `<id>#n` (a step run again after a resume) → `<id>`. */
-export function stepOf(activityId: string): string {
-  const hash = activityId.lastIndexOf('#');
-  return hash > 0 && /^\d+$/.test(activityId.slice(hash + 1)) ? activityId.slice(0, hash) : activityId;
 }
 
 function pendingByActivity(

@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { defineAction } from '../activities/action.js';
+import { actions, definitionProblems } from '../activities/registry.js';
+import { renderActionsDoc } from '../src/playbook/actions-doc.js';
+import { parsePlaybook } from '../src/playbook/load.js';
+import { root } from './support/temporal.js';
+
+const sleep = defineAction({
+  name: 'sleep.wait',
+  description: 'Wait.',
+  input: z.object({}).strict(),
+  policy: {
+    timeout: '1m',
+    maxTimeout: '10m',
+    retry: { attempts: 1, initialInterval: '1s', backoff: 2, maxInterval: '1s' },
+    maxAttempts: 3,
+  },
+  summary: () => 'sleep',
+  examples: [{ description: 'Wait', yaml: 'id: nap\nuses: sleep.wait' }],
+  create: () => () => Promise.resolve({}),
+});
+
+describe('the action registry', () => {
+  it('accepts a sound definition', () => {
+    expect(definitionProblems(sleep)).toEqual([]);
+  });
+
+  it('refuses inconsistent policies, unknown or redundant non-retryable names, and no examples', () => {
+    const broken = {
+      ...sleep,
+      policy: {
+        ...sleep.policy,
+        timeout: '20m',
+        heartbeatTimeout: '30m',
+        retry: { ...sleep.policy.retry, attempts: 5 },
+        nonRetryable: ['LabConfigEror', 'LabConfigError', 'LabToolError'],
+      },
+      examples: [],
+    };
+    expect(definitionProblems(broken)).toEqual([
+      'action sleep.wait: its timeout 20m exceeds its maxTimeout 10m',
+      'action sleep.wait: its retry.attempts 5 is not within 1..maxAttempts (3)',
+      'action sleep.wait: its heartbeatTimeout 30m exceeds its timeout 20m',
+      'action sleep.wait: nonRetryable names LabConfigEror, which is no error class of src/errors.ts',
+      'action sleep.wait: nonRetryable names LabConfigError, which is non-retryable by its class already',
+      'action sleep.wait: it has no example',
+    ]);
+  });
+});
+
+describe('docs/actions.md', () => {
+  it('is the reference the registry generates (regenerate: npm run schema)', async () => {
+    const shipped = await readFile(path.join(root, 'docs', 'actions.md'), 'utf8');
+    expect(shipped).toBe(`${renderActionsDoc(actions)}\n`);
+  });
+});
+
+describe("every action's examples", () => {
+  const cases = actions.flatMap((action) =>
+    action.examples.map((example) => [action.name, example.description, example.yaml] as const),
+  );
+
+  it.each(cases)('%s: "%s" is a valid step', (name, _description, yaml) => {
+    const step = yaml
+      .split('\n')
+      .map((line, i) => (i === 0 ? `  - ${line}` : `    ${line}`))
+      .join('\n');
+    const text = `name: example\nvars: { teardown: keep }\nsteps:\n${step}\n`;
+    const plan = parsePlaybook(text, `${name}.example.yaml`, {
+      playbooksDir: path.join(root, 'playbooks'),
+      actions,
+    });
+    expect(plan.steps).toEqual([expect.objectContaining({ uses: name })]);
+  });
+});

@@ -1,23 +1,13 @@
+import { builtinModules } from 'node:module';
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
+// Every Node built-in, in both spellings (`fs/promises` and `node:fs/promises`), as Node itself lists them.
 const nodeBuiltins = [
-  'fs',
-  'path',
-  'os',
-  'child_process',
-  'net',
-  'http',
-  'https',
-  'crypto',
-  'process',
-  'util',
-  'events',
-  'stream',
-  'url',
-  'timers',
-  'worker_threads',
+  ...new Set(
+    builtinModules.flatMap((name) => [name.replace(/^node:/, ''), `node:${name.replace(/^node:/, '')}`]),
+  ),
 ];
 
 export default tseslint.config(
@@ -48,7 +38,7 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.flatMap((name) => [name, `node:${name}`]),
+          paths: nodeBuiltins,
           patterns: [
             {
               group: ['../activities/*', '../src/*', 'execa', 'ssh2'],

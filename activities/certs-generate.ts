@@ -1,10 +1,13 @@
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { CommandNotFoundError, LabToolError } from '../src/errors.js';
+import { runCommand } from '../src/worker/run-command.js';
 import { defineAction, type ActionContext } from './action.js';
+
+/** What running a program needs of an activity's context. */
+type CommandContext = Pick<ActionContext, 'signal' | 'heartbeat' | 'stateDir'>;
 
 /** The name clients use for external-app inside the mesh (its ServiceEntry host and the server certificate's CN). */
 export const APP_HOST = 'external-app.default.svc.cluster.local';
@@ -82,22 +85,12 @@ export interface CertsGenerateOutput {
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TAIL = 600;
 
-async function openssl(
-  args: string[],
-  ctx: Pick<ActionContext, 'signal' | 'heartbeat'>,
-  cwd?: string,
-): Promise<string> {
-  ctx.heartbeat();
-  const result = await execa('openssl', args, {
-    reject: false,
-    cwd,
-    stdin: 'ignore',
-    cancelSignal: ctx.signal,
+/** Runs openssl as every action runs a local program (heartbeat, cancellation, orphan tracking). */
+async function openssl(args: string[], ctx: CommandContext, cwd?: string): Promise<string> {
+  const result = await runCommand(ctx, 'openssl', args, {
+    ...(cwd ? { cwd } : {}),
+    notFound: 'openssl not found: install it (apt-get install openssl)',
   });
-  if (result.isCanceled) throw ctx.signal.reason ?? new Error('cancelled');
-  if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-    throw new CommandNotFoundError('openssl not found: install it (apt-get install openssl)');
-  }
   if (result.exitCode !== 0) {
     throw new LabToolError(
       ['openssl', ...args],
@@ -117,7 +110,7 @@ async function problemWith(
   files: CertFiles,
   input: z.output<typeof certsGenerateInput>,
   appIp: string | undefined,
-  ctx: Pick<ActionContext, 'signal' | 'heartbeat'>,
+  ctx: CommandContext,
 ): Promise<string | undefined> {
   const pem: Record<string, Buffer> = {};
   for (const [name, file] of Object.entries(files)) {
@@ -169,7 +162,7 @@ async function generate(
   files: CertFiles,
   input: z.output<typeof certsGenerateInput>,
   appIp: string | undefined,
-  ctx: Pick<ActionContext, 'signal' | 'heartbeat'>,
+  ctx: CommandContext,
 ): Promise<void> {
   const certsDir = path.dirname(files.caCert);
   await mkdir(certsDir, { recursive: true });

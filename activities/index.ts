@@ -2,11 +2,11 @@
  * Builds every activity the worker registers: one per action (wrapped so that each returns its attempt
  * and fails with a typed ApplicationFailure), plus the engine's own `loadPlaybook`.
  */
-import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { StepOutcome } from '../workflows/types.js';
 import { InputError } from '../src/errors.js';
+import { keptLabsDir, runDir, runLabDir } from '../src/state-layout.js';
 import { loadLab } from '../src/lab/definition.js';
 import { LabRuntime } from '../src/lab/runtime.js';
 import type { ActionContext, ActionDefinition, ActionDeps, StepMeta } from './action.js';
@@ -40,7 +40,7 @@ export function toActivity(
     try {
       const parsed = action.input.safeParse(raw);
       if (!parsed.success) throw new InputError(`invalid input for ${action.name}: ${parsed.error.message}`);
-      const stateDir = path.join(deps.stateRoot, 'runs', sanitize(workflowId));
+      const stateDir = runDir(deps.stateRoot, workflowId);
       await mkdir(stateDir, { recursive: true });
       let lab: Promise<LabRuntime> | undefined;
       const ctx: ActionContext = {
@@ -58,8 +58,8 @@ export function toActivity(
         lab: () => {
           lab ??= loadLab(meta.lab ?? DEFAULT_LAB, {
             projectRoot: deps.projectRoot,
-            stateDir: path.join(stateDir, 'lab'),
-            labsDir: path.join(deps.stateRoot, 'labs'),
+            stateDir: runLabDir(deps.stateRoot, workflowId),
+            labsDir: keptLabsDir(deps.stateRoot),
           }).then(async (def) => {
             // The simulated lab runs its tools in this folder, so it must exist before the first one runs.
             await mkdir(def.stateDir, { recursive: true });
@@ -90,8 +90,4 @@ function toFailure(err: unknown, action: ActionDefinition, attempt: number): unk
     details: [{ attempt }],
     cause: error,
   });
-}
-
-function sanitize(id: string): string {
-  return id.replace(/[^A-Za-z0-9._-]/g, '_');
 }

@@ -11,6 +11,7 @@ import { logExpectAction } from '../activities/log-expect.js';
 import { logMarkAction } from '../activities/log-mark.js';
 import { vmUpAction } from '../activities/vm-up.js';
 import { queryProgress } from '../src/client.js';
+import { runLabDir } from '../src/state-layout.js';
 import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioResult } from '../workflows/types.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
@@ -200,13 +201,16 @@ describe('a dropped ssh connection during log.expect (workflow)', () => {
     await eventually(async () =>
       (await queryProgress(handle).catch(() => undefined))?.steps[2]?.status === 'running' ? true : undefined,
     );
-    await new Promise((r) => setTimeout(r, 700));
 
-    const labState = path.join(temporal.stateRoot, 'runs', handle.workflowId, 'lab');
+    const labState = runLabDir(temporal.stateRoot, handle.workflowId);
     const simState = path.join(labState, 'sim');
     const sshd = JSON.parse(await readFile(path.join(simState, 'sshd.json'), 'utf8')) as { pid: number };
+    // log.expect is watching the log: its ssh session (a child of the listener) is open.
+    const sessions = await eventually(async () => {
+      const found = await execa('pgrep', ['-P', String(sshd.pid)], { reject: false });
+      return found.stdout.trim() ? found : undefined;
+    });
     // The listener and its session processes die together, as when the machine goes away.
-    const sessions = await execa('pgrep', ['-P', String(sshd.pid)], { reject: false });
     for (const pid of [sshd.pid, ...sessions.stdout.split('\n').filter(Boolean).map(Number)])
       process.kill(pid, 'SIGKILL');
     // The machine comes back (as after a host hiccup) while the step waits to retry.

@@ -4,7 +4,24 @@ import path from 'node:path';
 import { queryProgress } from '../src/client.js';
 import type { ScenarioResult } from '../workflows/types.js';
 import { workerProcess } from './support/processes.js';
-import { connect, eventually, root, start, writePlaybook, type TestLab } from './support/temporal.js';
+import {
+  connect,
+  eventually,
+  root,
+  runningChildren,
+  start,
+  writePlaybook,
+  type TestLab,
+} from './support/temporal.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const mark = path.join(root, 'test', 'fixtures', 'mark.mjs');
 
@@ -32,7 +49,11 @@ it('resumes a run on a new worker after the old one was killed mid-step; complet
     const progress = await queryProgress(handle).catch(() => undefined);
     return progress?.steps[1]?.status === 'running' ? true : undefined;
   });
-  await new Promise((r) => setTimeout(r, 500));
+  // The slow step's command has started (the worker records its children) before the worker dies.
+  const [orphan] = await eventually(async () => {
+    const children = await runningChildren(lab.stateRoot, handle.workflowId);
+    return children.length > 0 ? children : undefined;
+  });
   first.kill('SIGKILL');
   await first;
 
@@ -45,8 +66,9 @@ it('resumes a run on a new worker after the old one was killed mid-step; complet
       ['slow', 'passed', 2],
       ['last', 'passed', 1],
     ]);
-    // Long enough for a command orphaned by the killed worker to have finished, had it not been stopped.
-    await new Promise((r) => setTimeout(r, 4500));
+    // Once the command the killed worker left running is gone, the marks say whether the new worker stopped
+    // it (one "slow") or it finished the step a second time behind the retry's back (two).
+    await eventually(async () => (alive(orphan!) ? undefined : true));
     expect((await readFile(marks, 'utf8')).split('\n').filter(Boolean)).toEqual(['first', 'slow', 'last']);
   } finally {
     second.kill('SIGTERM');

@@ -8,6 +8,7 @@ import {
   eventually,
   outcome,
   root,
+  runningChildren,
   start,
   writePlaybook,
   type TestLab,
@@ -189,7 +190,10 @@ describe('tunnelScenario', () => {
     await eventually(async () =>
       (await progress(handle)).steps[0]?.status === 'running' ? true : undefined,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    // The sleep has started: the cancellation must reach a running command, not one about to start.
+    await eventually(async () =>
+      (await runningChildren(lab.stateRoot, handle.workflowId)).length > 0 ? true : undefined,
+    );
     const began = Date.now();
     await handle.cancel();
     const err = await handle.result().catch((e: unknown) => e);

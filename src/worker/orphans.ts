@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { runsDir } from '../state-layout.js';
 
 interface ChildRecord {
   pid: number;
@@ -28,7 +29,7 @@ export function trackChild(runStateDir: string, pid: number | undefined): () => 
 
 /** Stops children recorded by workers that are no longer alive; returns the pids it signalled. */
 export function reapOrphans(stateRoot: string): number[] {
-  const runs = path.join(stateRoot, 'runs');
+  const runs = runsDir(stateRoot);
   if (!existsSync(runs)) return [];
   const reaped: number[] = [];
   for (const run of readdirSync(runs)) {

@@ -12,6 +12,7 @@ import { parse, stringify } from 'yaml';
 import type { ActionDefinition } from '../../activities/action.js';
 import { toActivity } from '../../activities/index.js';
 import { loadLab, type LabDefinition } from '../../src/lab/definition.js';
+import { keptLabsDir, runDir, runLabDir } from '../../src/state-layout.js';
 import { LabRuntime, type ToolResult } from '../../src/lab/runtime.js';
 import type { StepOutcome } from '../../workflows/types.js';
 import { root } from './temporal.js';
@@ -65,14 +66,14 @@ export async function simLab(
   }
   const def = await loadLab(labRef, {
     projectRoot: root,
-    stateDir: path.join(stateRoot, 'runs', 'test', 'lab'),
-    labsDir: path.join(stateRoot, 'labs'),
+    stateDir: runLabDir(stateRoot, 'test'),
+    labsDir: keptLabsDir(stateRoot),
   });
   const labState = def.stateDir;
   // The sim lab's vagrant runs in the lab state folder, which the first action creates.
   await mkdir(labState, { recursive: true });
   const runtime = new LabRuntime(def, {
-    stateDir: path.join(stateRoot, 'runs', 'test'),
+    stateDir: runDir(stateRoot, 'test'),
     signal: new AbortController().signal,
     heartbeat: () => undefined,
     log: { info: () => undefined, warn: () => undefined, debug: () => undefined },

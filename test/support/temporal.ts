@@ -1,10 +1,11 @@
 /** Helpers for tests against the shared dev server: a client, a worker on a unique task queue, temp playbooks. */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { WorkerOptions } from '@temporalio/worker';
 import { projectRoot } from '../../src/config.js';
+import { runDir } from '../../src/state-layout.js';
 import { createWorker, type RunningWorker } from '../../src/worker/create-worker.js';
 import type { ScenarioInput, ScenarioResult } from '../../workflows/types.js';
 
@@ -91,6 +92,17 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The local processes a run's activities have running now, as the worker records them
+ * (`<stateRoot>/runs/<id>/children/<pid>.json`, see src/worker/orphans.ts): waiting for one is how a test
+ * knows a step's command really started.
+ */
+export async function runningChildren(stateRoot: string, workflowId: string): Promise<number[]> {
+  const dir = path.join(runDir(stateRoot, workflowId), 'children');
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  return entries.filter((e) => e.endsWith('.json')).map((e) => Number(e.slice(0, -'.json'.length)));
 }
 
 /**

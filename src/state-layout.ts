@@ -1,0 +1,29 @@
+/**
+ * Where runs and labs keep their files under the state root (TUNNEL_LAB_STATE, `.state` by default):
+ *
+ *   runs/<run id>/            a run's own files: rendered manifests, log marks, the processes it runs
+ *   runs/<run id>/lab/        its lab's state (`{state}` of a lab file with `lifetime: run`)
+ *   runs/<run id>/children/   the local processes its activities have running (src/worker/orphans.ts)
+ *   labs/<lab name>/          the state of a lab with `lifetime: lab`, kept between runs
+ */
+import path from 'node:path';
+
+/** The folder of all runs. */
+export function runsDir(stateRoot: string): string {
+  return path.join(stateRoot, 'runs');
+}
+
+/** A run's own folder; the run id is made safe as a folder name. */
+export function runDir(stateRoot: string, workflowId: string): string {
+  return path.join(runsDir(stateRoot), workflowId.replace(/[^A-Za-z0-9._-]/g, '_'));
+}
+
+/** The lab state of a run whose lab lives as long as the run. */
+export function runLabDir(stateRoot: string, workflowId: string): string {
+  return path.join(runDir(stateRoot, workflowId), 'lab');
+}
+
+/** Where labs with `lifetime: lab` keep their state. */
+export function keptLabsDir(stateRoot: string): string {
+  return path.join(stateRoot, 'labs');
+}

@@ -68,7 +68,7 @@ it('resumes a run on a new worker after the old one was killed mid-step; complet
     ]);
     // Once the command the killed worker left running is gone, the marks say whether the new worker stopped
     // it (one "slow") or it finished the step a second time behind the retry's back (two).
-    await eventually(async () => (alive(orphan!) ? undefined : true));
+    await eventually(() => Promise.resolve(alive(orphan!) ? undefined : true));
     expect((await readFile(marks, 'utf8')).split('\n').filter(Boolean)).toEqual(['first', 'slow', 'last']);
   } finally {
     second.kill('SIGTERM');

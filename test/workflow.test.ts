@@ -2,7 +2,7 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { ScenarioResult } from '../workflows/types.js';
 import {
   eventually,
@@ -94,9 +94,21 @@ describe('tunnelScenario', () => {
       'failing',
       "name: failing\nsteps:\n  - { id: a, uses: exec, retry: { attempts: 2, interval: 100ms }, with: { command: ['false'] } }\n  - { id: b, uses: exec, with: { command: ['true'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n",
     );
-    const result = await outcome(await start(lab, { playbook: file }));
+    const handle = await start(lab, { playbook: file });
+    const result = await outcome(handle);
     expect(result.status).toBe('failed');
     expect(result.error).toMatch(/step a: ExpectationError: exit code 1, expected 0/);
+    // The failure keeps its chain: the run's failure, the step's activity, the action's typed error.
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const run = (err as WorkflowFailedError).cause;
+    expect(run).toBeInstanceOf(ApplicationFailure);
+    expect(run).toMatchObject({ type: 'ScenarioFailed' });
+    const step = run?.cause as ActivityFailure | undefined;
+    expect(step).toBeInstanceOf(ActivityFailure);
+    expect(step).toMatchObject({ activityId: 'a', activityType: 'exec' });
+    expect(step?.cause).toBeInstanceOf(ApplicationFailure);
+    expect(step?.cause).toMatchObject({ type: 'ExpectationError', message: 'exit code 1, expected 0' });
     expect(result.steps.map((s) => [s.id, s.status, s.attempts])).toEqual([
       ['a', 'failed', 2],
       ['b', 'pending', 0],

@@ -111,6 +111,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
       message: `playbook ${input.playbook} could not be loaded: ${state.error}`,
       nonRetryable: true,
       details: [state],
+      cause: err as Error,
     });
   }
   state.playbook = plan.name;
@@ -123,6 +124,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   publish();
 
   const pauseOnFailure = input.pauseOnFailure ?? plan.onFailure === 'pause';
+  let firstFailure: Error | undefined;
   let cancellation: Error | undefined;
   try {
     for (const node of plan.steps) {
@@ -157,6 +159,8 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
       message: `playbook ${plan.name} failed: ${state.error}`,
       nonRetryable: true,
       details: [state],
+      // The first step failure, with its own chain (ActivityFailure → the action's typed failure).
+      ...(firstFailure ? { cause: firstFailure } : {}),
     });
   }
   setStatus('passed');
@@ -228,6 +232,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
       record.attempts += attemptsOf(err, step);
       record.error = messageOf(err);
       record.status = 'failed';
+      if (!step.continueOnError) firstFailure ??= err as Error;
       return step.continueOnError;
     } finally {
       record.durationMs = (record.durationMs ?? 0) + (Date.now() - started);

@@ -1,5 +1,5 @@
 /** Builds a worker for the `tunnelScenario` workflow and every action's activity. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -89,11 +89,12 @@ export function freshBundle(projectRoot: string): string {
     throw new Error(`no workflow bundle at ${bundle}: run \`npm run build\` first`);
   }
   const built = statSync(bundle).mtimeMs;
+  // Every source of the workflow code: the whole workflows/ folder, whatever files it holds.
   const sources = path.join(projectRoot, 'workflows');
   if (existsSync(sources)) {
-    for (const entry of ['index.ts', 'tunnelScenario.ts', 'types.ts', 'details.ts', 'search-attributes.ts']) {
+    for (const entry of readdirSync(sources, { recursive: true, encoding: 'utf8' })) {
       const file = path.join(sources, entry);
-      if (existsSync(file) && statSync(file).mtimeMs > built) {
+      if (file.endsWith('.ts') && statSync(file).mtimeMs > built) {
         throw new Error(`the workflow bundle is older than ${file}: run \`npm run build\``);
       }
     }

@@ -6,10 +6,13 @@
 import path from 'node:path';
 import { projectRoot } from '../../dist/src/config.js';
 import { ensureTemporalCli } from '../../dist/src/temporal/cli-binary.js';
+import { freshBundle } from '../../dist/src/worker/create-worker.js';
 import { startDevServer } from '../../dist/src/temporal/dev-server.js';
 
 export default async function globalSetup() {
   const root = projectRoot();
+  // Once, up front: a stale workflow bundle fails the run here, not every suite that starts a worker.
+  freshBundle(root);
   const cli = await ensureTemporalCli(root, (line) => console.log(line));
   const server = await startDevServer({
     cli,

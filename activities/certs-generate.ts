@@ -3,11 +3,8 @@ import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/
 import path from 'node:path';
 import { z } from 'zod';
 import { CommandNotFoundError, LabToolError } from '../src/errors.js';
-import { runCommand } from '../src/worker/run-command.js';
-import { defineAction, type ActionContext } from './action.js';
-
-/** What running a program needs of an activity's context. */
-type CommandContext = Pick<ActionContext, 'signal' | 'heartbeat' | 'stateDir'>;
+import { runCommand, type CommandContext } from '../src/run-command.js';
+import { defineAction } from './action.js';
 
 /** The name clients use for external-app inside the mesh (its ServiceEntry host and the server certificate's CN). */
 export const APP_HOST = 'external-app.default.svc.cluster.local';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError } from '../src/errors.js';
 import { isRegex } from '../src/validation.js';
-import { runCommand, type CommandOptions } from '../src/worker/run-command.js';
+import { runCommand, type CommandOptions } from '../src/run-command.js';
 import { defineAction } from './action.js';
 
 const TAIL = 4096;

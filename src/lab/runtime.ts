@@ -3,9 +3,8 @@
  * the activity's cancellation signal and a heartbeat while they run) and its machines' shells over ssh2.
  */
 import path from 'node:path';
-import type { ActionContext } from '../../activities/action.js';
 import { LabConfigError, LabToolError } from '../errors.js';
-import { runCommand, type CommandOptions } from '../worker/run-command.js';
+import { runCommand, type CommandContext, type CommandOptions } from '../run-command.js';
 import type { LabDefinition } from './definition.js';
 import { parseSshConfig, SshSession } from './ssh.js';
 
@@ -28,7 +27,7 @@ const STDERR_TAIL = 600;
 export class LabRuntime {
   constructor(
     readonly def: LabDefinition,
-    private readonly ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'log' | 'stateDir'>,
+    private readonly ctx: CommandContext,
   ) {}
 
   /** The kubeconfig `kubeconfig.fetch` stores and every kubectl/istioctl call uses. */

@@ -76,7 +76,6 @@ export async function simLab(
     stateDir: runDir(stateRoot, 'test'),
     signal: new AbortController().signal,
     heartbeat: () => undefined,
-    log: { info: () => undefined, warn: () => undefined, debug: () => undefined },
   });
   const deps = { projectRoot: root, stateRoot };
   return {

@@ -4,9 +4,16 @@
  * this one dies.
  */
 import { execa } from 'execa';
-import type { ActionContext } from '../../activities/action.js';
-import { CommandNotFoundError } from '../errors.js';
-import { trackChild } from './orphans.js';
+import { CommandNotFoundError } from './errors.js';
+import { trackChild } from './worker/orphans.js';
+
+/** What running a program needs of an activity: its cancellation, its heartbeat, the run's folder. */
+export interface CommandContext {
+  signal: AbortSignal;
+  heartbeat(details?: unknown): void;
+  /** The run's own folder, where the running children are recorded. */
+  stateDir: string;
+}
 
 const HEARTBEAT_MS = 1000;
 
@@ -29,7 +36,7 @@ export interface CommandResult {
 
 /** Runs `file args`; throws only on cancellation and on a missing program. */
 export async function runCommand(
-  ctx: Pick<ActionContext, 'signal' | 'heartbeat' | 'stateDir'>,
+  ctx: CommandContext,
   file: string,
   args: string[],
   options: CommandOptions,

@@ -26,7 +26,11 @@ export const logExpectInput = z
       .min(1)
       .optional()
       .describe('Expect exactly this many matching lines (at least one when unset).'),
-    within: duration.default('30s').describe('How long to wait for the lines (or, with absent, to watch).'),
+    within: duration
+      .default('30s')
+      .describe(
+        'How long to watch the log for the lines (with absent: for none), from when the machine is reached.',
+      ),
     settle: duration
       .default('1s')
       .describe('With count: how long to keep watching after the count is reached, to catch extra lines.'),
@@ -106,7 +110,7 @@ export const logExpectAction = defineAction({
     ctx.signal.addEventListener('abort', onCancel, { once: true });
     let settleTimer: NodeJS.Timeout | undefined;
     let pending = '';
-    const deadline = setTimeout(() => stop.abort(), within);
+    let deadline: NodeJS.Timeout | undefined;
     const beat = setInterval(() => ctx.heartbeat({ matches: matches.length }), 1000);
     try {
       await lab.withSsh(input.machine, async (ssh) => {
@@ -121,6 +125,9 @@ export const logExpectAction = defineAction({
           '-F',
           file,
         ];
+        // The window starts once the machine's shell is reached: connecting, slow on a busy host, is not
+        // time spent watching the log.
+        deadline = setTimeout(() => stop.abort(), within);
         await ssh.stream(
           argv,
           (chunk) => {

@@ -19,7 +19,7 @@ let lab: TestLab;
 beforeAll(async () => {
   lab = await connect('cli');
 });
-afterAll(() => lab.close());
+afterAll(() => lab?.close());
 
 const run = (args: string[]) => cli(args, { taskQueue: lab.taskQueue, stateRoot: lab.stateRoot });
 

@@ -119,7 +119,7 @@ spec:
 test('a component that dies stops the rest; nothing of the control plane keeps running', async () => {
   const before = await kubectl(['get', 'pods', '-A', '-o', 'jsonpath={.items[*].metadata.name}']);
   const record = runningControlPlane(simState)!;
-  expect(record).toBeDefined();
+  expect(record).toMatchObject({ pid: expect.any(Number), kubeconfig: expect.any(String) });
   const tree = descendants(record.pid!);
   expect(tree.length).toBeGreaterThanOrEqual(5);
   const scheduler = await execa('pgrep', ['-f', '-P', String(record.pid), 'kube-scheduler'], {

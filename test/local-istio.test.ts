@@ -92,7 +92,7 @@ test('installs the demo profile: the mesh ConfigMap, istiod and both gateways ro
     outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' },
   });
   const istiod = runningIstiod(simState)!;
-  expect(istiod).toBeDefined();
+  expect(istiod).toMatchObject({ httpPort: expect.any(Number), grpcPort: expect.any(Number) });
   const ready = await fetch(`http://127.0.0.1:${istiod.httpPort}/ready`);
   expect(ready.status).toBe(200);
   expect(await readFile(path.join(istiod.dir, 'mesh.yaml'), 'utf8')).toBe(stringify(parse(mesh.stdout)));

@@ -178,9 +178,9 @@ describe('playbook loading', () => {
     const files = (await readdir(playbooksDir)).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) {
-      await expect(
-        loadPlaybookFile(path.join(playbooksDir, file), { playbooksDir, actions }),
-      ).resolves.toBeDefined();
+      const plan = await loadPlaybookFile(path.join(playbooksDir, file), { playbooksDir, actions });
+      expect(plan.name).toBe(file.replace(/\.yaml$/, ''));
+      expect(plan.steps.length).toBeGreaterThan(0);
     }
   });
 });

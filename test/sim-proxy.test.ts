@@ -69,7 +69,7 @@ test('runs the pinned Envoy binary on envoy/envoy.yaml, changed only in paths, p
 
 test("carries a tunnel to the simulated internet and writes the lines to the lab's access log", async () => {
   const proxy = runningProxy(lab.simState)!;
-  expect(proxy).toBeDefined();
+  expect(proxy).toMatchObject({ port: expect.any(Number) });
   const result = await tunnelRequest({
     proxyPort: proxy.port,
     authority: 'www.example.org:443',

@@ -29,7 +29,7 @@ let lab: TestLab;
 beforeAll(async () => {
   lab = await connect('crash');
 });
-afterAll(() => lab.close());
+afterAll(() => lab?.close());
 
 it('resumes a run on a new worker after the old one was killed mid-step; completed steps ran once', async () => {
   const marks = path.join(lab.stateRoot, 'marks');

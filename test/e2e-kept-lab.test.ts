@@ -3,29 +3,20 @@
  * with `lifetime: lab` keeps its machines, cluster and certificates between runs, so each run finds what
  * the last one applied and provisioned. The playbooks must start from a known state anyway.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { parse, stringify } from 'yaml';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import { outcome, root, start, type TestLab, useWorker } from './support/temporal.js';
-import { variant } from './support/variants.js';
+import { simLabVariant, variant } from './support/variants.js';
 
 let lab: TestLab;
 useWorker('kept', (created) => (lab = created));
 
-/** labs/sim.yaml as a kept lab, its tools made absolute; written into the worker's state root. */
-async function keptLab(): Promise<string> {
-  const source = path.join(root, 'labs', 'sim.yaml');
-  const def = parse(await readFile(source, 'utf8')) as { tools: Record<string, string> } & Record<
-    string,
-    unknown
-  >;
-  for (const [name, tool] of Object.entries(def.tools))
-    def.tools[name] = path.resolve(path.dirname(source), tool);
-  const file = path.join(lab.stateRoot, 'kept.yaml');
-  await writeFile(file, stringify({ ...def, name: 'kept', lifetime: 'lab' }));
-  return file;
+/** labs/sim.yaml as a kept lab, written into the worker's state root. */
+function keptLab(): Promise<string> {
+  return simLabVariant(lab.stateRoot, 'kept', (def) => {
+    def.lifetime = 'lab';
+  });
 }
 
 const failedSteps = (result: ScenarioResult) =>

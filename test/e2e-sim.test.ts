@@ -8,6 +8,7 @@ import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import { outcome, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
 import {
   expectNoTunnelOnTheGateway,
+  simLabVariant,
   tunnelForAnotherGateway,
   variant,
   type Step,
@@ -127,7 +128,11 @@ describe('tls-passthrough variants that real Istio would not run as written', ()
         .filter((s) => s.id !== 'tunnel-ready')
         .map((s) => (s.id === 'proxy-saw-a' ? { ...quick(s), with: { ...s.with, within: '3s' } } : s)),
     );
-    const result = await outcome(await start(lab, onSim(file)));
+    // istiod's push takes 10 s here, so that even on a busy machine the probes leave before it arrives.
+    const slowPush = await simLabVariant(lab.stateRoot, 'slow-push', (def) => {
+      def.sim.configDelay = '10s';
+    });
+    const result = await outcome(await start(lab, { ...onSim(file), lab: slowPush }));
     expect(result.status).toBe('failed');
     // The probes left before istiod's push reached the sidecar: they went direct and passed, unseen by the proxy.
     expect(statuses(result)).toMatchObject({

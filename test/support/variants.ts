@@ -1,5 +1,5 @@
 /** Copies of the shipped playbooks with steps changed, for the variants that must fail. */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { ScenarioResult } from '../../workflows/types.js';
@@ -11,6 +11,29 @@ export interface Step {
   with?: Record<string, unknown>;
   retry?: { attempts: number };
   parallel?: Step[];
+}
+
+/**
+ * A copy of labs/sim.yaml with `edit` applied (its tool paths made absolute), written into `dir`; returns
+ * the copy's path, for a run's `lab`.
+ */
+export async function simLabVariant(
+  dir: string,
+  name: string,
+  edit: (lab: Record<string, unknown> & { sim: Record<string, unknown> }) => void,
+): Promise<string> {
+  const source = path.join(root, 'labs', 'sim.yaml');
+  const lab = parse(await readFile(source, 'utf8')) as Record<string, unknown> & {
+    tools: Record<string, string>;
+    sim: Record<string, unknown>;
+  };
+  for (const [tool, file] of Object.entries(lab.tools))
+    lab.tools[tool] = path.resolve(path.dirname(source), file);
+  lab.name = name;
+  edit(lab);
+  const file = path.join(dir, `${name}.yaml`);
+  await writeFile(file, stringify(lab));
+  return file;
 }
 
 /** A copy of a shipped playbook with `edit` applied to its steps; returns the copy's path. */

@@ -41,17 +41,13 @@ export function describeIssue(issue: z.core.$ZodIssue, exists: boolean, value: u
         ? `must be ${JSON.stringify(issue.values[0])}, not ${shown(value)}`
         : `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, not ${shown(value)}`;
     case 'too_small':
-      return issue.origin === 'array'
-        ? `needs at least ${String(issue.minimum)} item(s)`
-        : issue.origin === 'string'
-          ? `needs at least ${String(issue.minimum)} character(s)`
-          : `must be at least ${String(issue.minimum)}`;
-    case 'too_big':
-      return issue.origin === 'array'
-        ? `takes at most ${String(issue.maximum)} item(s)`
-        : issue.origin === 'string'
-          ? `takes at most ${String(issue.maximum)} character(s)`
-          : `must be at most ${String(issue.maximum)}`;
+    case 'too_big': {
+      const small = issue.code === 'too_small';
+      const limit = String(small ? issue.minimum : issue.maximum);
+      const unit = issue.origin === 'array' ? 'item(s)' : issue.origin === 'string' ? 'character(s)' : '';
+      if (!unit) return `must be ${small ? 'at least' : 'at most'} ${limit}`;
+      return `${small ? 'needs at least' : 'takes at most'} ${limit} ${unit}`;
+    }
     case 'invalid_union':
       return `matches none of the forms this field takes (see tunnel-lab actions ACTION)`;
     default:

@@ -46,16 +46,6 @@ export const actions: readonly ActionDefinition[] = checked([
   logExpectAction,
 ]);
 
-const byName = new Map(actions.map((a) => [a.name, a]));
-
-export function findAction(name: string): ActionDefinition | undefined {
-  return byName.get(name);
-}
-
-export function actionNames(): string[] {
-  return [...byName.keys()].sort();
-}
-
 /** The project's error classes by name, and whether each is non-retryable by itself. */
 const ERROR_CLASSES = new Map(
   Object.values(errors)

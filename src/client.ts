@@ -55,6 +55,23 @@ export async function queryProgress(handle: WorkflowHandle): Promise<ScenarioRes
   return handle.query<ScenarioResult>(PROGRESS_QUERY);
 }
 
+/**
+ * The progress of a running run, or undefined when no answer comes within `ms`: a run answers its query
+ * only while a worker serves it, and the server holds the query for a worker that is not there.
+ */
+export async function progressWithin(
+  handle: WorkflowHandle,
+  ms: number,
+): Promise<ScenarioResult | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([queryProgress(handle).catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Settles a run: the result of a passing run, or the result carried by a failed or cancelled one. */
 export async function scenarioOutcome(handle: WorkflowHandle): Promise<ScenarioResult> {
   try {

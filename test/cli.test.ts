@@ -208,7 +208,10 @@ describe('tunnel-lab run / status / list / resume', () => {
   });
 
   it('runs a playbook to the end with an in-process worker and exits 0; status and list show it', async () => {
-    const result = await run(['run', 'hello', '--var', 'greeting=howdy', '--id', uniqueQueue('cli-hello')]);
+    const reports = path.join(lab.stateRoot, 'hello-report');
+    const result = await run([
+      ...['run', 'hello', '--var', 'greeting=howdy', '--id', uniqueQueue('cli-hello'), '--report', reports],
+    ]);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toMatch(/run (cli-hello\S+) started \(playbook hello\)/);
     expect(result.stdout).toMatch(/✔ greet\s+passed/);
@@ -221,6 +224,11 @@ describe('tunnel-lab run / status / list / resume', () => {
     expect(state.steps[0]!.output).toMatchObject({ stdout: 'howdy from tunnel-lab' });
     const list = await run(['list']);
     expect(list.stdout).toMatch(new RegExp(`${id}\\s+hello\\s+passed`));
+    // The report names no folder of this machine: the checkout is ".", the state root $TUNNEL_LAB_STATE.
+    const html = await readFile(path.join(reports, 'report.html'), 'utf8');
+    expect(html).toContain('<code>./playbooks/hello.yaml</code>');
+    expect(html).not.toContain(root);
+    expect(html).not.toContain(lab.stateRoot);
     // The Web UI's summary and details of the run: the playbook, its description and variables.
     const described = await lab.client.workflow.getHandle(id).describe();
     expect(await described.staticSummary()).toBe('hello');
@@ -259,6 +267,9 @@ describe('tunnel-lab run / status / list / resume', () => {
       });
       const paused = await run(['status', id]);
       expect(paused.stdout).toMatch(/gate\s+exec\s+✘ failed\s+1/);
+      // Header and footer agree: the run is paused, which Temporal counts as running.
+      expect(paused.stdout).toMatch(new RegExp(`^run ${id}: paused \\(Temporal: running\\) `, 'm'));
+      expect(paused.stdout).toMatch(/^gated: paused/m);
       await writeFile(gate, '');
       const resumed = await run(['resume', id, '--retry']);
       expect(resumed.exitCode).toBe(0);

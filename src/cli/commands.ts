@@ -14,7 +14,7 @@ import {
   type ResumeAction,
   type ScenarioInput,
 } from '../../workflows/types.js';
-import { resumeScenario, scenarioOutcome, queryProgress, startScenario, type RunLabel } from '../client.js';
+import { resumeScenario, scenarioOutcome, progressWithin, startScenario, type RunLabel } from '../client.js';
 import { runUrl, settings, type Settings } from '../config.js';
 import { PlaybookError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
@@ -95,16 +95,15 @@ export async function statusCommand(argv: string[], out: Out): Promise<number> {
     const handle = session.client.workflow.getHandle(id);
     const description = await handle.describe();
     const closed = description.status.name !== 'RUNNING';
-    const state = closed
-      ? await scenarioOutcome(handle)
-      : await withinMs(queryProgress(handle), QUERY_WAIT_MS);
+    const state = closed ? await scenarioOutcome(handle) : await progressWithin(handle, QUERY_WAIT_MS);
     if (values.json) {
       out(JSON.stringify({ workflowId: id, temporalStatus: description.status.name, ...state }, null, 2));
       return 0;
     }
-    out(
-      `run ${id}: ${description.status.name.toLowerCase()} (started ${description.startTime.toISOString()})`,
-    );
+    // The run's own status (a paused run is "running" to Temporal), and Temporal's beside it when they differ.
+    const temporal = description.status.name.toLowerCase();
+    const shown = state && state.status !== temporal ? `${state.status} (Temporal: ${temporal})` : temporal;
+    out(`run ${id}: ${shown} (started ${description.startTime.toISOString()})`);
     if (session.uiUrl) out(`Web UI: ${runUrl(session.uiUrl, config.namespace, id)}`);
     if (!state) {
       out(
@@ -200,7 +199,11 @@ async function saveReport(
   uiUrl: string | undefined,
   out: Out,
 ): Promise<void> {
-  const files = await reportRun(handle, dir, { namespace: config.namespace, uiUrl });
+  const files = await reportRun(handle, dir, {
+    namespace: config.namespace,
+    uiUrl,
+    localPaths: { [config.stateRoot]: '$TUNNEL_LAB_STATE', [config.projectRoot]: '.' },
+  });
   out(`report: ${files.html} and ${files.junit}`);
 }
 
@@ -354,16 +357,6 @@ export function parseVars(pairs: string[]): Record<string, unknown> {
 
 /** A running run answers its progress query only while a worker serves it; don't wait long for none. */
 const QUERY_WAIT_MS = 5000;
-
-async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([promise.catch(() => undefined), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function spec(name: string): CommandSpec {
   const found = findCommand(name);

@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { queryProgress } from '../client.js';
+import { progressWithin } from '../client.js';
 import { buildRunReport, type RunReport } from './history.js';
 import { renderHtml } from './html.js';
 import { renderJunit } from './junit.js';
@@ -15,6 +15,11 @@ export interface CollectOptions {
   namespace: string;
   /** Link to the run in the Web UI. */
   uiUrl?: string;
+  /**
+   * This machine's folders, by the name a report shows instead (e.g. the state root as `$TUNNEL_LAB_STATE`):
+   * a shared report names no local paths.
+   */
+  localPaths?: Record<string, string>;
 }
 
 const PROGRESS_TIMEOUT_MS = 3000;
@@ -27,8 +32,8 @@ export async function collectRunReport(handle: WorkflowHandle, options: CollectO
   const [history, description] = await Promise.all([handle.fetchHistory(), handle.describe()]);
   const running = description.status.name === 'RUNNING';
   // Skipped steps and pauses exist only in the workflow's state; a running run is asked, if a worker answers.
-  const progress = running ? await withTimeout(queryProgress(handle), PROGRESS_TIMEOUT_MS) : undefined;
-  return buildRunReport(history, {
+  const progress = running ? await progressWithin(handle, PROGRESS_TIMEOUT_MS) : undefined;
+  const report = buildRunReport(history, {
     workflowId: handle.workflowId,
     runId: description.runId,
     namespace: options.namespace,
@@ -36,6 +41,19 @@ export async function collectRunReport(handle: WorkflowHandle, options: CollectO
     pending: running ? description.raw.pendingActivities : undefined,
     progress,
   });
+  return options.localPaths ? withoutLocalPaths(report, options.localPaths) : report;
+}
+
+/** The report with each local folder written as its name, in every string it holds. */
+function withoutLocalPaths(report: RunReport, names: Record<string, string>): RunReport {
+  // Longest first, so that a folder inside another is named by its own name.
+  const folders = Object.entries(names).sort(([a], [b]) => b.length - a.length);
+  const text = JSON.stringify(report);
+  const replaced = folders.reduce(
+    (acc, [folder, name]) => acc.split(JSON.stringify(folder).slice(1, -1)).join(name),
+    text,
+  );
+  return JSON.parse(replaced) as RunReport;
 }
 
 /** The files a report writes into its folder. */
@@ -61,16 +79,4 @@ export async function reportRun(
 ): Promise<ReportFiles & { report: RunReport }> {
   const report = await collectRunReport(handle, options);
   return { ...(await writeReport(path.resolve(dir), report)), report };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise.catch(() => undefined), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -19,6 +19,7 @@ import {
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { execa } from 'execa';
+import { pinnedTool } from '../src/lab/provisioning.js';
 import { injectedFault, simulateCall } from './lib/call.js';
 import { latencyFor, simEnv, sleep, type SimEnv } from './lib/env.js';
 import { CLUSTER_STATE } from './lib/kube-cluster.js';
@@ -579,7 +580,7 @@ function writeMarker(lab: Lab, name: string): void {
   const versions = (lab.env.lab.vagrant as { versions?: Record<string, string | number> } | undefined)
     ?.versions;
   const lines = [`role=${machine.role ?? ''}`];
-  const pinned = machine.role === 'kubernetes' ? 'k0s' : machine.role === 'proxy' ? 'envoy' : undefined;
+  const pinned = pinnedTool(machine.role);
   if (pinned && versions?.[pinned] !== undefined) lines.push(`${pinned}=${versions[pinned]}`);
   if (machine.role === 'app') {
     const tls = path.join(vmDir(lab, name), 'etc', 'nginx', 'tls');

@@ -15,6 +15,11 @@ export const MARKER_FILE = '/etc/tunnel-lab/provisioned';
 
 export type Marker = Record<string, string>;
 
+/** The release a machine's marker names, by role: the lab file's `vagrant.versions` key it is pinned by. */
+export function pinnedTool(role: string | undefined): 'k0s' | 'envoy' | undefined {
+  return role === 'kubernetes' ? 'k0s' : role === 'proxy' ? 'envoy' : undefined;
+}
+
 /** A marker's `key=value` lines (blank and malformed lines are ignored). */
 export function parseMarker(text: string): Marker {
   const marker: Marker = {};
@@ -44,7 +49,7 @@ export async function expectedMarker(def: LabDefinition, name: string): Promise<
     if (hash) expected.script = hash;
   }
   const versions = (def.vagrant.versions ?? {}) as Record<string, string | number>;
-  const pinned = machine.role === 'kubernetes' ? 'k0s' : machine.role === 'proxy' ? 'envoy' : undefined;
+  const pinned = pinnedTool(machine.role);
   if (pinned && versions[pinned] !== undefined) expected[pinned] = `${versions[pinned]}`;
   if (machine.role === 'app') {
     // Until certs.generate has run the app may serve a temporary pair; once it has, it must serve these.

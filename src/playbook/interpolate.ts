@@ -6,6 +6,11 @@ const EXPRESSION = /\$\{\{\s*([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*\}\}/g;
 const WHOLE = /^\$\{\{\s*([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*\}\}$/;
 const MALFORMED = /\$\{\{(?![^}]*\}\})|\$\{\{\s*[^}]*[^\w.\s-][^}]*\}\}/;
 
+/** The reference of a string that is exactly one expression (`vars.teardown`), else undefined. */
+export function wholeExpression(text: string): string | undefined {
+  return WHOLE.exec(text)?.[1];
+}
+
 export interface InterpolationProblem {
   /** Path of the value that holds the bad expression. */
   path: (string | number)[];
@@ -46,8 +51,8 @@ function interpolateString(
     });
     return text;
   }
-  const whole = WHOLE.exec(text);
-  if (whole) return lookup(whole[1]!, context, path, problems);
+  const whole = wholeExpression(text);
+  if (whole) return lookup(whole, context, path, problems);
   return text.replace(EXPRESSION, (_, expr: string) => {
     const found = lookup(expr, context, path, problems);
     return typeof found === 'string' ? found : JSON.stringify(found);

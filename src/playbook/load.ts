@@ -12,7 +12,7 @@ import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../..
 import { describeIssue } from '../validation.js';
 import { fromMs, toMs } from '../duration.js';
 import { InputError, PlaybookError, type SourceLocation } from '../errors.js';
-import { interpolate, type InterpolationProblem } from './interpolate.js';
+import { interpolate, wholeExpression, type InterpolationProblem } from './interpolate.js';
 import { z as zod } from 'zod';
 import { genericStep, groupFields, playbookShape } from './schema.js';
 
@@ -49,9 +49,6 @@ export async function loadPlaybookFile(file: string, options: LoadOptions): Prom
   }
   return parsePlaybook(text, file, options);
 }
-
-/** A value that is exactly one variable reference. */
-const WHOLE_VAR = /^\s*\$\{\{\s*vars\.([A-Za-z_][\w-]*)\s*\}\}\s*$/;
 
 /** How many alias expansions a playbook may use (YAML's own default is 100). */
 const MAX_ALIASES = 100;
@@ -148,7 +145,8 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
       for (const [i, problem] of source.issues(input.error, [...at, 'with'], withValue).entries()) {
         // A value that is one `${{ vars.X }}` set by the run came from its --var, which is what to fix.
         const raw = valueAt(step.with, input.error.issues[i]!.path as Path);
-        const name = typeof raw === 'string' ? WHOLE_VAR.exec(raw)?.[1] : undefined;
+        const name =
+          typeof raw === 'string' ? /^vars\.([^.]+)$/.exec(wholeExpression(raw) ?? '')?.[1] : undefined;
         if (name !== undefined && options.vars && name in options.vars) {
           problem.message = `--var ${name}=${String(options.vars[name])}: ${problem.message}`;
         }

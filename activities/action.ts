@@ -74,12 +74,20 @@ export interface ActionDefinition<S extends z.ZodType = z.ZodType, O = unknown> 
   description: string;
   input: S;
   policy: ActionPolicy;
+  /**
+   * Whether running a step twice with the same input ends as running it once, as retries, a completion
+   * lost in a server outage and resumed runs all do: `true`, or why not. An action that is not idempotent
+   * defaults to one attempt (the registry checks it); a step retries it only when it asks to.
+   */
+  idempotent: true | string;
   summary(input: z.output<S>): string;
   /**
    * For actions that check something: what the step saw, in a few lines for people (status codes, log
    * lines, verdicts). The terminal, the Web UI and the reports show them beside the step.
    */
   evidence?(output: O, input: z.output<S>): string[];
+  /** For checks: what the step expects, in words; reports show it beside what the step saw (its evidence). */
+  expects?(input: z.output<S>): string;
   examples: ActionExample[];
   create(deps: ActionDeps): (input: z.output<S>, ctx: ActionContext) => Promise<O>;
 }

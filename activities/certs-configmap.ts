@@ -66,6 +66,7 @@ export const certsConfigmapAction = defineAction({
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
   },
+  idempotent: true,
   summary: (input) => `certs.configmap ${input.namespace}/${input.configMap} + secret ${input.secret}`,
   examples: [
     {

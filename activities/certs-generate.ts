@@ -252,6 +252,7 @@ export const certsGenerateAction = defineAction({
     retry: { attempts: 2, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 5,
   },
+  idempotent: true,
   summary: (input) =>
     `certs.generate client ${input.clientCn}, ${input.days} days${input.force ? ' (force)' : ''}`,
   examples: [

@@ -37,7 +37,9 @@ export const execInput = z
       })
       .strict()
       .default({ exitCode: 0 })
-      .describe('What counts as success; a mismatch fails the attempt and is retried.'),
+      .describe(
+        'What counts as success; a mismatch fails the attempt (tried again when the step sets retry.attempts).',
+      ),
   })
   .strict();
 
@@ -59,9 +61,16 @@ export const execAction = defineAction({
     timeout: '5m',
     maxTimeout: '2h',
     heartbeatTimeout: '10s',
-    retry: { attempts: 3, initialInterval: '1s', backoff: 2, maxInterval: '30s' },
+    retry: { attempts: 1, initialInterval: '1s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
   },
+  idempotent: 'it runs whatever command the step names, which may change something each time',
+  expects: ({ expect }) =>
+    [
+      `exit code ${expect.exitCode}`,
+      ...(expect.stdout !== undefined ? [`stdout matching /${expect.stdout}/`] : []),
+      ...(expect.stderr !== undefined ? [`stderr matching /${expect.stderr}/`] : []),
+    ].join(', '),
   summary: (input) => `exec ${input.command.join(' ')}`.slice(0, 200),
   evidence: (output: ExecOutput) => {
     const last = (output.stdout || output.stderr).split('\n').filter(Boolean).at(-1);

@@ -72,6 +72,7 @@ export const istioInstallAction = defineAction({
     retry: { attempts: 3, initialInterval: '10s', backoff: 2, maxInterval: '2m' },
     maxAttempts: 10,
   },
+  idempotent: true,
   summary: (input) =>
     `istio.install profile=${input.profile}${Object.entries(input.set)
       .map(([k, v]) => ` ${k}=${v}`)

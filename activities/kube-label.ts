@@ -49,6 +49,7 @@ export const kubeLabelAction = defineAction({
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
   },
+  idempotent: true,
   summary: (input) =>
     `kube.label ${input.kind} ${input.name} ${Object.entries(input.labels)
       .map(([k, v]) => (v === null ? `${k}-` : `${k}=${v}`))

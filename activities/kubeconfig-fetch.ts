@@ -50,6 +50,7 @@ export const kubeconfigFetchAction = defineAction({
     retry: { attempts: 10, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 50,
   },
+  idempotent: true,
   summary: (input) => `kubeconfig.fetch from ${input.machine ?? 'the kubernetes machine'}`,
   examples: [
     {

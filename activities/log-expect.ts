@@ -63,9 +63,13 @@ export const logExpectAction = defineAction({
     retry: { attempts: 3, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
   },
+  idempotent: true,
   summary: (input) =>
     `log.expect ${input.absent ? 'no' : (input.count ?? '≥1')} /${input.pattern}/ in ${input.machine}:${input.file}` +
     (input.since ? ` since ${input.since}` : ''),
+  expects: (input) =>
+    `${input.absent ? 'no line' : `${input.count ?? 'at least one'} line(s)`} matching /${input.pattern}/ in ` +
+    `${input.machine}:${input.file}${input.since ? ` since ${input.since}` : ''}, within ${input.within}`,
   evidence: (output: LogExpectOutput, input) => {
     const where = `${input.machine}:${input.file}${input.since ? ` since ${input.since}` : ''}`;
     if (output.matches.length === 0)

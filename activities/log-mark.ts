@@ -51,6 +51,7 @@ export const logMarkAction = defineAction({
     retry: { attempts: 5, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 20,
   },
+  idempotent: true,
   summary: (input) => `log.mark ${input.name} on ${input.machine}:${input.file}`,
   examples: [
     {

@@ -87,6 +87,7 @@ export const manifestApplyAction = defineAction({
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '1m' },
     maxAttempts: 30,
   },
+  idempotent: true,
   summary: (input) =>
     `manifest.apply ${input.delete ? '(delete) ' : ''}${input.files.join(' ')}`.slice(0, 200),
   examples: [

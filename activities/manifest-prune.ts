@@ -54,6 +54,7 @@ export const manifestPruneAction = defineAction({
     retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 20,
   },
+  idempotent: true,
   summary: (input) =>
     `manifest.prune ${input.thisRun ? 'every run' : 'earlier runs'}: ${input.kinds.map((k) => k.split('.')[0]).join(', ')}`,
   examples: [

@@ -84,6 +84,11 @@ export const meshCheckAction = defineAction({
     `${output.engine}:`,
     ...output.verdicts.map((verdict) => `  ${verdict}`),
   ],
+  idempotent: true,
+  expects: (input) =>
+    Object.entries(input.expect)
+      .map(([host, verdict]) => `${host} ${verdict}`)
+      .join(', '),
   summary: (input) =>
     `mesh.check ${Object.entries(input.expect)
       .map(([host, verdict]) => `${host} ${verdict}`)

@@ -73,6 +73,14 @@ export interface MeshWaitOutput {
   pushStatus?: string;
 }
 
+/** What the step waits for, in words. */
+function awaited(input: z.output<typeof meshWaitInput>): string {
+  return [
+    ...(input.gateway ? [`gateway tunnels ${input.gateway.tunnels.join(', ')}`] : []),
+    ...(input.sidecar ? [`sidecar routes ${input.sidecar.toGateway.join(', ')} to the gateway`] : []),
+  ].join('; ');
+}
+
 /**
  * Waits until istiod's config has reached the proxies: a probe sent before that goes the old way (e.g.
  * direct instead of through the tunnel), as Istio's own tunnelling test knows.
@@ -101,11 +109,9 @@ export const meshWaitAction = defineAction({
       : []),
     `after ${(output.waitedMs / 1000).toFixed(1)} s`,
   ],
-  summary: (input) =>
-    `mesh.wait ${[
-      ...(input.gateway ? [`gateway tunnels ${input.gateway.tunnels.join(', ')}`] : []),
-      ...(input.sidecar ? [`sidecar routes ${input.sidecar.toGateway.join(', ')} to the gateway`] : []),
-    ].join('; ')}`.slice(0, 200),
+  idempotent: true,
+  expects: (input) => awaited(input),
+  summary: (input) => `mesh.wait ${awaited(input)}`.slice(0, 200),
   examples: [
     {
       description: 'After applying the tunnel: wait for the gateway and the sidecar to carry it',

@@ -68,6 +68,11 @@ function appLabel(selector: string): string | undefined {
   return /(?:^|,)\s*app\s*==?\s*([^,\s]+)/.exec(selector)?.[1];
 }
 
+/** What a probe expects: an HTTP status, or no answer at all. */
+function expectation(input: z.output<typeof probeCurlInput>): string {
+  return 'fails' in input.expect ? 'no answer' : `HTTP ${input.expect.status}`;
+}
+
 /** Runs curl in a client pod and checks the outcome: an HTTP status, or that the connection fails. */
 export const probeCurlAction = defineAction({
   name: 'probe.curl',
@@ -82,8 +87,9 @@ export const probeCurlAction = defineAction({
     retry: { attempts: 10, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 60,
   },
-  summary: (input) =>
-    `probe.curl ${input.url} from ${input.selector}, expect ${'fails' in input.expect ? 'no answer' : `HTTP ${input.expect.status}`}`,
+  idempotent: true,
+  summary: (input) => `probe.curl ${input.url} from ${input.selector}, expect ${expectation(input)}`,
+  expects: (input) => `${expectation(input)} from ${input.url}, in a pod matching ${input.selector}`,
   evidence: (output: ProbeCurlOutput, input) => {
     const why = output.stderrTail.split('\n').filter(Boolean).at(-1);
     const seen =

@@ -57,7 +57,9 @@ const ERROR_CLASSES = new Map(
 );
 
 /** What is wrong with an action definition, if anything (the registry refuses to load with it). */
-export function definitionProblems(action: Pick<ActionDefinition, 'name' | 'policy' | 'examples'>): string[] {
+export function definitionProblems(
+  action: Pick<ActionDefinition, 'name' | 'policy' | 'examples' | 'idempotent'>,
+): string[] {
   const problems: string[] = [];
   const { policy } = action;
   if (!/^[a-z]+(\.[a-z]+)?$/.test(action.name))
@@ -81,6 +83,14 @@ export function definitionProblems(action: Pick<ActionDefinition, 'name' | 'poli
     if (known === undefined)
       problems.push(`nonRetryable names ${name}, which is no error class of src/errors.ts`);
     else if (known) problems.push(`nonRetryable names ${name}, which is non-retryable by its class already`);
+  }
+  if (action.idempotent !== true) {
+    if (typeof action.idempotent !== 'string' || action.idempotent.trim() === '')
+      problems.push('idempotent must be true or say why the action is not');
+    else if (policy.retry.attempts !== 1)
+      problems.push(
+        `it is not idempotent, so a step must ask for retries: its retry.attempts must be 1, not ${policy.retry.attempts}`,
+      );
   }
   if (action.examples.length === 0) problems.push('it has no example');
   return problems.map((p) => `action ${action.name}: ${p}`);

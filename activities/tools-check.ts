@@ -101,6 +101,7 @@ export const toolsCheckAction = defineAction({
     retry: { attempts: 2, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
     maxAttempts: 5,
   },
+  idempotent: true,
   summary: (input) => `tools.check ${input.tools.join(' ')}`,
   evidence: (output: ToolsCheckOutput) =>
     output.tools.map((t) => `${t.tool} ${t.version} (wants ${t.wants}): ${t.program}`),

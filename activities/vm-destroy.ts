@@ -14,6 +14,7 @@ export const vmDestroyAction = defineAction({
   description: "Delete the lab's machines with vagrant destroy -f (machines never created are left alone).",
   input: machinesInput,
   policy: vmPolicy,
+  idempotent: true,
   summary: (input) => `vm.destroy ${input.machines?.join(' ') ?? 'all machines'}`,
   examples: [
     { description: 'Remove every machine in a finally step', yaml: 'id: destroy-vms\nuses: vm.destroy' },

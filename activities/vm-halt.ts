@@ -17,6 +17,7 @@ export const vmHaltAction = defineAction({
   description: "Shut the lab's machines down with vagrant halt (machines already stopped are left alone).",
   input: machinesInput,
   policy: vmPolicy,
+  idempotent: true,
   summary: (input) => `vm.halt ${input.machines?.join(' ') ?? 'all machines'}`,
   examples: [
     { description: 'Stop every machine at the end of a run', yaml: 'id: stop-vms\nuses: vm.halt' },

@@ -22,6 +22,7 @@ export const vmTeardownAction = defineAction({
   description: 'Leave the lab machines running, halted or destroyed, as the playbook or run chooses.',
   input: vmTeardownInput,
   policy: vmPolicy,
+  idempotent: true,
   summary: (input) => `vm.teardown ${input.mode} ${input.machines?.join(' ') ?? 'all machines'}`,
   examples: [
     {

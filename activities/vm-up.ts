@@ -156,6 +156,7 @@ export const vmUpAction = defineAction({
     'or stale (pinned versions, provision script, certificates).',
   input: machinesInput,
   policy: vmPolicy,
+  idempotent: true,
   summary: (input) => `vm.up ${input.machines?.join(' ') ?? 'all machines'}`,
   evidence: (output: VmUpOutput) =>
     (output.reprovisioned ?? []).map((r) => `provisioned ${r.machine} again: ${r.reason}`),

@@ -1,8 +1,15 @@
 /** Client-side helpers shared by the CLI, the bench and tests. */
 import path from 'node:path';
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  ApplicationFailure,
+  Client,
+  Connection,
+  WorkflowFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import {
   PROGRESS_QUERY,
+  SCENARIO_FAILED,
   RESUME,
   WORKFLOW_TYPE,
   type ResumeAction,
@@ -72,14 +79,21 @@ export async function progressWithin(
   }
 }
 
+/** The result a failed run carries in its ScenarioFailed failure, if it is one. */
+export function failedScenario(err: WorkflowFailedError): ScenarioResult | undefined {
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== SCENARIO_FAILED) return undefined;
+  return cause.details?.[0] as ScenarioResult | undefined;
+}
+
 /** Settles a run: the result of a passing run, or the result carried by a failed or cancelled one. */
 export async function scenarioOutcome(handle: WorkflowHandle): Promise<ScenarioResult> {
   try {
     return (await handle.result()) as ScenarioResult;
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
-    const details = (err.cause as { details?: unknown[] } | undefined)?.details;
-    if (details?.[0]) return details[0] as ScenarioResult;
+    const failed = failedScenario(err);
+    if (failed) return failed;
     // Cancelled runs carry no details; ask the (replayed) workflow for its final state.
     try {
       return await queryProgress(handle);

@@ -17,6 +17,7 @@ const sleep = defineAction({
     retry: { attempts: 1, initialInterval: '1s', backoff: 2, maxInterval: '1s' },
     maxAttempts: 3,
   },
+  idempotent: true,
   summary: () => 'sleep',
   examples: [{ description: 'Wait', yaml: 'id: nap\nuses: sleep.wait' }],
   create: () => () => Promise.resolve({}),
@@ -47,6 +48,21 @@ describe('the action registry', () => {
       'action sleep.wait: nonRetryable names LabConfigError, which is non-retryable by its class already',
       'action sleep.wait: it has no example',
     ]);
+  });
+
+  it('refuses an action that is not idempotent but retries by default, or says nothing of why', () => {
+    const retrying = {
+      ...sleep,
+      idempotent: 'it appends to a file',
+      policy: { ...sleep.policy, retry: { ...sleep.policy.retry, attempts: 2 } },
+    };
+    expect(definitionProblems(retrying)).toEqual([
+      'action sleep.wait: it is not idempotent, so a step must ask for retries: its retry.attempts must be 1, not 2',
+    ]);
+    expect(definitionProblems({ ...sleep, idempotent: ' ' })).toEqual([
+      'action sleep.wait: idempotent must be true or say why the action is not',
+    ]);
+    expect(definitionProblems({ ...sleep, idempotent: 'it appends to a file' })).toEqual([]);
   });
 });
 

@@ -156,6 +156,8 @@ describe('run reports', () => {
     expect(xml).toContain('<property name="playbook" value="mixed"/>');
     expect(xml).toContain(`<property name="temporal.stepQueue" value="${lab.taskQueue}"/>`);
     expect(xml).toContain('<property name="var.who" value="&lt;world&gt;"/>');
+    // Each check's system-out says what it expected and what it saw.
+    expect(xml).toMatch(/expected: exit code 0\nseen:\n {2}exit 0: &lt;script&gt;/);
     expect(xml).toMatch(/<property name="lab" value="[^"]*"\/>/);
   });
 
@@ -209,7 +211,8 @@ describe('run reports', () => {
     expect(barsOf('broken')).toEqual(['1:failed', '2:failed']);
     expect(barsOf('cleanup')).toEqual(['1:passed']);
     expect(html).toContain('<rect class="group" data-group="checks"');
-    // Evidence: the step's own lines first, escaped; its raw output, pretty JSON, behind a click.
+    // Evidence: what the check expected beside what it saw, escaped; its raw output, pretty JSON, behind a click.
+    expect(html).toContain('<tr><th>expected</th><td>exit code 0</td></tr>');
     expect(html).toContain(
       '<pre class="seen">exit 0: &lt;script&gt;alert(&quot;&lt;world&gt;&quot;)&lt;/script&gt; &amp; done</pre>',
     );

@@ -39,7 +39,8 @@ it('resumes a run on a new worker after the old one was killed mid-step; complet
       'name: crash',
       'steps:',
       `  - { id: first, uses: exec, with: { command: [node, ${mark}, ${marks}, first] } }`,
-      `  - { id: slow, uses: exec, with: { command: [node, ${mark}, ${marks}, slow, '4000'] } }`,
+      // exec is not idempotent, so it is retried (here after the crash) only when the step asks.
+      `  - { id: slow, uses: exec, retry: { attempts: 2 }, with: { command: [node, ${mark}, ${marks}, slow, '4000'] } }`,
       `  - { id: last, uses: exec, with: { command: [node, ${mark}, ${marks}, last] } }`,
     ].join('\n'),
   );

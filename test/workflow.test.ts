@@ -3,7 +3,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
-import type { ScenarioResult } from '../workflows/types.js';
+import { SCENARIO_FAILED, type ScenarioResult } from '../workflows/types.js';
 import {
   eventually,
   outcome,
@@ -103,7 +103,7 @@ describe('tunnelScenario', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const run = (err as WorkflowFailedError).cause;
     expect(run).toBeInstanceOf(ApplicationFailure);
-    expect(run).toMatchObject({ type: 'ScenarioFailed' });
+    expect(run).toMatchObject({ type: SCENARIO_FAILED });
     const step = run?.cause as ActivityFailure | undefined;
     expect(step).toBeInstanceOf(ActivityFailure);
     expect(step).toMatchObject({ activityId: 'a', activityType: 'exec' });

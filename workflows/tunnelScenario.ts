@@ -24,6 +24,8 @@ import {
   activityIdOf,
   isGroup,
   RESUME_ACTIONS,
+  SCENARIO_FAILED,
+  settleStep,
   LOAD_PLAYBOOK_ACTIVITY,
   pendingRecord,
   planSteps,
@@ -107,7 +109,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     state.error = messageOf(err);
     setStatus('failed');
     throw ApplicationFailure.create({
-      type: 'ScenarioFailed',
+      type: SCENARIO_FAILED,
       message: `playbook ${input.playbook} could not be loaded: ${state.error}`,
       nonRetryable: true,
       details: [state],
@@ -155,7 +157,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   if (state.error) {
     setStatus('failed');
     throw ApplicationFailure.create({
-      type: 'ScenarioFailed',
+      type: SCENARIO_FAILED,
       message: `playbook ${plan.name} failed: ${state.error}`,
       nonRetryable: true,
       details: [state],
@@ -219,19 +221,19 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
         record.attempts,
         plan.stepQueue,
       )(step.with, { scenario: plan.name, ...(plan.lab ? { lab: plan.lab } : {}) });
-      record.attempts += outcome.attempt;
-      record.output = outcome.output;
-      if (outcome.evidence) record.evidence = outcome.evidence;
-      record.status = 'passed';
+      settleStep(record, {
+        outcome: 'passed',
+        attempts: outcome.attempt,
+        output: outcome.output,
+        evidence: outcome.evidence,
+      });
       return true;
     } catch (err) {
       if (isCancellation(err)) {
-        record.status = 'cancelled';
+        settleStep(record, { outcome: 'cancelled' });
         throw err;
       }
-      record.attempts += attemptsOf(err, step);
-      record.error = messageOf(err);
-      record.status = 'failed';
+      settleStep(record, { outcome: 'failed', attempts: attemptsOf(err, step), error: messageOf(err) });
       if (!step.continueOnError) firstFailure ??= err as Error;
       return step.continueOnError;
     } finally {

@@ -44,6 +44,8 @@ export interface PlanStep {
   with: Record<string, unknown>;
   /** The line the Web UI shows for this step's activity. */
   summary: string;
+  /** For checks: what the step expects, in words (ActionDefinition.expects). */
+  expects?: string;
   options: PlanStepOptions;
   continueOnError: boolean;
 }
@@ -98,6 +100,8 @@ export interface StepRecord {
   attempts: number;
   startedAt?: string;
   durationMs?: number;
+  /** For checks: what the step expects, in words. */
+  expected?: string;
   /** What the step saw, for people: status codes, log lines, verdicts (checks only). */
   evidence?: string[];
   output?: unknown;
@@ -171,9 +175,40 @@ export function pendingRecord(step: PlanStep, phase: StepRecord['phase'], group?
     summary: step.summary,
   };
   if (step.name) record.name = step.name;
+  if (step.expects) record.expected = step.expects;
   if (group) record.group = group;
   return record;
 }
+
+/** How one execution of a step ended (with the action's retries), as the workflow and a history reader see it. */
+export type StepEnd =
+  | { outcome: 'passed'; attempts: number; output: unknown; evidence?: string[] | undefined }
+  | { outcome: 'failed'; attempts: number; error: string }
+  | { outcome: 'cancelled' };
+
+/**
+ * Records how a step's execution ended: the one place a step's status, attempts, output and error are
+ * decided, by the workflow while it runs and by the report when it reads a run from its history.
+ */
+export function settleStep(record: StepRecord, end: StepEnd): void {
+  if (end.outcome === 'cancelled') {
+    record.status = 'cancelled';
+    return;
+  }
+  record.attempts += end.attempts;
+  if (end.outcome === 'passed') {
+    record.status = 'passed';
+    record.output = end.output;
+    record.error = undefined;
+    if (end.evidence) record.evidence = end.evidence;
+  } else {
+    record.status = 'failed';
+    record.error = end.error;
+  }
+}
+
+/** The type of the failure a run ends with when a step or its playbook failed; its details hold the ScenarioResult. */
+export const SCENARIO_FAILED = 'ScenarioFailed';
 
 /** One-character marks of step states, shared by the terminal and the Web UI details. */
 export const STATUS_MARKS: Record<StepStatus, string> = {

@@ -6,11 +6,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LabConfigError, PlaybookError } from '../errors.js';
 import { unknownName } from '../suggest.js';
-import { describeIssue } from '../validation.js';
+import { YamlSource } from '../yaml-source.js';
 
 const machineSchema = z
   .object({
@@ -122,41 +121,20 @@ export async function loadLab(ref: string, options: LoadLabOptions): Promise<Lab
     throw new PlaybookError([{ file, line: 0, column: 0, path: '', message }]);
   }
   const dir = path.dirname(file);
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines });
-  const located = (at: (string | number)[], message: string) => {
-    let node = doc.getIn(at, true) as { range?: [number] } | undefined;
-    for (let depth = at.length - 1; !node?.range && depth >= 0; depth--) {
-      node = doc.getIn(at.slice(0, depth), true) as { range?: [number] } | undefined;
-    }
-    const { line, col } = lines.linePos(node?.range?.[0] ?? 0);
-    return { file, line, column: col, path: at.join('.'), message };
-  };
-  if (doc.errors.length > 0) throw new PlaybookError([located([], doc.errors[0]!.message.split('\n')[0]!)]);
-  const raw: unknown = doc.toJS();
-  const invalid = (issues: z.core.$ZodIssue[]) =>
-    new PlaybookError(
-      issues.map((i) => {
-        const at = i.path as (string | number)[];
-        const value = at.reduce<unknown>(
-          (node, key) =>
-            node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined,
-          raw,
-        );
-        return located(at, describeIssue(i, doc.hasIn(at), value));
-      }),
-    );
+  const source = YamlSource.parse(text, file);
+  const raw = source.value();
+  const invalid = (error: z.ZodError) => new PlaybookError(source.issues(error, [], raw));
   // The name and lifetime decide what `{state}` stands for, so they are read before anything else.
   const identity = z
     .looseObject({ name: labSchema.shape.name, lifetime: labSchema.shape.lifetime })
     .safeParse(raw);
-  if (!identity.success) throw invalid(identity.error.issues);
+  if (!identity.success) throw invalid(identity.error);
   const stateDir =
     identity.data.lifetime === 'lab' && options.labsDir
       ? path.join(options.labsDir, identity.data.name)
       : options.stateDir;
   const parsed = labSchema.safeParse(substitute(raw, { state: stateDir, lab: dir }));
-  if (!parsed.success) throw invalid(parsed.error.issues);
+  if (!parsed.success) throw invalid(parsed.error);
   const data = parsed.data;
   const tools = Object.fromEntries(
     Object.entries(data.tools).map(([name, tool]) => [

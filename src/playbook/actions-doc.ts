@@ -64,9 +64,13 @@ function section(action: ActionDefinition): string[] {
     '',
     `Policy: timeout ${policy.timeout} (a step may ask for up to ${policy.maxTimeout})` +
       `${policy.heartbeatTimeout ? `, heartbeat ${policy.heartbeatTimeout}` : ''}; ` +
-      `${retry.attempts} attempts (up to ${policy.maxAttempts}), first retry after ${retry.initialInterval}, ` +
+      `${retry.attempts} attempt${retry.attempts === 1 ? '' : 's'} (up to ${policy.maxAttempts}), first retry after ${retry.initialInterval}, ` +
       `backoff ×${retry.backoff}, at most ${retry.maxInterval} apart.` +
       (policy.nonRetryable?.length ? ` Also final: ${policy.nonRetryable.join(', ')}.` : ''),
+    '',
+    action.idempotent === true
+      ? 'Idempotent: a step run twice with the same input ends as if run once.'
+      : `Not idempotent: ${action.idempotent}. It runs once unless the step sets \`retry.attempts\`.`,
     '',
   );
   for (const example of action.examples) {

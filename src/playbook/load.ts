@@ -5,19 +5,15 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import type { ActionDefinition } from '../../activities/action.js';
 import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../../workflows/types.js';
-import { describeIssue } from '../validation.js';
 import { fromMs, toMs } from '../duration.js';
-import { InputError, PlaybookError, type SourceLocation } from '../errors.js';
+import { InputError, PlaybookError } from '../errors.js';
+import { fieldPath, valueAt, YamlSource, type Path, type Problem } from '../yaml-source.js';
 import { interpolate, wholeExpression, type InterpolationProblem } from './interpolate.js';
 import { z as zod } from 'zod';
-import { genericStep, groupFields, playbookShape } from './schema.js';
-
-type Path = (string | number)[];
-type Problem = SourceLocation & { message: string };
+import { genericStep, groupSchema, playbookShape } from './schema.js';
 
 export interface LoadOptions {
   /** Where playbook names are looked up. */
@@ -50,35 +46,11 @@ export async function loadPlaybookFile(file: string, options: LoadOptions): Prom
   return parsePlaybook(text, file, options);
 }
 
-/** How many alias expansions a playbook may use (YAML's own default is 100). */
-const MAX_ALIASES = 100;
-
 /** Validates and plans playbook text; `file` is used in messages only. */
 export function parsePlaybook(text: string, file: string, options: LoadOptions): Plan {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const source = new Source(file, doc, lines);
-  if (doc.errors.length > 0) {
-    // The first syntax error only: the parser's later ones are mostly its consequences.
-    const first = doc.errors[0]!;
-    throw new PlaybookError([
-      { ...source.at(first.pos[0]), path: '', message: first.message.split('\n')[0]! },
-    ]);
-  }
+  const source = YamlSource.parse(text, file);
   const problems: Problem[] = [];
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: MAX_ALIASES });
-  } catch (err) {
-    // An alias bomb (a few lines that expand to billions of nodes) is refused, not expanded.
-    throw new PlaybookError([
-      {
-        ...source.at(0),
-        path: '',
-        message: `the YAML cannot be expanded: ${err instanceof Error ? err.message : String(err)}`,
-      },
-    ]);
-  }
+  const data = source.value();
   const top = playbookShape.safeParse(data);
   if (!top.success) {
     problems.push(...source.issues(top.error, []));
@@ -89,23 +61,19 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   const declared = playbook.vars;
   for (const name of Object.keys(options.vars ?? {})) {
     if (!(name in declared)) {
-      problems.push({
-        ...source.locate(['vars']),
-        path: 'vars',
-        message: `the run sets variable "${name}", which the playbook does not declare (declared: ${Object.keys(declared).join(', ') || 'none'})`,
-      });
+      problems.push(
+        source.problem(
+          ['vars'],
+          `the run sets variable "${name}", which the playbook does not declare (declared: ${Object.keys(declared).join(', ') || 'none'})`,
+        ),
+      );
     }
   }
   const context = { vars: { ...declared, ...options.vars } };
   const seen = new Map<string, string>();
   const checkId = (id: string, at: Path): void => {
     const first = seen.get(id);
-    if (first)
-      problems.push({
-        ...source.locate(at),
-        path: fieldPath(at),
-        message: `duplicate step id "${id}" (first used at ${first})`,
-      });
+    if (first) problems.push(source.problem(at, `duplicate step id "${id}" (first used at ${first})`));
     else seen.set(id, fieldPath(at));
   };
 
@@ -123,11 +91,9 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
         .map((a) => a.name)
         .sort()
         .join(', ');
-      problems.push({
-        ...source.locate([...at, 'uses']),
-        path: fieldPath([...at, 'uses']),
-        message: `unknown action "${step.uses}"; known actions: ${known}`,
-      });
+      problems.push(
+        source.problem([...at, 'uses'], `unknown action "${step.uses}"; known actions: ${known}`),
+      );
       return undefined;
     }
     const policy = stepOptions(action, step, at, source, problems);
@@ -137,8 +103,7 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
       step.name === undefined
         ? undefined
         : interpolate(step.name, context, [...at, 'name'], interpolationProblems);
-    for (const p of interpolationProblems)
-      problems.push({ ...source.locate(p.path), path: fieldPath(p.path), message: p.message });
+    for (const p of interpolationProblems) problems.push(source.problem(p.path, p.message));
     if (interpolationProblems.length > 0) return undefined;
     const input = action.input.safeParse(withValue);
     if (!input.success) {
@@ -163,6 +128,8 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
       continueOnError: step.continueOnError,
     };
     if (typeof name === 'string') planned.name = name;
+    const expects = action.expects && describe(() => action.expects!(input.data));
+    if (expects) planned.expects = expects;
     return planned;
   };
 
@@ -197,10 +164,7 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   return plan;
 
   function planGroup(raw: object, at: Path): PlanGroup | undefined {
-    const shape = zod
-      .object({ ...groupFields, parallel: zod.array(zod.unknown()).min(1) })
-      .strict()
-      .safeParse(raw);
+    const shape = groupSchema(zod.unknown()).safeParse(raw);
     if (!shape.success) {
       problems.push(...source.issues(shape.error, at));
       // The members are checked anyway, so that one pass reports every problem.
@@ -219,10 +183,15 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
 }
 
 function summarize(action: ActionDefinition, input: unknown, id: string): string {
+  return describe(() => action.summary(input)) ?? `${action.name} (${id})`;
+}
+
+/** A description an action words from its input; a bug in the wording must not stop the run. */
+function describe(words: () => string): string | undefined {
   try {
-    return action.summary(input);
+    return words();
   } catch {
-    return `${action.name} (${id})`;
+    return undefined;
   }
 }
 
@@ -230,25 +199,27 @@ function stepOptions(
   action: ActionDefinition,
   step: z.output<typeof genericStep>,
   at: Path,
-  source: Source,
+  source: YamlSource,
   problems: Problem[],
 ): PlanStepOptions {
   const { policy } = action;
   const timeout = step.timeout ?? policy.timeout;
   if (step.timeout && toMs(step.timeout) > toMs(policy.maxTimeout)) {
-    problems.push({
-      ...source.locate([...at, 'timeout']),
-      path: fieldPath([...at, 'timeout']),
-      message: `timeout ${step.timeout} is longer than ${action.name} allows (${policy.maxTimeout})`,
-    });
+    problems.push(
+      source.problem(
+        [...at, 'timeout'],
+        `timeout ${step.timeout} is longer than ${action.name} allows (${policy.maxTimeout})`,
+      ),
+    );
   }
   const attempts = step.retry?.attempts ?? policy.retry.attempts;
   if (attempts > policy.maxAttempts) {
-    problems.push({
-      ...source.locate([...at, 'retry', 'attempts']),
-      path: fieldPath([...at, 'retry', 'attempts']),
-      message: `${attempts} attempts is more than ${action.name} allows (${policy.maxAttempts})`,
-    });
+    problems.push(
+      source.problem(
+        [...at, 'retry', 'attempts'],
+        `${attempts} attempts is more than ${action.name} allows (${policy.maxAttempts})`,
+      ),
+    );
   }
   const options: PlanStepOptions = {
     startToCloseTimeout: fromMs(toMs(timeout)),
@@ -262,79 +233,4 @@ function stepOptions(
   };
   if (policy.heartbeatTimeout) options.heartbeatTimeout = policy.heartbeatTimeout;
   return options;
-}
-
-/** Field path as users read it: `steps[2].with.command`. */
-export function fieldPath(at: Path): string {
-  return at.reduce<string>(
-    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key),
-    '',
-  );
-}
-
-/** Maps value paths back to positions in the YAML text. */
-class Source {
-  constructor(
-    readonly file: string,
-    readonly doc: Document,
-    readonly lines: LineCounter,
-  ) {}
-
-  at(offset: number): { file: string; line: number; column: number } {
-    const { line, col } = this.lines.linePos(offset);
-    return { file: this.file, line, column: col };
-  }
-
-  /** Position of the node at `at`, or of its nearest existing parent. */
-  locate(at: Path): { file: string; line: number; column: number } {
-    for (let depth = at.length; depth >= 0; depth--) {
-      const node = this.doc.getIn(at.slice(0, depth), true) as Node | undefined;
-      if (node && typeof node === 'object' && node.range) return this.at(node.range[0]);
-    }
-    return { file: this.file, line: 1, column: 1 };
-  }
-
-  /** Position of a key inside the map at `at` (for unknown fields). */
-  locateKey(at: Path, key: string): { file: string; line: number; column: number } {
-    const node = this.doc.getIn(at, true);
-    if (isMap(node)) {
-      const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === key);
-      const keyNode = pair?.key as Node | undefined;
-      if (keyNode?.range) return this.at(keyNode.range[0]);
-    }
-    return this.locate(at);
-  }
-
-  /** The issues of validating `data` (the value at `base`, as validated) as problems at their place. */
-  issues(error: z.ZodError, base: Path, data?: unknown): Problem[] {
-    return error.issues.map((issue) => {
-      const at: Path = [...base, ...(issue.path as Path)];
-      if (issue.code === 'unrecognized_keys') {
-        const key = issue.keys[0]!;
-        return {
-          ...this.locateKey(at, key),
-          path: fieldPath([...at, key]),
-          message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
-        };
-      }
-      const exists = this.doc.hasIn(at);
-      const value = data === undefined ? toJs(this.doc.getIn(at)) : valueAt(data, issue.path as Path);
-      return { ...this.locate(at), path: fieldPath(at), message: describeIssue(issue, exists, value) };
-    });
-  }
-}
-
-function valueAt(data: unknown, at: Path): unknown {
-  let node = data;
-  for (const key of at) {
-    if (node === null || typeof node !== 'object') return undefined;
-    node = (node as Record<string | number, unknown>)[key];
-  }
-  return node;
-}
-
-function toJs(value: unknown): unknown {
-  return value && typeof value === 'object' && 'toJSON' in value
-    ? (value as { toJSON(): unknown }).toJSON()
-    : value;
 }

@@ -42,10 +42,16 @@ export const genericStep = z
   })
   .strict();
 
-export const groupFields = {
-  id: stepId,
-  name: z.string().optional(),
-};
+/** A `parallel:` group of `member` steps: unchecked ones for the loader's first pass, the step union for editors. */
+export function groupSchema<M extends z.ZodType>(member: M) {
+  return z
+    .object({
+      id: stepId,
+      name: z.string().optional(),
+      parallel: z.array(member).min(1).describe('Steps that run at the same time.'),
+    })
+    .strict();
+}
 
 export const playbookFields = {
   name: z
@@ -92,9 +98,7 @@ export function playbookSchema(actions: readonly ActionDefinition[]): z.ZodType 
   );
   const step =
     steps.length === 1 ? steps[0]! : z.union(steps as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]);
-  const group = z
-    .object({ ...groupFields, parallel: z.array(step).min(1).describe('Steps that run at the same time.') })
-    .strict();
+  const group = groupSchema(step);
   return z
     .object({
       ...playbookFields,

@@ -10,6 +10,7 @@ import {
   LOAD_PLAYBOOK_ACTIVITY,
   pendingRecord,
   planSteps,
+  settleStep,
   stepOfActivity,
   type Plan,
   type RunStatus,
@@ -402,21 +403,30 @@ function deriveScenario(
     const last = own.at(-1);
     if (last) {
       record.startedAt = iso(last.scheduledAt);
-      record.attempts = own.reduce((n, a) => n + (a.attempt ?? 1), 0);
-      record.status =
-        last.outcome === undefined
-          ? 'running'
-          : last.outcome === 'passed'
-            ? 'passed'
-            : last.outcome === 'cancelled'
-              ? 'cancelled'
-              : 'failed';
+      // Each execution settles the record as the workflow did when it ended; the last may still run.
+      for (const a of own) {
+        const attempts = a.attempt ?? 1;
+        if (a.outcome === undefined) {
+          record.status = 'running';
+          record.attempts += attempts;
+        } else if (a.outcome === 'passed') {
+          const result = a.result as StepOutcome | undefined;
+          settleStep(record, {
+            outcome: 'passed',
+            attempts,
+            output: result?.output,
+            evidence: result?.evidence,
+          });
+        } else if (a.outcome === 'cancelled') {
+          settleStep(record, { outcome: 'cancelled' });
+        } else {
+          settleStep(record, { outcome: 'failed', attempts, error: a.error ?? 'failed' });
+        }
+      }
       const closed = own.filter((a) => a.closedAt !== undefined);
       if (closed.length > 0) {
         record.durationMs = closed.reduce((n, a) => n + (a.closedAt! - a.scheduledAt), 0);
       }
-      if (last.outcome === 'passed') record.output = (last.result as StepOutcome | undefined)?.output;
-      if (last.error && last.outcome !== 'passed') record.error = last.error;
     } else if (status === 'cancelled' && phase === 'main') {
       record.status = 'cancelled';
     }

@@ -33,6 +33,7 @@ table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #e0e0e0;paddi
 th{background:#f5f5f5}td.num{text-align:right}
 pre{background:#f7f7f7;border:1px solid #e0e0e0;padding:8px;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-word}
 .error{color:#b71c1c}.muted{color:#757575}
+table.check th{width:6em}table.check pre{margin:0;border:0;padding:0;background:none}
 svg.timeline{width:100%;height:auto;max-width:1200px;font:12px system-ui,sans-serif}
 svg.timeline .axis line{stroke:#e0e0e0}svg.timeline .axis text{fill:#757575}
 svg.timeline .group{fill:#e3f2fd}svg.timeline .label{fill:#212121}svg.timeline .group-label{fill:#1565c0;font-style:italic}
@@ -260,8 +261,14 @@ function evidence(step: StepReport): string {
     );
   }
   // What the step saw, for people; the raw output stays one click away.
-  if (step.evidence && step.evidence.length > 0) {
-    parts.push(`<pre class="seen">${esc(step.evidence.join('\n'))}</pre>`);
+  const seen = step.evidence && step.evidence.length > 0 ? step.evidence.join('\n') : undefined;
+  if (step.expected || seen) {
+    parts.push(
+      '<table class="check">',
+      `<tr><th>expected</th><td>${step.expected ? esc(step.expected) : '<span class="muted">—</span>'}</td></tr>`,
+      `<tr><th>seen</th><td>${seen ? `<pre class="seen">${esc(seen)}</pre>` : `<span class="muted">${step.status === 'passed' || step.status === 'failed' ? 'nothing recorded' : esc(step.status)}</span>`}</td></tr>`,
+      '</table>',
+    );
   }
   if (step.output === undefined) {
     if (!step.evidence) parts.push('<p class="muted">No output recorded.</p>');

@@ -86,7 +86,11 @@ function testcase(report: RunReport, step: StepReport): string {
     ].join('\n');
     body.push(`      <failure${attributes({ message: firstLine(error), type })}>${text(detail)}</failure>`);
   }
-  const evidence = [step.summary ? `${step.uses}: ${step.summary}` : step.uses, ...(step.evidence ?? [])];
+  const evidence = [
+    step.summary ? `${step.uses}: ${step.summary}` : step.uses,
+    ...(step.expected ? [`expected: ${step.expected}`] : []),
+    ...(step.evidence?.length ? ['seen:', ...step.evidence.map((line) => `  ${line}`)] : []),
+  ];
   if (step.output !== undefined) evidence.push('', JSON.stringify(step.output, null, 2));
   body.push(`      <system-out>${text(evidence.join('\n'))}</system-out>`);
   return `${open}>\n${body.join('\n')}\n    </testcase>`;

@@ -6,6 +6,7 @@ import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@t
 import type { WorkerOptions } from '@temporalio/worker';
 import { projectRoot } from '../../src/config.js';
 import { runDir } from '../../src/state-layout.js';
+import { failedScenario } from '../../src/client.js';
 import { createWorker, type RunningWorker } from '../../src/worker/create-worker.js';
 import type { ScenarioInput, ScenarioResult } from '../../workflows/types.js';
 
@@ -75,10 +76,8 @@ export async function outcome(handle: WorkflowHandle): Promise<ScenarioResult> {
   try {
     return (await handle.result()) as ScenarioResult;
   } catch (err) {
-    if (err instanceof WorkflowFailedError) {
-      const details = (err.cause as { details?: unknown[] } | undefined)?.details;
-      if (details?.[0]) return details[0] as ScenarioResult;
-    }
+    const failed = err instanceof WorkflowFailedError ? failedScenario(err) : undefined;
+    if (failed) return failed;
     throw err;
   }
 }

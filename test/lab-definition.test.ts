@@ -1,0 +1,51 @@
+/**
+ * Lab files are checked like playbooks: every problem at its file, line, column and field, in one pass.
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PlaybookError } from '../src/errors.js';
+import { loadLab } from '../src/lab/definition.js';
+import { root } from './support/temporal.js';
+
+async function labWith(edit: (text: string) => string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lab-def-'));
+  const file = path.join(dir, 'broken.yaml');
+  await writeFile(file, edit(await readFile(path.join(root, 'labs', 'sim.yaml'), 'utf8')));
+  return file;
+}
+
+async function problemsOf(file: string): Promise<string[]> {
+  const err = await loadLab(file, { projectRoot: root, stateDir: path.dirname(file) }).catch(
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(PlaybookError);
+  return (err as PlaybookError).problems.map(
+    (p) => `${path.basename(p.file)}:${p.line}:${p.column}: ${p.path}: ${p.message}`,
+  );
+}
+
+describe('lab files', () => {
+  it('names a wrong field at its line and column, with the field path as playbooks word it', async () => {
+    const file = await labWith((text) =>
+      text.replace('lifetime: run', 'lifetime: forever').replace(/^( {4}role: )proxy$/m, '$1proxxy'),
+    );
+    const problems = await problemsOf(file);
+    expect(problems[0]).toMatch(/^broken\.yaml:\d+:11: lifetime: /);
+    // Fixing the first shows the next, with its own place.
+    await writeFile(file, (await readFile(file, 'utf8')).replace('lifetime: forever', 'lifetime: run'));
+    expect(await problemsOf(file)).toEqual([
+      expect.stringMatching(/^broken\.yaml:\d+:11: machines\.external-proxy\.role: .*"proxxy"/),
+    ]);
+  });
+
+  it('refuses an alias bomb without expanding it, naming the file', async () => {
+    const file = await labWith(
+      (text) =>
+        `a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n${text}`,
+    );
+    expect(await problemsOf(file)).toEqual([
+      expect.stringMatching(/^broken\.yaml:1:1: : the YAML cannot be expanded: /),
+    ]);
+  });
+});

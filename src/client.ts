@@ -14,10 +14,12 @@ import {
   WORKFLOW_TYPE,
   type ResumeAction,
   type ResumeRequest,
+  type Plan,
   type ScenarioInput,
   type ScenarioResult,
 } from '../workflows/types.js';
 import { PLAYBOOK_ATTRIBUTE } from '../workflows/search-attributes.js';
+import { forWebUi } from '../workflows/details.js';
 
 export async function connectClient(address: string, namespace: string): Promise<Client> {
   const connection = await Connection.connect({ address });
@@ -38,6 +40,25 @@ export function newRunId(playbook: string): string {
 export interface RunLabel {
   summary: string;
   details?: string;
+}
+
+/** The Web UI's summary of a run (playbook, lab) and its details (description, variables). */
+export function runLabel(plan: Plan, input: ScenarioInput): RunLabel {
+  const lab = input.lab ?? plan.lab;
+  const vars = Object.entries(plan.vars).map(
+    ([name, value]) =>
+      `| ${name} | ${JSON.stringify(input.vars && name in input.vars ? input.vars[name] : value)} |`,
+  );
+  return {
+    summary: lab ? `${plan.name} on lab ${path.basename(lab).replace(/\.ya?ml$/, '')}` : plan.name,
+    details: forWebUi(
+      [
+        plan.description ?? '',
+        '',
+        ...(vars.length > 0 ? ['| variable | value |', '| --- | --- |', ...vars] : []),
+      ].join('\n'),
+    ),
+  };
 }
 
 export async function startScenario(

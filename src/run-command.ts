@@ -51,6 +51,9 @@ export async function runCommand(
       timeout: options.timeoutMs,
       cancelSignal: ctx.signal,
       stripFinalNewline: true,
+      // Its own process group: a Ctrl-C typed at `tunnel-lab run` (which hosts the worker) reaches the CLI,
+      // which cancels the run, and not the step's command behind the run's back.
+      detached: true,
     });
     const release = trackChild(ctx.stateDir, subprocess.pid);
     const result = await subprocess.finally(release);

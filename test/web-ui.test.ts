@@ -9,7 +9,10 @@ import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { runUrl } from '../src/config.js';
 import type { ScenarioResult } from '../workflows/types.js';
-import { root, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
+import { actions } from '../activities/registry.js';
+import { runLabel, startScenario } from '../src/client.js';
+import { loadPlaybookFile, resolvePlaybookPath } from '../src/playbook/load.js';
+import { eventually, root, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(root, 'test-artifacts', 'web-ui-run.png');
@@ -45,7 +48,14 @@ describe('Temporal Web UI', () => {
     const ui = process.env.TEMPORAL_TEST_UI;
     if (!ui) throw new Error('TEMPORAL_TEST_UI is not set: the jest global setup did not start the Web UI');
     const id = uniqueQueue('web-ui-hello');
-    const result = (await (await start(lab, { playbook: 'hello' }, id)).result()) as ScenarioResult;
+    // Started as the CLI starts runs: with the run's summary (playbook, lab) and details (description, vars).
+    const input = { playbook: 'hello', lab: 'sim' };
+    const plan = await loadPlaybookFile(resolvePlaybookPath('hello', path.join(root, 'playbooks')), {
+      playbooksDir: path.join(root, 'playbooks'),
+      actions,
+    });
+    const handle = await startScenario(lab.client, lab.taskQueue, input, id, runLabel(plan, input));
+    const result = (await handle.result()) as ScenarioResult;
     expect(result.status).toBe('passed');
 
     const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'chromium-profile-'));
@@ -83,6 +93,35 @@ describe('Temporal Web UI', () => {
       expect(text).toContain('Activity Task Scheduled');
       // The result panel holds the ScenarioResult with each step's output.
       expect(text).toContain('"stdout": "hi from tunnel-lab"');
+
+      // User Metadata: the run's summary and details, and the current details with every step's row, whole.
+      await page.getByText('User Metadata', { exact: true }).first().click();
+      await page.getByText('Current Details', { exact: true }).waitFor();
+      const frames = await eventually(async () => {
+        const seen = await Promise.all(
+          (await page.locator('iframe[title="output"]').elementHandles()).map(async (element) => {
+            const frame = await element.contentFrame();
+            const height = (await element.boundingBox())?.height ?? 0;
+            // Evaluated in the page (no DOM types here): its text, and the bottom of its last table row,
+            // which the frame must show whole.
+            const inside: { text: string; lastRow?: number } | undefined = await frame?.evaluate(
+              `({ text: document.body.innerText,
+                  lastRow: [...document.querySelectorAll('tr')].at(-1)?.getBoundingClientRect().bottom })`,
+            );
+            return { height, text: inside?.text ?? '', lastRow: inside?.lastRow };
+          }),
+        );
+        return seen.some((f) => f.text.includes('cleanup (finally)')) ? seen : undefined;
+      });
+      expect(frames.map((f) => f.text.trim()).filter(Boolean)[0]).toBe('hello on lab sim');
+      const details = frames.find((f) => f.text.includes('greeting'));
+      const current = frames.find((f) => f.text.includes('cleanup (finally)'));
+      expect(details?.text).toContain('The smallest playbook');
+      expect(current?.text).toMatch(/^hello: passed/);
+      for (const frame of [details!, current!]) {
+        expect(frame.lastRow).toBeDefined();
+        expect(frame.lastRow!).toBeLessThanOrEqual(frame.height);
+      }
 
       mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT });

@@ -3,6 +3,15 @@ import { STATUS_MARKS, type ScenarioResult } from './types.js';
 const EVIDENCE_CHARS = 600;
 
 /**
+ * Markdown as the Web UI shows it in a frame. The UI (2.42) sizes that frame to the rendered body without
+ * its margins, which hides the bottom of a trailing table (the last step's row); a last paragraph holding
+ * only a no-break space takes that cut instead.
+ */
+export function forWebUi(markdown: string): string {
+  return `${markdown}\n\n\u00a0`;
+}
+
+/**
  * Markdown for the Web UI's "current details": where the run is (step, attempts so far), the last probe
  * or log check and its evidence, and how to resume when paused.
  */
@@ -44,5 +53,5 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
     const id = step.phase === 'finally' ? `${step.id} (finally)` : step.id;
     lines.push(`| ${id} | ${step.uses} | ${STATUS_MARKS[step.status]} ${step.status} | ${step.attempts} |`);
   }
-  return lines.join('\n');
+  return forWebUi(lines.join('\n'));
 }

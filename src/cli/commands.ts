@@ -10,11 +10,10 @@ import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from '../../work
 import {
   RESUME_ACTIONS,
   WORKFLOW_TYPE,
-  type Plan,
   type ResumeAction,
   type ScenarioInput,
 } from '../../workflows/types.js';
-import { resumeScenario, scenarioOutcome, progressWithin, startScenario, type RunLabel } from '../client.js';
+import { resumeScenario, runLabel, scenarioOutcome, progressWithin, startScenario } from '../client.js';
 import { runUrl, settings, type Settings } from '../config.js';
 import { PlaybookError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
@@ -397,21 +396,4 @@ async function expectRunning(handle: WorkflowHandle, what: string): Promise<void
       `run ${handle.workflowId} has already ended (${status.name.toLowerCase()}); nothing to ${what.replace(/^--/, '')}`,
     );
   }
-}
-
-/** The Web UI's summary of a run (playbook, lab) and its details (description, variables). */
-function runLabel(plan: Plan, input: ScenarioInput): RunLabel {
-  const lab = input.lab ?? plan.lab;
-  const vars = Object.entries(plan.vars).map(
-    ([name, value]) =>
-      `| ${name} | ${JSON.stringify(input.vars && name in input.vars ? input.vars[name] : value)} |`,
-  );
-  return {
-    summary: lab ? `${plan.name} on lab ${path.basename(lab).replace(/\.ya?ml$/, '')}` : plan.name,
-    details: [
-      plan.description ?? '',
-      '',
-      ...(vars.length > 0 ? ['| variable | value |', '| --- | --- |', ...vars] : []),
-    ].join('\n'),
-  };
 }

@@ -129,7 +129,7 @@ export const meshCheckAction = defineAction({
       } finally {
         clearInterval(beat);
       }
-      const answer = await runOracle(binary, oracleRequest(set, settings, probes), { signal: ctx.signal });
+      const answer = await runOracle(binary, oracleRequest(set, settings, probes), { command: ctx });
       verdicts = answer.verdicts;
       output = evidence('istio-oracle', verdicts, {
         source: `istio.io/istio ${answer.versions['istio.io/istio'] ?? '?'}, go-control-plane ${answer.versions['github.com/envoyproxy/go-control-plane/envoy'] ?? '?'}`,

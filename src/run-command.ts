@@ -7,12 +7,15 @@ import { execa } from 'execa';
 import { CommandNotFoundError } from './errors.js';
 import { trackChild } from './worker/orphans.js';
 
-/** What running a program needs of an activity: its cancellation, its heartbeat, the run's folder. */
+/**
+ * What running a program needs of an activity: its cancellation, its heartbeat, the run's folder. Code
+ * that runs outside an activity (a simulated tool, a test) may leave them out.
+ */
 export interface CommandContext {
-  signal: AbortSignal;
-  heartbeat(details?: unknown): void;
-  /** The run's own folder, where the running children are recorded. */
-  stateDir: string;
+  signal?: AbortSignal;
+  heartbeat?(details?: unknown): void;
+  /** The run's own folder, where the running children are recorded (for the next worker, if this one dies). */
+  stateDir?: string;
 }
 
 const HEARTBEAT_MS = 1000;
@@ -41,7 +44,7 @@ export async function runCommand(
   args: string[],
   options: CommandOptions,
 ): Promise<CommandResult> {
-  const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  const beat = ctx.heartbeat && setInterval(() => ctx.heartbeat?.(), HEARTBEAT_MS);
   try {
     const subprocess = execa(file, args, {
       reject: false,
@@ -55,9 +58,9 @@ export async function runCommand(
       // which cancels the run, and not the step's command behind the run's back.
       detached: true,
     });
-    const release = trackChild(ctx.stateDir, subprocess.pid);
+    const release = ctx.stateDir ? trackChild(ctx.stateDir, subprocess.pid) : () => {};
     const result = await subprocess.finally(release);
-    if (result.isCanceled) throw ctx.signal.reason ?? new Error('cancelled');
+    if (result.isCanceled) throw ctx.signal?.reason ?? new Error('cancelled');
     if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
       throw new CommandNotFoundError(options.notFound);
     }

@@ -10,10 +10,10 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { OracleError } from '../errors.js';
 import { ensureGoTools, findGoTools, type GoToolSet } from '../lab/go-tools.js';
 import type { MeshVerdict } from './verdict.js';
+import { runCommand, type CommandContext } from '../run-command.js';
 
 export interface OracleRequest {
   /** Every object applied to the cluster, oldest first, as one YAML stream. */
@@ -122,19 +122,21 @@ export async function ensureOracle(
   return path.join(await ensureGoTools(projectRoot, ORACLE_TOOLS, log), 'istio-oracle');
 }
 
-/** Runs `istio-oracle mesh` on a request. */
+function missing(binary: string): string {
+  return `istio-oracle is missing at ${binary} (ensureOracle builds it; TUNNEL_LAB_ISTIO_ORACLE names a prebuilt one)`;
+}
+
+/** Runs `istio-oracle mesh` on a request; `command` is the activity's, when an activity runs it. */
 export async function runOracle(
   binary: string,
   request: OracleRequest,
-  options: { signal?: AbortSignal; env?: Record<string, string> } = {},
+  options: { command?: CommandContext; env?: Record<string, string> } = {},
 ): Promise<OracleResponse> {
-  const result = await execa(binary, ['mesh'], {
+  const result = await runCommand(options.command ?? {}, binary, ['mesh'], {
     // istiod's own feature switches (PILOT_*) are read from the environment, as istiod reads them.
-    env: options.env,
+    ...(options.env ? { env: options.env } : {}),
     input: JSON.stringify(request),
-    reject: false,
-    cancelSignal: options.signal,
-    maxBuffer: 64 * 1024 * 1024,
+    notFound: missing(binary),
   });
   if (result.exitCode !== 0) {
     throw new OracleError(
@@ -181,13 +183,11 @@ export interface XdsResponse {
 export async function runLiveOracle(
   binary: string,
   request: XdsRequest,
-  options: { signal?: AbortSignal } = {},
+  options: { command?: CommandContext } = {},
 ): Promise<XdsResponse> {
-  const result = await execa(binary, ['xds'], {
+  const result = await runCommand(options.command ?? {}, binary, ['xds'], {
     input: JSON.stringify(request),
-    reject: false,
-    cancelSignal: options.signal,
-    maxBuffer: 64 * 1024 * 1024,
+    notFound: missing(binary),
   });
   if (result.exitCode !== 0) {
     throw new OracleError(`istio-oracle xds failed (exit ${result.exitCode}): ${result.stderr.slice(-2000)}`);
@@ -197,7 +197,7 @@ export async function runLiveOracle(
 
 /** Runs `istio-oracle envoy-validate` on Envoy config files. */
 export async function validateEnvoyFiles(binary: string, files: string[]): Promise<EnvoyValidation[]> {
-  const result = await execa(binary, ['envoy-validate', ...files], { reject: false });
+  const result = await runCommand({}, binary, ['envoy-validate', ...files], { notFound: missing(binary) });
   if (result.exitCode !== 0 && result.exitCode !== 1) {
     throw new OracleError(`istio-oracle envoy-validate failed (exit ${result.exitCode}): ${result.stderr}`);
   }

@@ -2,6 +2,11 @@
  * Keeps track of the local processes activities start, so that a worker that starts after a crashed one
  * can stop what the dead worker left running: a command orphaned by a SIGKILLed worker would otherwise
  * finish its step a second time, behind the retry's back.
+ *
+ * A process is known by its pid and its start time, which (unlike its command line: a wrapper script
+ * such as sim/bin/kubectl or Debian's /usr/bin/vagrant becomes `node ...` or `ruby ...` a moment after the
+ * spawn) never changes, and tells it from a later process given the same pid. Children lead their own
+ * process group (run-command spawns them detached), so stopping one stops what it started too.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,9 +14,10 @@ import { runsDir } from '../state-layout.js';
 
 interface ChildRecord {
   pid: number;
+  /** When the child started (see startTimeOf). */
+  started: string;
   workerPid: number;
-  /** /proc/<pid>/cmdline when it started, to tell it from a later process that got the same pid. */
-  cmdline: string;
+  workerStarted: string;
 }
 
 const DIR = 'children';
@@ -19,10 +25,18 @@ const DIR = 'children';
 /** Records a running child of this worker under the run's state folder; returns the function that forgets it. */
 export function trackChild(runStateDir: string, pid: number | undefined): () => void {
   if (pid === undefined) return () => {};
+  const started = startTimeOf(pid);
+  // Gone already: nothing to track.
+  if (started === undefined) return () => {};
   const dir = path.join(runStateDir, DIR);
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${pid}.json`);
-  const record: ChildRecord = { pid, workerPid: process.pid, cmdline: cmdlineOf(pid) ?? '' };
+  const record: ChildRecord = {
+    pid,
+    started,
+    workerPid: process.pid,
+    workerStarted: startTimeOf(process.pid) ?? '',
+  };
   writeFileSync(file, JSON.stringify(record));
   return () => rmSync(file, { force: true });
 }
@@ -37,21 +51,21 @@ export function reapOrphans(stateRoot: string): number[] {
     if (!existsSync(dir)) continue;
     for (const entry of readdirSync(dir)) {
       const file = path.join(dir, entry);
-      let record: ChildRecord;
+      let record: Partial<ChildRecord>;
       try {
-        record = JSON.parse(readFileSync(file, 'utf8')) as ChildRecord;
+        record = JSON.parse(readFileSync(file, 'utf8')) as Partial<ChildRecord>;
       } catch {
         rmSync(file, { force: true });
         continue;
       }
-      if (alive(record.workerPid)) continue;
-      if (alive(record.pid) && cmdlineOf(record.pid) === record.cmdline) {
-        try {
-          process.kill(record.pid, 'SIGKILL');
-          reaped.push(record.pid);
-        } catch {
-          // It ended meanwhile.
-        }
+      if (typeof record.pid !== 'number' || typeof record.workerPid !== 'number') {
+        rmSync(file, { force: true });
+        continue;
+      }
+      // The worker that started it still runs: the child is its business.
+      if (record.workerStarted && startTimeOf(record.workerPid) === record.workerStarted) continue;
+      if (record.started && startTimeOf(record.pid) === record.started) {
+        if (stop(record.pid)) reaped.push(record.pid);
       }
       rmSync(file, { force: true });
     }
@@ -59,19 +73,31 @@ export function reapOrphans(stateRoot: string): number[] {
   return reaped;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** SIGKILLs the process group `pid` leads, or the process alone when it leads none. */
+function stop(pid: number): boolean {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+      return true;
+    } catch {
+      // No such group (or it ended meanwhile): try the process itself.
+    }
   }
+  return false;
 }
 
-function cmdlineOf(pid: number): string | undefined {
+/**
+ * When a process started, in clock ticks after boot (field 22 of /proc/<pid>/stat), as text; undefined
+ * when there is no such process.
+ */
+export function startTimeOf(pid: number): string | undefined {
+  let stat: string;
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return undefined;
   }
+  // The command name (field 2) is in parentheses and may hold spaces; the fields after it are plain.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19];
 }

@@ -109,19 +109,22 @@ export async function runningChildren(stateRoot: string, workflowId: string): Pr
  * queue for the enclosing file or describe block; `ready` receives the lab once it is up.
  */
 export function useWorker(prefix: string, ready: (lab: TestLab) => void): void {
-  let lab: TestLab;
-  let running: RunningWorker;
-  let done: Promise<void>;
+  let lab: TestLab | undefined;
+  let running: RunningWorker | undefined;
+  let done: Promise<void> | undefined;
   beforeAll(async () => {
     lab = await connect(prefix);
     running = await startWorker(lab);
     done = running.run();
     ready(lab);
   });
+  // Only what beforeAll got to start: when it failed, its own error is the one jest reports.
   afterAll(async () => {
-    running.shutdown();
-    await done;
-    await running.close();
-    await lab.close();
+    if (running) {
+      running.shutdown();
+      await done;
+      await running.close();
+    }
+    await lab?.close();
   });
 }

@@ -1,7 +1,8 @@
 /**
  * Records the event histories of representative runs into test/histories/, for the replay test that
  * keeps workflow changes deterministic. Re-record only for a change that is meant to be incompatible
- * (and then guard the old path with `patched()` so runs in flight still replay).
+ * (and then guard the old path with `patched()` so runs in flight still replay), or to add one:
+ * `node dist/scripts/record-histories.js [NAME...]` records only the named runs.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
     address: server.address,
     namespace: 'default',
     taskQueue,
-    deps: { projectRoot: root, stateRoot: tmp },
+    deps: { projectRoot: root, stateRoot: tmp, playbookDirs: [tmp] },
   });
   const playbook = async (name: string, text: string) => {
     const file = path.join(tmp, `${name}.yaml`);
@@ -78,26 +79,33 @@ async function main(): Promise<void> {
       await resumeScenario(handle, 'skip');
       return handle;
     },
-    cancelled: async () => {
-      const handle = await start('cancelled', {
-        playbook: await playbook(
-          'cancel',
-          "name: cancel\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '30'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n",
-        ),
-      });
-      for (;;) {
-        const state = await queryProgress(handle).catch(() => undefined);
-        if (state?.steps[0]?.status === 'running') break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await handle.cancel();
-      return handle;
-    },
+    // Recorded before cancelled steps were waited for (the wait-for-cancelled-steps patch), and after.
+    cancelled: () => cancelled('cancelled'),
+    'cancelled-waited': () => cancelled('cancelled-waited'),
   };
+  async function cancelled(id: string): Promise<WorkflowHandle> {
+    const handle = await start(id, {
+      playbook: await playbook(
+        'cancel',
+        "name: cancel\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '30'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n",
+      ),
+    });
+    for (;;) {
+      const state = await queryProgress(handle).catch(() => undefined);
+      if (state?.steps[0]?.status === 'running') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await handle.cancel();
+    return handle;
+  }
+  const only = process.argv.slice(2);
+  const unknown = only.filter((name) => !(name in scenarios));
+  if (unknown.length > 0) throw new Error(`no such recorded run: ${unknown.join(', ')}`);
 
   try {
     await running.worker.runUntil(async () => {
       for (const [name, run] of Object.entries(scenarios)) {
+        if (only.length > 0 && !only.includes(name)) continue;
         const handle = await run();
         const result = await scenarioOutcome(handle);
         const shown = await execa(cli, [

@@ -25,6 +25,7 @@ async function histories() {
 it('replays every recorded history against the current workflow code', async () => {
   const recorded = await histories();
   expect(recorded.map((h) => h.workflowId)).toEqual([
+    'cancelled-waited',
     'cancelled',
     'failed-with-finally',
     'flaky-retried',

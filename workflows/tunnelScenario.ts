@@ -3,6 +3,7 @@
  * All I/O happens in activities; this file only decides which activity runs next.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -11,6 +12,7 @@ import {
   defineSignal,
   defineUpdate,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -243,6 +245,9 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
 }
 
+/** Patch id: cancelled steps are waited for (see activityFor). */
+const WAIT_FOR_CANCELLED_STEPS = 'wait-for-cancelled-steps';
+
 function activityFor(
   step: PlanStep,
   previousAttempts: number,
@@ -255,6 +260,12 @@ function activityFor(
     retry: step.options.retry,
     // The Web UI's timeline and event list show this line: the step id first, then what it does.
     summary: `${step.id}: ${step.summary}`,
+    // A cancelled step is over only when its activity says so (its command stopped), so that `finally`
+    // (the teardown) never runs beside it; bounded by the heartbeat timeout when its worker is gone. Runs
+    // started before this rule keep the one they were recorded with.
+    cancellationType: patched(WAIT_FOR_CANCELLED_STEPS)
+      ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+      : ActivityCancellationType.TRY_CANCEL,
   };
   if (step.options.heartbeatTimeout) options.heartbeatTimeout = step.options.heartbeatTimeout;
   if (taskQueue) options.taskQueue = taskQueue;

@@ -48,6 +48,10 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
   const connection = await NativeConnection.connect({ address });
   const activities = createActivities(deps);
   const identity = `${process.pid}@${os.hostname()}${deps.labHost ? `/lab-host=${deps.labHost}` : ''}`;
+  // A cancellation reaches a running activity in the answer to its heartbeat, and the workflow waits for
+  // cancelled steps to stop before `finally`: heartbeats go out at least every second, not every 80% of
+  // the heartbeat timeout, so that Ctrl-C and `tunnel-lab cancel` take effect at once.
+  const heartbeats = { maxHeartbeatThrottleInterval: '1s', defaultHeartbeatThrottleInterval: '1s' } as const;
   const worker = await Worker.create({
     connection,
     namespace,
@@ -55,6 +59,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
     identity,
     workflowBundle: { codePath: freshBundle(deps.projectRoot) },
     activities,
+    ...heartbeats,
     ...options.tuning,
   });
   const hostWorker = deps.labHost
@@ -64,6 +69,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
         taskQueue: hostQueue(taskQueue, deps.labHost),
         identity,
         activities,
+        ...heartbeats,
         ...options.tuning,
       })
     : undefined;

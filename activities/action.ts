@@ -60,6 +60,8 @@ export interface ActionDeps {
   stateRoot: string;
   /** The lab host this worker serves (TUNNEL_LAB_HOST), when it serves one. */
   labHost?: string;
+  /** Folders besides the project's playbooks/ that runs may name playbook files in (Settings.playbookDirs). */
+  playbookDirs?: string[];
 }
 
 export interface ActionExample {

@@ -2,16 +2,17 @@
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { hostQueue, type Plan, type ScenarioInput } from '../workflows/types.js';
-import { loadPlaybookFile, resolvePlaybookPath } from '../src/playbook/load.js';
+import { loadPlaybookFile, runPlaybookFile } from '../src/playbook/load.js';
 import type { ActionDeps } from './action.js';
 import { actions } from './registry.js';
 
 export function createEngineActivities(deps: ActionDeps) {
   const playbooksDir = path.join(deps.projectRoot, 'playbooks');
+  const dirs = [playbooksDir, ...(deps.playbookDirs ?? [])];
   return {
     /** Loads and validates the playbook on the worker; a bad file fails with PlaybookError (not retried). */
     async loadPlaybook(input: ScenarioInput): Promise<Plan> {
-      const file = resolvePlaybookPath(input.playbook, playbooksDir);
+      const file = runPlaybookFile(input.playbook, dirs);
       const plan = await loadPlaybookFile(file, { playbooksDir, actions, vars: input.vars ?? {} });
       if (input.lab) plan.lab = input.lab;
       const host = input.labHost ?? deps.labHost;

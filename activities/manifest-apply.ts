@@ -10,6 +10,7 @@ import {
   manifestsDir,
   mergeValues,
   renderManifestFile,
+  staysInside,
 } from '../src/lab/render.js';
 import { withOwnerLabels } from '../src/lab/ownership.js';
 import { defineAction } from './action.js';
@@ -20,7 +21,12 @@ const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const manifestApplyInput = z
   .object({
     files: z
-      .array(z.string().min(1))
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine(staysInside, 'must be a path inside the manifests/ folder, e.g. common/curl.yaml'),
+      )
       .min(1)
       .describe('Templates to render and apply, relative to the manifests/ folder, in order.'),
     values: z

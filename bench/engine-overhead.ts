@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     address: server.address,
     namespace: 'default',
     taskQueue: 'bench',
-    deps: { projectRoot: root, stateRoot },
+    deps: { projectRoot: root, stateRoot, playbookDirs: [stateRoot] },
   });
   const workerReady = performance.now() - workerStart;
   const connection = await Connection.connect({ address: server.address });

@@ -16,6 +16,11 @@ export interface Settings {
   stateRoot: string;
   /** The lab host this machine's worker serves (TUNNEL_LAB_HOST); unset on a single machine. */
   labHost?: string;
+  /**
+   * Folders besides the project's playbooks/ that a worker reads playbook files from
+   * (TUNNEL_LAB_PLAYBOOK_DIRS, a path list as PATH). A workflow input naming a file elsewhere is refused unread.
+   */
+  playbookDirs: string[];
 }
 
 export function settings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -28,6 +33,10 @@ export function settings(env: NodeJS.ProcessEnv = process.env): Settings {
     projectRoot: root,
     stateRoot: path.resolve(env.TUNNEL_LAB_STATE || path.join(root, '.state')),
     labHost: env.TUNNEL_LAB_HOST || undefined,
+    playbookDirs: (env.TUNNEL_LAB_PLAYBOOK_DIRS ?? '')
+      .split(path.delimiter)
+      .filter(Boolean)
+      .map((dir) => path.resolve(dir)),
   };
 }
 

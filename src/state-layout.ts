@@ -13,9 +13,19 @@ export function runsDir(stateRoot: string): string {
   return path.join(stateRoot, 'runs');
 }
 
-/** A run's own folder; the run id is made safe as a folder name. */
+/**
+ * A run's own folder. The run id becomes one folder name, one to one: characters other than letters,
+ * digits, `_` and `-` (and `.` past the first) are written %XX, so `a/b` and `a_b` stay apart and `..`
+ * or `.x` name no folder of their own.
+ */
 export function runDir(stateRoot: string, workflowId: string): string {
-  return path.join(runsDir(stateRoot), workflowId.replace(/[^A-Za-z0-9._-]/g, '_'));
+  return path.join(runsDir(stateRoot), folderName(workflowId));
+}
+
+export function folderName(id: string): string {
+  const escape = (c: string) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  return [...id].map((c, i) => (/[A-Za-z0-9_-]/.test(c) || (c === '.' && i > 0) ? c : escape(c))).join('');
 }
 
 /** The lab state of a run whose lab lives as long as the run. */

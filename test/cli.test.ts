@@ -108,6 +108,10 @@ describe('tunnel-lab help, version and mistakes', () => {
     const unknown = await run(['status', 'x', '--bogus']);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toMatch(/^unknown option --bogus\nusage: tunnel-lab status RUN_ID/);
+    // Checked before anything starts: a run id that would name no folder of its own.
+    const dots = await run(['run', 'hello', '--id', '..']);
+    expect(dots.exitCode).toBe(2);
+    expect(dots.stderr).toMatch(/^--id "\.\.": a run id is letters, digits and \. _ : @ -/m);
     const extra = await run(['cancel', 'a', 'b']);
     expect(extra.stderr).toMatch(/^unexpected argument "b"/);
     const vars = await run(['run', 'hello', '--var', 'nonsense']);

@@ -3,6 +3,9 @@
  * stand-in vagrant/kubectl/istioctl, a real sshd for the VMs' shells and a real nginx for the mTLS app.
  * Variants without the tunnel or without the ServiceEntries prove the checks can fail.
  */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { runDir } from '../src/state-layout.js';
 import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import { outcome, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
@@ -19,6 +22,22 @@ useWorker('e2e', (created) => (lab = created));
 
 const onSim = (playbook: string): ScenarioInput => ({ playbook, lab: 'sim', vars: { teardown: 'destroy' } });
 const statuses = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s.status]));
+
+/** The files under `dir` that hold a private key, as PEM or base64-encoded PEM, with their modes. */
+async function keyHolders(dir: string): Promise<{ file: string; mode: number }[]> {
+  const holders: { file: string; mode: number }[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const text = await readFile(file, 'latin1');
+    const encoded = text.match(/LS0tLS1CRUdJTi[A-Za-z0-9+/=]+/g) ?? [];
+    const holds =
+      text.includes('PRIVATE KEY-----') ||
+      encoded.some((b64) => Buffer.from(b64, 'base64').toString('latin1').includes('PRIVATE KEY'));
+    if (holds) holders.push({ file, mode: (await stat(file)).mode });
+  }
+  return holders;
+}
 
 async function exportedHistory(workflowId: string): Promise<string> {
   const shown = await temporalCli(['workflow', 'show'], ['-w', workflowId, '--output', 'json']);
@@ -153,7 +172,8 @@ describe('tls-passthrough variants that real Istio would not run as written', ()
 
 describe('mtls on the simulated lab', () => {
   it('passes: the generated client certificate reaches the real nginx, which logs its name', async () => {
-    const handle = await start(lab, onSim('mtls'));
+    // Halted, not destroyed: the lab's files stay for the look at their modes below.
+    const handle = await start(lab, { ...onSim('mtls'), vars: { teardown: 'halt' } });
     const result = await outcome(handle);
     expect(result.error).toBeUndefined();
     expect(result.status).toBe('passed');
@@ -162,5 +182,14 @@ describe('mtls on the simulated lab', () => {
     expect((byId['app-saw-client']!.output as { matches: string[] }).matches[0]).toMatch(/CN=curl-client/);
     expect(JSON.stringify(result)).not.toMatch(/PRIVATE KEY/);
     expect(await exportedHistory(handle.workflowId)).not.toMatch(/PRIVATE KEY/);
+    // Every file of the run that holds a private key, as PEM or base64 (a Secret's data), is the owner's alone.
+    const holders = await keyHolders(runDir(lab.stateRoot, handle.workflowId));
+    expect(holders.map((h) => h.file)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/client\.key$/),
+        expect.stringMatching(/cluster\.json$/),
+      ]),
+    );
+    expect(holders.filter((h) => (h.mode & 0o077) !== 0)).toEqual([]);
   }, 120_000);
 });

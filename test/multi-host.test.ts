@@ -21,7 +21,7 @@ beforeAll(async () => {
       address: serverAddress(),
       namespace: 'default',
       taskQueue: lab.taskQueue,
-      deps: { projectRoot: root, stateRoot, labHost: host },
+      deps: { projectRoot: root, stateRoot, labHost: host, playbookDirs: [os.tmpdir()] },
       tuning: { shutdownGraceTime: '1s' },
     });
     hosts[host] = { stateRoot, running, done: running.run() };

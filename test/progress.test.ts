@@ -316,7 +316,7 @@ describe('following real runs', () => {
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toMatch(/\x1b\[\d+F\x1b\[J/);
     expect(result.stdout).toMatch(
-      /slow: running — 1\/2 steps done, 0:0\d\r?\n {2}✔ greet\s+passed\s+attempt 1\s+[\d.]+s\r?\n {2}▶ nap\s+running\s+attempt 1\/3\s+[\d.]+s\s+exec sleep 1\.5/,
+      /slow: running — 1\/2 steps done, 0:0\d\r?\n {2}✔ greet\s+passed\s+attempt 1\s+[\d.]+s\r?\n {2}▶ nap\s+running\s+attempt 1\/1\s+[\d.]+s\s+exec sleep 1\.5/,
     );
     expect(result.stdout).toMatch(/greet\s+exec\s+✔ passed\s+1/);
     expect(result.stdout).toMatch(

@@ -89,6 +89,18 @@ describe('tunnelScenario', () => {
     expect(started[0]!.activityTaskStartedEventAttributes!.attempt).toBe(1);
   });
 
+  it('refuses a workflow input naming a file outside the playbook folders, unread', async () => {
+    // As `temporal workflow start --input` can send it: the worker must not read the host's files.
+    const handle = await start(lab, { playbook: '../../../../../../../etc/passwd' });
+    const result = await outcome(handle);
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/a playbook is a \.yaml or \.yml file/);
+    const another = await outcome(await start(lab, { playbook: '/etc/../etc/passwd.yaml' }));
+    expect(another.error).toMatch(/is outside the folders this worker reads playbooks from/);
+    const history = JSON.stringify((await handle.fetchHistory()).events);
+    expect(history).not.toMatch(/root:/);
+  });
+
   it('fails the run when a step still fails after its retries, and still runs finally', async () => {
     const file = await writePlaybook(
       'failing',
@@ -192,11 +204,11 @@ describe('tunnelScenario', () => {
     ]);
   });
 
-  it('runs finally steps when the run is cancelled mid-step', async () => {
+  it('runs finally steps when the run is cancelled mid-step, once the step has stopped', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cancel-'));
     const file = await writePlaybook(
       'cancel',
-      `name: cancel\nsteps:\n  - { id: long, uses: exec, with: { command: [sleep, '30'] } }\n  - { id: never, uses: exec, with: { command: ['true'] } }\nfinally:\n  - { id: cleanup, uses: exec, with: { command: [node, ${fixture('mark.mjs')}, ${dir}/marks, cleanup] } }\n`,
+      `name: cancel\nsteps:\n  - { id: long, uses: exec, with: { command: [node, ${fixture('slow-stop.mjs')}, ${dir}/marks, long-stopped] } }\n  - { id: never, uses: exec, with: { command: ['true'] } }\nfinally:\n  - { id: cleanup, uses: exec, with: { command: [node, ${fixture('mark.mjs')}, ${dir}/marks, cleanup] } }\n`,
     );
     const handle = await start(lab, { playbook: file });
     await eventually(async () =>
@@ -212,7 +224,8 @@ describe('tunnelScenario', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(Date.now() - began).toBeLessThan(15_000);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
-    expect(await readFile(`${dir}/marks`, 'utf8')).toBe('cleanup\n');
+    // The cancelled command took a second to stop; the teardown waited for it.
+    expect(await readFile(`${dir}/marks`, 'utf8')).toBe('long-stopped\ncleanup\n');
     const final = await progress(handle);
     expect(final.status).toBe('cancelled');
     expect(final.steps.map((s) => [s.id, s.status])).toEqual([

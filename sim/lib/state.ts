@@ -32,7 +32,8 @@ export async function updateState<T, R>(
     const state = readState(stateDir, name, initial);
     const result = await change(state);
     const file = path.join(stateDir, `${name}.json`);
-    writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+    // 0600: a state file may hold key material (the cluster's Secrets, as etcd's data folder does).
+    writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
     return result;
   } finally {

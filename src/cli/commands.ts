@@ -2,7 +2,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYamlScalar } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import { actions } from '../../activities/registry.js';
@@ -29,39 +29,49 @@ import { findCommand, parseCommand, usageHint, type CommandSpec } from './spec.j
 
 export type Out = (line: string) => void;
 
+/** What `--id` accepts: it names the run in Temporal, in the Web UI's URLs and in the state folder. */
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$/;
+
 const playbooksDir = (config: Settings) => path.join(config.projectRoot, 'playbooks');
 
 export async function runCommand(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseCommand(spec('run'), argv);
   const playbook = positionals[0]!;
-  const config = settings();
-  const input: ScenarioInput = { playbook, vars: parseVars(strings(values.var)) };
+  let config = settings();
+  const given = parseVars(strings(values.var));
+  const input: ScenarioInput = { playbook };
   const lab = string(values.lab);
   if (lab) input.lab = lab;
   const labHost = string(values['lab-host']);
   if (labHost) input.labHost = labHost;
   if (values['pause-on-failure']) input.pauseOnFailure = true;
 
+  const id = string(values.id);
+  if (id !== undefined && !RUN_ID.test(id)) {
+    throw new UsageError(
+      `--id ${JSON.stringify(id)}: a run id is letters, digits and . _ : @ - (starting with a letter or digit), at most 200`,
+    );
+  }
   // Names are checked here, so a typo is reported with the known names before anything starts.
   checkName('playbook', playbook, playbooksDir(config), ['schema']);
   if (lab) checkName('lab', lab, path.join(config.projectRoot, 'labs'));
   const file = resolvePlaybookPath(playbook, playbooksDir(config));
+  // The playbook's own defaults say which type each --var has; then the run's plan, with them.
+  const declared = (await loadPlaybookFile(file, { playbooksDir: playbooksDir(config), actions })).vars;
+  input.vars = typedVars(given, declared);
   const plan = await loadPlaybookFile(file, {
     playbooksDir: playbooksDir(config),
     actions,
     vars: input.vars,
   });
   input.playbook = path.isAbsolute(playbook) || playbook.includes('/') ? file : playbook;
+  // The worker this command runs reads the file it was given; other workers read only their folders.
+  if (input.playbook === file)
+    config = { ...config, playbookDirs: [...config.playbookDirs, path.dirname(file)] };
 
   const worker = !values.detach && !values['no-worker'];
   return withSession(config, { worker }, out, async (session) => {
-    const handle = await startScenario(
-      session.client,
-      config.taskQueue,
-      input,
-      string(values.id),
-      runLabel(plan, input),
-    );
+    const handle = await startScenario(session.client, config.taskQueue, input, id, runLabel(plan, input));
     out(`run ${handle.workflowId} started (playbook ${playbook})`);
     if (session.uiUrl) out(`Web UI: ${runUrl(session.uiUrl, config.namespace, handle.workflowId)}`);
     if (values.detach) {
@@ -335,23 +345,55 @@ async function withSession(
   }
 }
 
-/** `--var k=v`: values are read as YAML scalars, so numbers and booleans keep their type. */
-export function parseVars(pairs: string[]): Record<string, unknown> {
-  const vars: Record<string, unknown> = {};
+/** `--var k=v` as typed: every value is the string after the first `=` (see typedVars). */
+export function parseVars(pairs: string[]): Record<string, string> {
+  const vars: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--var needs NAME=VALUE, got ${JSON.stringify(pair)}`);
-    const raw = pair.slice(eq + 1);
-    let value: unknown = raw;
-    try {
-      const parsed: unknown = parseYamlScalar(raw);
-      if (parsed === null || ['string', 'number', 'boolean'].includes(typeof parsed)) value = parsed ?? raw;
-    } catch {
-      value = raw;
-    }
-    vars[pair.slice(0, eq)] = value;
+    vars[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return vars;
+}
+
+/**
+ * `--var` values with the type the playbook gives each variable by its default: a number, a boolean, or a
+ * list or map (written as YAML or JSON); text otherwise, exactly as typed (no YAML parsing: `123`, `&x`,
+ * `true` stay text for a text variable).
+ */
+export function typedVars(
+  given: Record<string, string>,
+  declared: Record<string, unknown>,
+): Record<string, unknown> {
+  const typed: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(given)) {
+    const fallback = declared[name];
+    const wrong = (kind: string) =>
+      new UsageError(
+        `--var ${name}=${raw.length > 60 ? `${raw.slice(0, 60)}…` : raw}: the playbook's ${name} is ${kind}`,
+      );
+    if (typeof fallback === 'number') {
+      if (!/^-?\d+(\.\d+)?$/.test(raw.trim())) throw wrong('a number');
+      typed[name] = Number(raw);
+    } else if (typeof fallback === 'boolean') {
+      if (raw !== 'true' && raw !== 'false') throw wrong('true or false');
+      typed[name] = raw === 'true';
+    } else if (fallback !== null && typeof fallback === 'object') {
+      const kind = Array.isArray(fallback) ? 'a list' : 'a map';
+      let value: unknown;
+      try {
+        value = parseYaml(raw);
+      } catch {
+        throw wrong(`${kind} (YAML or JSON, e.g. ${Array.isArray(fallback) ? '[a, b]' : '{a: 1}'})`);
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value) !== Array.isArray(fallback))
+        throw wrong(`${kind} (YAML or JSON, e.g. ${Array.isArray(fallback) ? '[a, b]' : '{a: 1}'})`);
+      typed[name] = value;
+    } else {
+      typed[name] = raw;
+    }
+  }
+  return typed;
 }
 
 /** A running run answers its progress query only while a worker serves it; don't wait long for none. */

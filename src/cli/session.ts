@@ -70,7 +70,12 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
       address,
       namespace: config.namespace,
       taskQueue: config.taskQueue,
-      deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot, labHost: config.labHost },
+      deps: {
+        projectRoot: config.projectRoot,
+        stateRoot: config.stateRoot,
+        playbookDirs: config.playbookDirs,
+        ...(config.labHost ? { labHost: config.labHost } : {}),
+      },
     });
     workerRun = worker.run();
   }

@@ -2,8 +2,8 @@
  * Reads a playbook file, validates it against the playbook format and each action's input schema,
  * interpolates its variables and turns it into a Plan. Every problem names file:line:column and the field.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { ActionDefinition } from '../../activities/action.js';
@@ -34,17 +34,69 @@ export function resolvePlaybookPath(ref: string, playbooksDir: string): string {
   return path.join(playbooksDir, `${ref}.yaml`);
 }
 
+/**
+ * The file of the playbook a run names, as the worker reads it: a name in `dirs[0]` (the project's
+ * playbooks/), or a path to a .yaml/.yml file inside one of `dirs`. Anything else is refused unread, so
+ * that a workflow input cannot have the worker read its host's files into the run's history.
+ */
+export function runPlaybookFile(ref: string, dirs: readonly string[]): string {
+  const file = resolvePlaybookPath(ref, dirs[0]!);
+  const refuse = (message: string) =>
+    new PlaybookError([{ file: ref, line: 0, column: 0, path: '', message }]);
+  if (!/\.ya?ml$/.test(file)) throw refuse('a playbook is a .yaml or .yml file');
+  const real = realOrSelf(file);
+  const inside = dirs.some((dir) => {
+    const relative = path.relative(realOrSelf(dir), real);
+    return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
+  });
+  if (!inside) {
+    throw refuse(
+      `is outside the folders this worker reads playbooks from (${dirs.join(', ')}); ` +
+        'add its folder to TUNNEL_LAB_PLAYBOOK_DIRS on the worker',
+    );
+  }
+  return file;
+}
+
+/** The path with symbolic links resolved, so that a link cannot lead out of a folder; as given if absent. */
+function realOrSelf(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return path.resolve(file);
+  }
+}
+
+/** The largest playbook file read: its plan travels through Temporal's history, whose payloads are capped. */
+export const MAX_PLAYBOOK_BYTES = 256 * 1024;
+
 export async function loadPlaybookFile(file: string, options: LoadOptions): Promise<Plan> {
   let text: string;
   try {
+    const { size } = await stat(file);
+    if (size > MAX_PLAYBOOK_BYTES) {
+      throw new PlaybookError([
+        {
+          file,
+          line: 0,
+          column: 0,
+          path: '',
+          message: `is ${size} bytes; a playbook is at most ${MAX_PLAYBOOK_BYTES}`,
+        },
+      ]);
+    }
     text = await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof PlaybookError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const hint = code === 'ENOENT' ? `no such playbook (looked in ${options.playbooksDir})` : String(err);
     throw new PlaybookError([{ file, line: 0, column: 0, path: '', message: hint }]);
   }
   return parsePlaybook(text, file, options);
 }
+
+/** The largest value a run may give a variable, as JSON: runs carry their inputs in Temporal's history. */
+export const MAX_VAR_BYTES = 16 * 1024;
 
 /** Validates and plans playbook text; `file` is used in messages only. */
 export function parsePlaybook(text: string, file: string, options: LoadOptions): Plan {
@@ -59,7 +111,17 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   const playbook = top.data;
 
   const declared = playbook.vars;
-  for (const name of Object.keys(options.vars ?? {})) {
+  for (const [name, value] of Object.entries(options.vars ?? {})) {
+    // Checked before anything uses the value (a regex, a manifest, the run's history); never quoted whole.
+    const bytes = Buffer.byteLength(JSON.stringify(value) ?? '');
+    if (bytes > MAX_VAR_BYTES) {
+      problems.push(
+        source.problem(
+          ['vars'],
+          `the run's value of "${name}" is ${bytes} bytes; a variable holds at most ${MAX_VAR_BYTES}`,
+        ),
+      );
+    }
     if (!(name in declared)) {
       problems.push(
         source.problem(
@@ -113,7 +175,7 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
         const name =
           typeof raw === 'string' ? /^vars\.([^.]+)$/.exec(wholeExpression(raw) ?? '')?.[1] : undefined;
         if (name !== undefined && options.vars && name in options.vars) {
-          problem.message = `--var ${name}=${String(options.vars[name])}: ${problem.message}`;
+          problem.message = `--var ${name}=${clip(String(options.vars[name]))}: ${problem.message}`;
         }
         problems.push(problem);
       }
@@ -233,4 +295,9 @@ function stepOptions(
   };
   if (policy.heartbeatTimeout) options.heartbeatTimeout = policy.heartbeatTimeout;
   return options;
+}
+
+/** A value as messages quote it: its start, and how much more there is. */
+function clip(value: string, max = 60): string {
+  return value.length <= max ? value : `${value.slice(0, max)}… (${value.length} characters)`;
 }

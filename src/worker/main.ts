@@ -10,7 +10,12 @@ async function main(): Promise<void> {
     address: config.address,
     namespace: config.namespace,
     taskQueue: config.taskQueue,
-    deps: { projectRoot: config.projectRoot, stateRoot: config.stateRoot, labHost: config.labHost },
+    deps: {
+      projectRoot: config.projectRoot,
+      stateRoot: config.stateRoot,
+      playbookDirs: config.playbookDirs,
+      ...(config.labHost ? { labHost: config.labHost } : {}),
+    },
   });
   const queues = [config.taskQueue, ...(running.hostWorker ? [running.hostWorker.options.taskQueue] : [])];
   console.log(

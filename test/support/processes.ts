@@ -1,5 +1,6 @@
 /** Starts the project's own programs (built worker, CLI) as child processes, as a user would run them. */
 import { mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { root, serverAddress } from './temporal.js';
@@ -7,7 +8,13 @@ import { root, serverAddress } from './temporal.js';
 export function workerProcess(taskQueue: string, stateRoot: string, logName: string): ResultPromise {
   mkdirSync(path.join(root, 'test-artifacts'), { recursive: true });
   return execa('node', [path.join(root, 'dist', 'src', 'worker', 'main.js')], {
-    env: { TEMPORAL_ADDRESS: serverAddress(), TEMPORAL_TASK_QUEUE: taskQueue, TUNNEL_LAB_STATE: stateRoot },
+    env: {
+      TEMPORAL_ADDRESS: serverAddress(),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      TUNNEL_LAB_STATE: stateRoot,
+      // Tests write their playbooks into temp folders (writePlaybook).
+      TUNNEL_LAB_PLAYBOOK_DIRS: os.tmpdir(),
+    },
     stdout: { file: path.join(root, 'test-artifacts', `${logName}.log`), append: true },
     stderr: { file: path.join(root, 'test-artifacts', `${logName}.log`), append: true },
     reject: false,

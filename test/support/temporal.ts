@@ -50,7 +50,8 @@ export async function startWorker(lab: TestLab, tuning?: Partial<WorkerOptions>)
     address: serverAddress(),
     namespace: 'default',
     taskQueue: lab.taskQueue,
-    deps: { projectRoot: root, stateRoot: lab.stateRoot },
+    // Tests write their playbooks into temp folders (writePlaybook).
+    deps: { projectRoot: root, stateRoot: lab.stateRoot, playbookDirs: [os.tmpdir()] },
     tuning: { shutdownGraceTime: '1s', ...tuning },
   });
 }

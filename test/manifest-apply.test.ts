@@ -113,10 +113,16 @@ describe('manifest.apply', () => {
       /manifests\/tls-passthrough\/service-entries\.yaml: document 1: values\.hosts is not a list/,
     );
 
-    for (const files of [['../package.json'], ['common/nope.yaml']]) {
-      const bad = await lab.run(manifestApplyAction, { files }).catch((e: unknown) => e);
-      expect(bad).toMatchObject({ type: 'ManifestError', nonRetryable: true });
-    }
+    const missing = await lab
+      .run(manifestApplyAction, { files: ['common/nope.yaml'] })
+      .catch((e: unknown) => e);
+    expect(missing).toMatchObject({ type: 'ManifestError', nonRetryable: true });
+    // A path out of manifests/ is refused by the input's schema, as validation refuses it.
+    const outside = await lab
+      .run(manifestApplyAction, { files: ['../package.json'] })
+      .catch((e: unknown) => e);
+    expect(outside).toMatchObject({ type: 'InputError', nonRetryable: true });
+    expect((outside as Error).message).toMatch(/must be a path inside the manifests\/ folder/);
   });
 
   it('summarises the step with its files', () => {

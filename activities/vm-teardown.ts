@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { z } from 'zod';
+import type { LabDefinition } from '../src/lab/definition.js';
 import { defineAction } from './action.js';
 import { vmDestroyAction } from './vm-destroy.js';
 import { vmHaltAction } from './vm-halt.js';
@@ -8,10 +10,26 @@ export const vmTeardownInput = z
   .object({
     mode: z
       .enum(['keep', 'halt', 'destroy'])
-      .describe('keep: leave the machines running; halt: shut them down; destroy: remove them.'),
+      .describe(
+        'keep: leave the machines running (a lab whose machines live in the run folder is halted: nothing could reuse it); halt: shut them down; destroy: remove them.',
+      ),
     machines: z.array(z.string()).optional().describe("Machines to act on; all of the lab's by default."),
   })
   .strict();
+
+/** What vm.teardown did; `requested` and `note` when it did other than asked, and why. */
+export interface VmTeardownOutput {
+  mode: 'keep' | 'halt' | 'destroy';
+  requested?: 'keep';
+  note?: string;
+}
+
+/** True when the lab's machines (its Vagrant folder) live inside the state folder of a run-long lab. */
+function livesInRun(def: LabDefinition): boolean {
+  if (def.lifetime !== 'run') return false;
+  const relative = path.relative(def.stateDir, def.vagrant.dir);
+  return !relative.startsWith('..') && !path.isAbsolute(relative);
+}
 
 /**
  * Leaves the lab as a playbook's `teardown` variable says: one step that `finally` blocks can use
@@ -24,6 +42,7 @@ export const vmTeardownAction = defineAction({
   policy: vmPolicy,
   idempotent: true,
   summary: (input) => `vm.teardown ${input.mode} ${input.machines?.join(' ') ?? 'all machines'}`,
+  evidence: (output: VmTeardownOutput) => (output.note ? [output.note] : []),
   examples: [
     {
       description: 'Honour the teardown variable at the end of a playbook',
@@ -33,11 +52,20 @@ export const vmTeardownAction = defineAction({
   create: (deps) => {
     const halt = vmHaltAction.create(deps);
     const destroy = vmDestroyAction.create(deps);
-    return async (input, ctx) => {
+    return async (input, ctx): Promise<VmTeardownOutput> => {
       const machines = input.machines ? { machines: input.machines } : {};
+      if (input.mode === 'keep') {
+        const lab = await ctx.lab();
+        if (!livesInRun(lab.def)) return { mode: input.mode };
+        // Nothing can reuse machines that live in this run's own folder: kept, they would only go on running.
+        const note =
+          `the lab's machines live in this run's folder (lifetime: run), where no later run finds them, ` +
+          `so they are halted; a lab file with lifetime: lab keeps them for the next run`;
+        ctx.log.info(`vm.teardown: ${note}`);
+        return { mode: 'halt' as const, requested: input.mode, note, ...(await halt(machines, ctx)) };
+      }
       if (input.mode === 'halt') return { mode: input.mode, ...(await halt(machines, ctx)) };
-      if (input.mode === 'destroy') return { mode: input.mode, ...(await destroy(machines, ctx)) };
-      return { mode: input.mode };
+      return { mode: input.mode, ...(await destroy(machines, ctx)) };
     };
   },
 });

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { certFiles, certsGenerateAction } from '../activities/certs-generate.js';
 import { vmDestroyAction } from '../activities/vm-destroy.js';
 import { vmHaltAction } from '../activities/vm-halt.js';
+import { vmTeardownAction } from '../activities/vm-teardown.js';
 import { parseMachineReadable, vmUpAction } from '../activities/vm-up.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
 
@@ -81,6 +82,16 @@ describe('vm.up, vm.halt and vm.destroy on the simulated lab', () => {
       destroyed: ['external-proxy', 'k8s'],
       alreadyAbsent: ['external-app'],
     });
+  });
+
+  it('halts instead of keeping a lab whose machines live in the run folder, and says why', async () => {
+    await output(lab.run(vmUpAction, {}));
+    const kept = await lab.run(vmTeardownAction, { mode: 'keep' });
+    expect(kept.output).toMatchObject({ mode: 'halt', requested: 'keep', halted: ALL });
+    expect(kept.evidence).toEqual([
+      expect.stringMatching(/live in this run's folder \(lifetime: run\).*halted/),
+    ]);
+    expect(await output(lab.run(vmTeardownAction, { mode: 'halt' }))).toMatchObject({ halted: [] });
   });
 
   it('fails non-retryably for a machine the lab does not have', async () => {

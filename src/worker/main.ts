@@ -1,4 +1,5 @@
 /** `npm run worker`: serves the tunnel-lab task queue until SIGINT or SIGTERM. */
+import { readFileSync } from 'node:fs';
 import { settings } from '../config.js';
 import { createWorker } from './create-worker.js';
 import { installCompactLogger } from './logging.js';
@@ -21,10 +22,63 @@ async function main(): Promise<void> {
   console.log(
     `worker serving task queue ${queues.join(' and ')} at ${config.address} (namespace ${config.namespace}); Ctrl-C stops it`,
   );
+  const orphaned = stopWithNpm(() => {
+    console.log('npm, which started this worker, is gone: stopping');
+    running.shutdown();
+  });
   try {
     await running.run();
   } finally {
+    clearInterval(orphaned);
     await running.close();
+  }
+}
+
+/**
+ * Started by `npm run worker`, the worker runs under npm (npm → sh → node): when npm is killed, the
+ * worker would poll on, re-parented, with nobody to stop it. It finds npm among its ancestors and stops
+ * when that process is gone.
+ */
+function stopWithNpm(stop: () => void): NodeJS.Timeout | undefined {
+  if (process.env.npm_lifecycle_event !== 'worker') return undefined;
+  const npm = npmAncestor();
+  if (!npm) return undefined;
+  const timer = setInterval(() => {
+    if (statOf(npm.pid)?.started === npm.started) return;
+    clearInterval(timer);
+    stop();
+  }, 500);
+  timer.unref();
+  return timer;
+}
+
+/** The nearest ancestor running npm, with its start time (which tells it from a later process with its pid). */
+function npmAncestor(): { pid: number; started: string } | undefined {
+  let pid = process.ppid;
+  for (let depth = 0; depth < 4 && pid > 1; depth++) {
+    const stat = statOf(pid);
+    if (!stat) return undefined;
+    // npm names itself by its title (`npm run worker`); run as a script it is `node .../npm-cli.js ...`.
+    const cmdline = readFileOr(`/proc/${pid}/cmdline`).split('\0').join(' ');
+    if (/(^|[\s/])npm(-cli\.js)?(\s|$)/.test(cmdline)) return { pid, started: stat.started };
+    pid = stat.parent;
+  }
+  return undefined;
+}
+
+/** A process's parent and start time from /proc/<pid>/stat (fields 4 and 22). */
+function statOf(pid: number): { parent: number; started: string } | undefined {
+  const stat = readFileOr(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { parent: Number(fields[1]), started: fields[19] ?? '' };
+}
+
+function readFileOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }
 

@@ -9,16 +9,8 @@ import { execa } from 'execa';
 import { runCommand } from '../src/run-command.js';
 import { runDir } from '../src/state-layout.js';
 import { reapOrphans, startTimeOf } from '../src/worker/orphans.js';
+import { alive } from './support/processes.js';
 import { eventually } from './support/temporal.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A wrapper like sim/bin/kubectl: bash that starts a helper, then becomes node (`exec`). */
 async function wrapper(dir: string): Promise<string> {
@@ -93,7 +85,7 @@ it('leaves alone a process that only has the pid of a recorded child', async () 
   );
   expect(startTimeOf(other.pid!)).not.toBe('1');
   expect(reapOrphans(root)).toEqual([]);
-  expect(alive(other.pid!)).toBe(true);
+  expect(alive(other.pid)).toBe(true);
   other.kill();
   await other.catch(() => undefined);
 });

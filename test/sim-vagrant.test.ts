@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { parse } from 'yaml';
 import { parseSshConfig, SshSession } from '../src/lab/ssh.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
+import { alive } from './support/processes.js';
 
 const MACHINES = ['external-proxy', 'k8s', 'external-app'];
 
@@ -34,21 +35,6 @@ const daemon = async (name: string) =>
     pid?: number;
   };
 const kubeconfigPath = () => lab.def.machines.k8s!.files.kubeconfig!;
-
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // An init that does not reap leaves killed daemons as zombies.
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
 
 async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

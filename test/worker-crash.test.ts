@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { queryProgress } from '../src/client.js';
 import type { ScenarioResult } from '../workflows/types.js';
-import { workerProcess } from './support/processes.js';
+import { alive, workerProcess } from './support/processes.js';
 import {
   connect,
   eventually,
@@ -13,15 +13,6 @@ import {
   writePlaybook,
   type TestLab,
 } from './support/temporal.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const mark = path.join(root, 'test', 'fixtures', 'mark.mjs');
 
@@ -69,7 +60,7 @@ it('resumes a run on a new worker after the old one was killed mid-step; complet
     ]);
     // Once the command the killed worker left running is gone, the marks say whether the new worker stopped
     // it (one "slow") or it finished the step a second time behind the retry's back (two).
-    await eventually(() => Promise.resolve(alive(orphan!) ? undefined : true));
+    await eventually(() => Promise.resolve(alive(orphan) ? undefined : true));
     expect((await readFile(marks, 'utf8')).split('\n').filter(Boolean)).toEqual(['first', 'slow', 'last']);
   } finally {
     second.kill('SIGTERM');

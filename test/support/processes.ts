@@ -1,9 +1,24 @@
 /** Starts the project's own programs (built worker, CLI) as child processes, as a user would run them. */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { root, serverAddress } from './temporal.js';
+
+/** Whether a process runs: it exists and is not a zombie (an init that does not reap leaves killed ones so). */
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
 
 export function workerProcess(taskQueue: string, stateRoot: string, logName: string): ResultPromise {
   mkdirSync(path.join(root, 'test-artifacts'), { recursive: true });

@@ -1,6 +1,7 @@
 /** Follows a run to its end, showing progress; Ctrl-C cancels the run (finally steps still run). */
-import type { WorkflowHandle } from '@temporalio/client';
+import { isGrpcServiceError, ServiceError, type WorkflowHandle } from '@temporalio/client';
 import { queryProgress, scenarioOutcome } from '../client.js';
+import { TemporalUnavailableError } from '../errors.js';
 import type { ScenarioResult } from '../../workflows/types.js';
 import {
   liveAttempts,
@@ -13,6 +14,9 @@ import {
 
 const POLL_MS = 500;
 
+/** How long `run`, `resume` and `status --follow` wait for a Temporal server that stopped answering. */
+export const OUTAGE_MS = 120_000;
+
 export interface FollowOptions {
   /**
    * Where the live block is drawn. By default standard output when it is a terminal; `false` forces one
@@ -22,6 +26,8 @@ export interface FollowOptions {
   /** The run's Web UI link, printed again under the final summary. */
   uiUrl?: string;
   pollMs?: number;
+  /** How long to wait out a server that does not answer before giving up with exit 3 (OUTAGE_MS). */
+  outageMs?: number;
 }
 
 /** Standard output as a terminal for the live view, or undefined when it is not one. */
@@ -98,7 +104,12 @@ export async function follow(
   })();
 
   try {
-    const result = await scenarioOutcome(handle);
+    const result = await outlast(
+      () => scenarioOutcome(handle),
+      say,
+      options.outageMs ?? OUTAGE_MS,
+      handle.workflowId,
+    );
     done = true;
     await poll;
     if (view) view.clear();
@@ -111,4 +122,62 @@ export async function follow(
     done = true;
     process.off('SIGINT', onInterrupt);
   }
+}
+
+/**
+ * Waits for `call` through a Temporal outage: while the server does not answer, it says so once, tries
+ * again with backoff, and says when the server is back; after `limitMs` without an answer it gives up
+ * with TemporalUnavailableError (exit 3). The run itself is Temporal's and goes on without this command.
+ */
+async function outlast<T>(
+  call: () => Promise<T>,
+  say: (line: string) => void,
+  limitMs: number,
+  workflowId: string,
+): Promise<T> {
+  let since: number | undefined;
+  let delayMs = 500;
+  for (;;) {
+    try {
+      const value = await call();
+      if (since !== undefined) say(`Temporal answers again (after ${seconds(Date.now() - since)})`);
+      return value;
+    } catch (err) {
+      if (!unreachable(err)) throw err;
+      if (since === undefined) {
+        since = Date.now();
+        say(`Temporal does not answer (${messageOf(err)}); waiting for it, at most ${seconds(limitMs)}`);
+      }
+      if (Date.now() - since >= limitMs) {
+        throw new TemporalUnavailableError(
+          `Temporal did not answer for ${seconds(Date.now() - since)}; the run is kept by the server and goes ` +
+            `on when it is back: follow it then with tunnel-lab resume ${workflowId}`,
+          { cause: err },
+        );
+      }
+      await new Promise((r) => setTimeout(r, delayMs));
+      delayMs = Math.min(delayMs * 2, 5_000);
+    }
+  }
+}
+
+/** gRPC codes of a server that is down, restarting or out of reach. */
+const UNAVAILABLE = 14;
+const DEADLINE_EXCEEDED = 4;
+
+function unreachable(err: unknown): boolean {
+  const grpc = err instanceof ServiceError ? err.cause : err;
+  return isGrpcServiceError(grpc) && [UNAVAILABLE, DEADLINE_EXCEEDED].includes(Number(grpc.code));
+}
+
+function messageOf(err: unknown): string {
+  const cause = err instanceof ServiceError ? err.cause : undefined;
+  return (cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err)).slice(
+    0,
+    200,
+  );
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
 }

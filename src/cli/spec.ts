@@ -32,7 +32,10 @@ export const EXIT_CODES: [number, string][] = [
   [0, 'success (for run and resume: the run passed)'],
   [1, 'the run failed or was cancelled, or a check failed'],
   [2, 'usage error: unknown command or option, bad argument, invalid playbook, unknown name'],
-  [3, 'no Temporal server answers (TEMPORAL_ADDRESS), or the embedded one cannot start'],
+  [
+    3,
+    'no Temporal server answers (TEMPORAL_ADDRESS), or the embedded one cannot start; a followed run waits 120 s for a server that stops answering first',
+  ],
   [130, 'interrupted by Ctrl-C (the run was cancelled, or left running after a second Ctrl-C)'],
 ];
 

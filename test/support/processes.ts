@@ -20,11 +20,16 @@ export function alive(pid: number | undefined): boolean {
   }
 }
 
-export function workerProcess(taskQueue: string, stateRoot: string, logName: string): ResultPromise {
+export function workerProcess(
+  taskQueue: string,
+  stateRoot: string,
+  logName: string,
+  address = serverAddress(),
+): ResultPromise {
   mkdirSync(path.join(root, 'test-artifacts'), { recursive: true });
   return execa('node', [path.join(root, 'dist', 'src', 'worker', 'main.js')], {
     env: {
-      TEMPORAL_ADDRESS: serverAddress(),
+      TEMPORAL_ADDRESS: address,
       TEMPORAL_TASK_QUEUE: taskQueue,
       TUNNEL_LAB_STATE: stateRoot,
       // Tests write their playbooks into temp folders (writePlaybook).

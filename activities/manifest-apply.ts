@@ -10,9 +10,9 @@ import {
   manifestsDir,
   mergeValues,
   renderManifestFile,
-  staysInside,
 } from '../src/lab/render.js';
 import { withOwnerLabels } from '../src/lab/ownership.js';
+import { staysInside } from '../src/paths.js';
 import { defineAction } from './action.js';
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -1,6 +1,6 @@
-import path from 'node:path';
 import { z } from 'zod';
 import type { LabDefinition } from '../src/lab/definition.js';
+import { within } from '../src/paths.js';
 import { defineAction } from './action.js';
 import { vmDestroyAction } from './vm-destroy.js';
 import { vmHaltAction } from './vm-halt.js';
@@ -26,9 +26,7 @@ export interface VmTeardownOutput {
 
 /** True when the lab's machines (its Vagrant folder) live inside the state folder of a run-long lab. */
 function livesInRun(def: LabDefinition): boolean {
-  if (def.lifetime !== 'run') return false;
-  const relative = path.relative(def.stateDir, def.vagrant.dir);
-  return !relative.startsWith('..') && !path.isAbsolute(relative);
+  return def.lifetime === 'run' && within(def.stateDir, def.vagrant.dir);
 }
 
 /**

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { actions } from '../activities/registry.js';
 import { typedVars } from '../src/cli/commands.js';
 import { PlaybookError, UsageError } from '../src/errors.js';
-import { staysInside } from '../src/lab/render.js';
+import { staysInside } from '../src/paths.js';
 import { MAX_VAR_BYTES, parsePlaybook, runPlaybookFile } from '../src/playbook/load.js';
 import { folderName, runDir } from '../src/state-layout.js';
 import { root } from './support/temporal.js';

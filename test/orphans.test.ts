@@ -8,7 +8,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { runCommand } from '../src/run-command.js';
 import { runDir } from '../src/state-layout.js';
-import { reapOrphans, startTimeOf } from '../src/worker/orphans.js';
+import { startTimeOf } from '../src/proc.js';
+import { reapOrphans } from '../src/worker/orphans.js';
 import { alive } from './support/processes.js';
 import { eventually } from './support/temporal.js';
 

@@ -44,12 +44,6 @@ export function manifestsDir(projectRoot: string): string {
 }
 
 /** The absolute path of a template named relative to `manifests/`; refuses paths that leave it. */
-/** True for a path that stays inside the folder it is relative to (not absolute, no way up with `..`). */
-export function staysInside(relative: string): boolean {
-  const normal = path.normalize(relative);
-  return !path.isAbsolute(relative) && normal !== '..' && !normal.startsWith(`..${path.sep}`);
-}
-
 export function manifestPath(dir: string, relative: string): string {
   const resolved = path.resolve(dir, relative);
   if (path.isAbsolute(relative) || !resolved.startsWith(dir + path.sep)) {

@@ -10,6 +10,7 @@ import type { ActionDefinition } from '../../activities/action.js';
 import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../../workflows/types.js';
 import { fromMs, toMs } from '../duration.js';
 import { InputError, PlaybookError } from '../errors.js';
+import { within } from '../paths.js';
 import { fieldPath, valueAt, YamlSource, type Path, type Problem } from '../yaml-source.js';
 import { interpolate, wholeExpression, type InterpolationProblem } from './interpolate.js';
 import { z as zod } from 'zod';
@@ -45,11 +46,7 @@ export function runPlaybookFile(ref: string, dirs: readonly string[]): string {
     new PlaybookError([{ file: ref, line: 0, column: 0, path: '', message }]);
   if (!/\.ya?ml$/.test(file)) throw refuse('a playbook is a .yaml or .yml file');
   const real = realOrSelf(file);
-  const inside = dirs.some((dir) => {
-    const relative = path.relative(realOrSelf(dir), real);
-    return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
-  });
-  if (!inside) {
+  if (!dirs.some((dir) => within(realOrSelf(dir), real))) {
     throw refuse(
       `is outside the folders this worker reads playbooks from (${dirs.join(', ')}); ` +
         'add its folder to TUNNEL_LAB_PLAYBOOK_DIRS on the worker',

@@ -1,6 +1,7 @@
 /** `npm run worker`: serves the tunnel-lab task queue until SIGINT or SIGTERM. */
 import { readFileSync } from 'node:fs';
 import { settings } from '../config.js';
+import { procStat } from '../proc.js';
 import { createWorker } from './create-worker.js';
 import { installCompactLogger } from './logging.js';
 
@@ -44,7 +45,7 @@ function stopWithNpm(stop: () => void): NodeJS.Timeout | undefined {
   const npm = npmAncestor();
   if (!npm) return undefined;
   const timer = setInterval(() => {
-    if (statOf(npm.pid)?.started === npm.started) return;
+    if (procStat(npm.pid)?.started === npm.started) return;
     clearInterval(timer);
     stop();
   }, 500);
@@ -56,7 +57,7 @@ function stopWithNpm(stop: () => void): NodeJS.Timeout | undefined {
 function npmAncestor(): { pid: number; started: string } | undefined {
   let pid = process.ppid;
   for (let depth = 0; depth < 4 && pid > 1; depth++) {
-    const stat = statOf(pid);
+    const stat = procStat(pid);
     if (!stat) return undefined;
     // npm names itself by its title (`npm run worker`); run as a script it is `node .../npm-cli.js ...`.
     const cmdline = readFileOr(`/proc/${pid}/cmdline`).split('\0').join(' ');
@@ -64,14 +65,6 @@ function npmAncestor(): { pid: number; started: string } | undefined {
     pid = stat.parent;
   }
   return undefined;
-}
-
-/** A process's parent and start time from /proc/<pid>/stat (fields 4 and 22). */
-function statOf(pid: number): { parent: number; started: string } | undefined {
-  const stat = readFileOr(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { parent: Number(fields[1]), started: fields[19] ?? '' };
 }
 
 function readFileOr(file: string): string {

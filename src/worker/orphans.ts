@@ -10,6 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { startTimeOf } from '../proc.js';
 import { runsDir } from '../state-layout.js';
 
 interface ChildRecord {
@@ -84,20 +85,4 @@ function stop(pid: number): boolean {
     }
   }
   return false;
-}
-
-/**
- * When a process started, in clock ticks after boot (field 22 of /proc/<pid>/stat), as text; undefined
- * when there is no such process.
- */
-export function startTimeOf(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces; the fields after it are plain.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[19];
 }

@@ -1,5 +1,9 @@
-/** A worker SIGKILLed in the middle of a step: a new worker resumes the run and no step runs twice. */
+/**
+ * A worker SIGKILLed in the middle of a step: a new worker resumes the run at once (it hands the dead
+ * worker's step back to Temporal instead of waiting for the step's heartbeat timeout) and no step runs twice.
+ */
 import { readFile } from 'node:fs/promises';
+import { tsToMs } from '@temporalio/common/lib/time.js';
 import path from 'node:path';
 import { queryProgress } from '../src/client.js';
 import type { ScenarioResult } from '../workflows/types.js';
@@ -22,7 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => lab?.close());
 
-it('resumes a run on a new worker after the old one was killed mid-step; completed steps ran once', async () => {
+it('resumes a run on a new worker within seconds of its start after the old one was killed mid-step; completed steps ran once', async () => {
   const marks = path.join(lab.stateRoot, 'marks');
   const file = await writePlaybook(
     'crash',
@@ -49,8 +53,21 @@ it('resumes a run on a new worker after the old one was killed mid-step; complet
   first.kill('SIGKILL');
   await first;
 
+  const spawned = Date.now();
   const second = workerProcess(lab.taskQueue, lab.stateRoot, 'crash-worker-2');
   try {
+    // The step's second attempt starts as soon as the new worker is up, not when the step's heartbeat
+    // timeout (10 s for exec) tells Temporal that the old worker is gone.
+    const restarted = await eventually(async () => {
+      const { raw } = await handle.describe();
+      const slow = raw.pendingActivities?.find((a) => a.activityId === 'slow');
+      return slow?.attempt === 2 && slow.lastStartedTime ? tsToMs(slow.lastStartedTime) : undefined;
+    });
+    console.log(`second attempt started ${restarted - spawned} ms after the new worker was spawned`);
+    expect(restarted - spawned).toBeLessThan(5_000);
+    expect(await readFile(path.join(root, 'test-artifacts', 'crash-worker-2.log'), 'utf8')).toMatch(
+      /handed back step slow \(attempt 1\) of .*: its worker \(pid \d+\) died/,
+    );
     const result = (await handle.result()) as ScenarioResult;
     expect(result.status).toBe('passed');
     expect(result.steps.map((s) => [s.id, s.status, s.attempts])).toEqual([

@@ -2,12 +2,13 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActionDeps } from '../../activities/index.js';
 import { hostQueue } from '../../workflows/types.js';
 import { workflowBundlePath } from '../config.js';
 import { reapOrphans } from './orphans.js';
+import { failDeadWorkersTasks, taskLedger } from './task-ledger.js';
 import { ensureSearchAttributes } from '../temporal/search-attributes.js';
 
 export interface CreateWorkerOptions {
@@ -34,17 +35,24 @@ export interface RunningWorker {
 
 export async function createWorker(options: CreateWorkerOptions): Promise<RunningWorker> {
   const { address, namespace, taskQueue, deps } = options;
-  const admin = await Connection.connect({ address });
-  try {
-    await ensureSearchAttributes(admin, namespace);
-  } finally {
-    await admin.close();
-  }
+  // What a worker that died on this host left behind: first its commands (stopped), then its running
+  // steps (handed back to Temporal, which retries them now rather than after their heartbeat timeout).
   const reaped = reapOrphans(deps.stateRoot);
   if (reaped.length > 0)
     console.warn(
       `stopped ${reaped.length} command(s) left running by a worker that died: ${reaped.join(', ')}`,
     );
+  const admin = await Connection.connect({ address });
+  try {
+    await ensureSearchAttributes(admin, namespace);
+    const handed = await failDeadWorkersTasks(deps.stateRoot, new Client({ connection: admin, namespace }));
+    for (const task of handed)
+      console.warn(
+        `handed back step ${task.activityId} (attempt ${task.attempt}) of ${task.workflowId}: its worker (pid ${task.workerPid}) died`,
+      );
+  } finally {
+    await admin.close();
+  }
   const connection = await NativeConnection.connect({ address });
   const activities = createActivities(deps);
   const identity = `${process.pid}@${os.hostname()}${deps.labHost ? `/lab-host=${deps.labHost}` : ''}`;
@@ -52,6 +60,11 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
   // cancelled steps to stop before `finally`: heartbeats go out at least every second, not every 80% of
   // the heartbeat timeout, so that Ctrl-C and `tunnel-lab cancel` take effect at once.
   const heartbeats = { maxHeartbeatThrottleInterval: '1s', defaultHeartbeatThrottleInterval: '1s' } as const;
+  const shared = {
+    ...heartbeats,
+    // Each running step is in the ledger a later worker reads should this one die (see task-ledger.ts).
+    interceptors: { activity: [taskLedger(deps.stateRoot)] },
+  };
   const worker = await Worker.create({
     connection,
     namespace,
@@ -59,7 +72,10 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
     identity,
     workflowBundle: { codePath: freshBundle(deps.projectRoot) },
     activities,
-    ...heartbeats,
+    ...shared,
+    // A workflow's next task waits this long on the sticky queue of the worker that last ran it (10 s by
+    // default) before any worker may take it: a dead worker's runs continue sooner on the next one.
+    stickyQueueScheduleToStartTimeout: '2s',
     ...options.tuning,
   });
   const hostWorker = deps.labHost
@@ -69,7 +85,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
         taskQueue: hostQueue(taskQueue, deps.labHost),
         identity,
         activities,
-        ...heartbeats,
+        ...shared,
         ...options.tuning,
       })
     : undefined;

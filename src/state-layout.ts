@@ -5,6 +5,7 @@
  *   runs/<run id>/lab/        its lab's state (`{state}` of a lab file with `lifetime: run`)
  *   runs/<run id>/children/   the local processes its activities have running (src/worker/orphans.ts)
  *   labs/<lab name>/          the state of a lab with `lifetime: lab`, kept between runs
+ *   workers/tasks/            the steps this host's workers are running (src/worker/task-ledger.ts)
  */
 import path from 'node:path';
 
@@ -36,4 +37,9 @@ export function runLabDir(stateRoot: string, workflowId: string): string {
 /** Where labs with `lifetime: lab` keep their state. */
 export function keptLabsDir(stateRoot: string): string {
   return path.join(stateRoot, 'labs');
+}
+
+/** The ledger of the steps this host's workers are running, one file per task. */
+export function workerTasksDir(stateRoot: string): string {
+  return path.join(stateRoot, 'workers', 'tasks');
 }

@@ -11,7 +11,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { startTimeOf } from '../src/proc.js';
-import { failDeadWorkersTasks, ledgerDir, taskLedger, WORKER_DIED } from '../src/worker/task-ledger.js';
+import { workerTasksDir } from '../src/state-layout.js';
+import { failDeadWorkersTasks, taskLedger, WORKER_DIED } from '../src/worker/task-ledger.js';
 
 /** A client whose activity.fail answers as `answer` says, recording the tokens it was given. */
 function client(answer: (token: string) => Error | undefined) {
@@ -30,7 +31,7 @@ function client(answer: (token: string) => Error | undefined) {
 }
 
 async function record(root: string, name: string, token: string, workerPid: number, workerStarted: string) {
-  const dir = ledgerDir(root);
+  const dir = workerTasksDir(root);
   await mkdir(dir, { recursive: true });
   await writeFile(
     path.join(dir, `${name}.json`),
@@ -74,7 +75,7 @@ it('hands back the steps of dead workers only, once, and keeps what the server c
   expect(failure.nonRetryable).toBeFalsy();
   expect(failure.nextRetryDelay).toBeDefined();
   // The live worker's task and the one the server could not be asked about stay for later.
-  expect((await readdir(ledgerDir(root))).sort()).toEqual(['live.json', 'unreachable.json']);
+  expect((await readdir(workerTasksDir(root))).sort()).toEqual(['live.json', 'unreachable.json']);
 });
 
 it('records a task while it runs, in a file only its owner reads, and forgets it when it ends', async () => {
@@ -85,12 +86,12 @@ it('records a task while it runs, in a file only its owner reads, and forgets it
   let mode = 0;
   await env.run(() =>
     interceptor.execute!({ args: [], headers: {} }, async () => {
-      during = await readdir(ledgerDir(root));
-      mode = (await stat(path.join(ledgerDir(root), during[0]!))).mode & 0o777;
+      during = await readdir(workerTasksDir(root));
+      mode = (await stat(path.join(workerTasksDir(root), during[0]!))).mode & 0o777;
       return undefined;
     }),
   );
   expect(during).toHaveLength(1);
   expect(mode).toBe(0o600);
-  expect(await readdir(ledgerDir(root))).toEqual([]);
+  expect(await readdir(workerTasksDir(root))).toEqual([]);
 });

@@ -18,6 +18,7 @@ import { ActivityNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { startTimeOf } from '../proc.js';
+import { workerTasksDir } from '../state-layout.js';
 
 /** The failure type of a step whose worker died while running it. */
 export const WORKER_DIED = 'WorkerDied';
@@ -35,14 +36,9 @@ interface TaskRecord {
   workerStarted: string;
 }
 
-/** Where a state root's ledger lives: one per host, shared by every worker using that state root. */
-export function ledgerDir(stateRoot: string): string {
-  return path.join(stateRoot, 'workers', 'tasks');
-}
-
 /** The activity interceptor that records each task while this worker runs it. */
 export function taskLedger(stateRoot: string): ActivityInterceptorsFactory {
-  const dir = ledgerDir(stateRoot);
+  const dir = workerTasksDir(stateRoot);
   const workerStarted = startTimeOf(process.pid) ?? '';
   return (ctx) => ({
     inbound: {
@@ -83,7 +79,7 @@ export interface HandedBack {
  * ones it handed back. Tasks of live workers are never touched.
  */
 export async function failDeadWorkersTasks(stateRoot: string, client: Client): Promise<HandedBack[]> {
-  const dir = ledgerDir(stateRoot);
+  const dir = workerTasksDir(stateRoot);
   if (!existsSync(dir)) return [];
   const handed: HandedBack[] = [];
   for (const entry of readdirSync(dir)) {

@@ -22,6 +22,9 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/** How long closing a session waits for its worker to stop before the process leaves without it. */
+const WORKER_STOP_MS = 1_000;
+
 export interface SessionOptions {
   /**
    * Run a worker in this process for as long as the session lasts. Temporal spreads tasks over all
@@ -88,8 +91,17 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
     async close() {
       if (worker) {
         worker.shutdown();
-        await workerRun?.catch(() => undefined);
-        await worker.close();
+        // The worker stops polling at once, but may wait on tasks the server had already handed it
+        // (once 30 s). This process's runs are over by now: it waits a moment, then leaves those tasks to
+        // time out and go to another worker, as they would if it had been killed.
+        const stopped = await Promise.race([
+          workerRun!.then(
+            () => true,
+            () => true,
+          ),
+          new Promise<false>((resolve) => setTimeout(() => resolve(false), WORKER_STOP_MS).unref()),
+        ]);
+        if (stopped) await worker.close();
       }
       await client.connection.close();
       await server?.stop();

@@ -10,7 +10,7 @@ import { actions } from '../activities/registry.js';
 import { typedVars } from '../src/cli/commands.js';
 import { PlaybookError, UsageError } from '../src/errors.js';
 import { staysInside } from '../src/paths.js';
-import { MAX_VAR_BYTES, parsePlaybook, runPlaybookFile } from '../src/playbook/load.js';
+import { loadPlaybookFile, MAX_VAR_BYTES, parsePlaybook, runPlaybookFile } from '../src/playbook/load.js';
 import { folderName, runDir } from '../src/state-layout.js';
 import { root } from './support/temporal.js';
 
@@ -43,6 +43,15 @@ describe('the playbook a run names', () => {
     expect((err as PlaybookError).message).toMatch(
       /a playbook is a \.yaml or \.yml file|is outside the folders/,
     );
+    expect((err as PlaybookError).message).not.toMatch(/root:/);
+  });
+
+  it('is read only when it is a .yaml file, also by validate and the CLI (no line of another file is quoted)', async () => {
+    const err = await loadPlaybookFile('/etc/passwd', { playbooksDir: playbooks, actions }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(PlaybookError);
+    expect((err as PlaybookError).message).toMatch(/a playbook is a \.yaml or \.yml file/);
     expect((err as PlaybookError).message).not.toMatch(/root:/);
   });
 

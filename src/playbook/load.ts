@@ -68,6 +68,12 @@ function realOrSelf(file: string): string {
 export const MAX_PLAYBOOK_BYTES = 256 * 1024;
 
 export async function loadPlaybookFile(file: string, options: LoadOptions): Promise<Plan> {
+  // Checked before reading: a file that is no playbook is not read (and its lines never quoted back).
+  if (!/\.ya?ml$/.test(file)) {
+    throw new PlaybookError([
+      { file, line: 0, column: 0, path: '', message: 'a playbook is a .yaml or .yml file' },
+    ]);
+  }
   let text: string;
   try {
     const { size } = await stat(file);

@@ -122,6 +122,11 @@ export class TemporalCliError extends TunnelLabError {
   override readonly exitStatus = 3;
 }
 
+/** The production stack (`tunnel-lab stack`) cannot be built, started or stopped as asked. */
+export class StackError extends TunnelLabError {
+  override readonly exitStatus = 3;
+}
+
 /** No Temporal server answers where the CLI was told to look. */
 export class TemporalUnavailableError extends TunnelLabError {
   override readonly exitStatus = 3;

@@ -6,6 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
+import { interpolate, readComposeStack } from '../src/stack/compose.js';
+import { serverPorts } from '../src/stack/stack.js';
 import { root } from './support/temporal.js';
 
 interface ComposeService {
@@ -86,6 +88,22 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('pins the same versions `tunnel-lab stack` builds (tools/temporal-server, tools/temporal-ui, npm)', async () => {
+    const native = await readComposeStack(root);
+    const goVersion = (module: string, dependency: string) =>
+      new RegExp(`^\\s+${dependency.replace(/\./g, '\\.')} v(\\S+)`, 'm').exec(
+        readFileSync(path.join(root, 'tools', module, 'go.mod'), 'utf8'),
+      )?.[1];
+    expect(goVersion('temporal-server', 'go.temporal.io/server')).toBe(native.temporal.version);
+    expect(native.schema.version).toBe(native.temporal.version);
+    expect(goVersion('temporal-ui', 'github.com/temporalio/ui-server/v2')).toBe(native.ui.version);
+    expect(native.postgresql.version).toMatch(/^\d+\.\d+$/);
+    // The native stack runs the compose file's own one-shot scripts, with its host, port and schema folder.
+    expect(native.schema.script).toContain('--ep $SQL_HOST -p $SQL_PORT');
+    expect(native.schema.environment).toMatchObject({ SQL_HOST: 'postgresql', SQL_PORT: '5432' });
+    expect(native.namespace.script).toContain('temporal operator namespace create');
+  });
+
   it('passes TUNNEL_LAB_HOST through to the worker', async () => {
     const config = await execa('docker-compose', ['-f', path.join(root, 'docker-compose.yml'), 'config'], {
       cwd: root,
@@ -132,5 +150,25 @@ describe('Dockerfile', () => {
 
   it('is given a build context without node_modules, dist, .state and .tools', () => {
     expect(dockerignore()).toEqual(expect.arrayContaining(['node_modules', 'dist', '.state', '.tools']));
+  });
+});
+
+describe('tunnel-lab stack, read from docker-compose.yml', () => {
+  it('resolves variables as compose does: ${X:-default}, ${X}, $X, and $$ for a literal $', () => {
+    expect(interpolate('${A:-fallback} ${B:-x} $$HOME $C ${D}', { B: 'b', C: 'c' })).toBe(
+      'fallback b $HOME c ',
+    );
+  });
+
+  it("moves the server's ports along with its frontend port, keeping membership ports SMALLINT", () => {
+    expect(serverPorts(7233)).toMatchObject({
+      FRONTEND_GRPC_PORT: '7233',
+      HISTORY_GRPC_PORT: '7234',
+      FRONTEND_HTTP_PORT: '7243',
+      FRONTEND_MEMBERSHIP_PORT: '6933',
+      WORKER_MEMBERSHIP_PORT: '6939',
+    });
+    expect(() => serverPorts(40_000)).toThrow(/pick 1324-33061/);
+    expect(() => serverPorts(1000)).toThrow(/pick 1324-33061/);
   });
 });

@@ -23,6 +23,7 @@ import {
   type Out,
 } from './commands.js';
 import { withCodeFrames } from './frame.js';
+import { stackCommand } from './stack-command.js';
 import { COMMANDS, commandHelp, findCommand, globalHelp } from './spec.js';
 
 type Command = (argv: string[], out: Out, err: Out) => Promise<number> | number;
@@ -38,6 +39,7 @@ const handlers: Record<string, Command> = {
   actions: actionsCommand,
   schema: schemaCommand,
   server: serverCommand,
+  stack: stackCommand,
 };
 
 const out: Out = (line) => console.log(line);

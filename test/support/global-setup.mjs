@@ -8,8 +8,10 @@ import { projectRoot } from '../../dist/src/config.js';
 import { ensureTemporalCli } from '../../dist/src/temporal/cli-binary.js';
 import { freshBundle } from '../../dist/src/worker/create-worker.js';
 import { startDevServer } from '../../dist/src/temporal/dev-server.js';
+import { processesBefore } from './leftovers.mjs';
 
 export default async function globalSetup() {
+  globalThis.tunnelLabProcessesBefore = processesBefore();
   const root = projectRoot();
   // Once, up front: a stale workflow bundle fails the run here, not every suite that starts a worker.
   freshBundle(root);

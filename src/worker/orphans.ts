@@ -8,17 +8,16 @@
  * spawn) never changes, and tells it from a later process given the same pid. Children lead their own
  * process group (run-command spawns them detached), so stopping one stops what it started too.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTimeOf } from '../proc.js';
 import { runsDir } from '../state-layout.js';
+import { deadWorkersRecords, thisWorker, type WorkerStamp } from './worker-records.js';
 
-interface ChildRecord {
+interface ChildRecord extends WorkerStamp {
   pid: number;
   /** When the child started (see startTimeOf). */
   started: string;
-  workerPid: number;
-  workerStarted: string;
 }
 
 const DIR = 'children';
@@ -32,12 +31,7 @@ export function trackChild(runStateDir: string, pid: number | undefined): () => 
   const dir = path.join(runStateDir, DIR);
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${pid}.json`);
-  const record: ChildRecord = {
-    pid,
-    started,
-    workerPid: process.pid,
-    workerStarted: startTimeOf(process.pid) ?? '',
-  };
+  const record: ChildRecord = { pid, started, ...thisWorker() };
   writeFileSync(file, JSON.stringify(record));
   return () => rmSync(file, { force: true });
 }
@@ -48,23 +42,8 @@ export function reapOrphans(stateRoot: string): number[] {
   if (!existsSync(runs)) return [];
   const reaped: number[] = [];
   for (const run of readdirSync(runs)) {
-    const dir = path.join(runs, run, DIR);
-    if (!existsSync(dir)) continue;
-    for (const entry of readdirSync(dir)) {
-      const file = path.join(dir, entry);
-      let record: Partial<ChildRecord>;
-      try {
-        record = JSON.parse(readFileSync(file, 'utf8')) as Partial<ChildRecord>;
-      } catch {
-        rmSync(file, { force: true });
-        continue;
-      }
-      if (typeof record.pid !== 'number' || typeof record.workerPid !== 'number') {
-        rmSync(file, { force: true });
-        continue;
-      }
-      // The worker that started it still runs: the child is its business.
-      if (record.workerStarted && startTimeOf(record.workerPid) === record.workerStarted) continue;
+    const dead = deadWorkersRecords<ChildRecord>(path.join(runs, run, DIR), (r) => typeof r.pid === 'number');
+    for (const { file, record } of dead) {
       if (record.started && startTimeOf(record.pid) === record.started) {
         if (stop(record.pid)) reaped.push(record.pid);
       }

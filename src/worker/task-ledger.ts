@@ -12,13 +12,13 @@
  * it and nothing happens.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ActivityNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
-import { startTimeOf } from '../proc.js';
 import { workerTasksDir } from '../state-layout.js';
+import { deadWorkersRecords, thisWorker, type WorkerStamp } from './worker-records.js';
 
 /** The failure type of a step whose worker died while running it. */
 export const WORKER_DIED = 'WorkerDied';
@@ -26,20 +26,18 @@ export const WORKER_DIED = 'WorkerDied';
 /** How soon Temporal retries a step handed back from a dead worker (instead of its retry policy's interval). */
 const RETRY_DELAY = '200ms';
 
-interface TaskRecord {
+interface TaskRecord extends WorkerStamp {
   taskToken: string;
   workflowId: string;
   activityId: string;
   activityType: string;
   attempt: number;
-  workerPid: number;
-  workerStarted: string;
 }
 
 /** The activity interceptor that records each task while this worker runs it. */
 export function taskLedger(stateRoot: string): ActivityInterceptorsFactory {
   const dir = workerTasksDir(stateRoot);
-  const workerStarted = startTimeOf(process.pid) ?? '';
+  const worker = thisWorker();
   return (ctx) => ({
     inbound: {
       async execute(input, next) {
@@ -51,8 +49,7 @@ export function taskLedger(stateRoot: string): ActivityInterceptorsFactory {
           activityId: info.activityId,
           activityType: info.activityType,
           attempt: info.attempt,
-          workerPid: process.pid,
-          workerStarted,
+          ...worker,
         };
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
@@ -79,23 +76,12 @@ export interface HandedBack {
  * ones it handed back. Tasks of live workers are never touched.
  */
 export async function failDeadWorkersTasks(stateRoot: string, client: Client): Promise<HandedBack[]> {
-  const dir = workerTasksDir(stateRoot);
-  if (!existsSync(dir)) return [];
   const handed: HandedBack[] = [];
-  for (const entry of readdirSync(dir)) {
-    const file = path.join(dir, entry);
-    let record: Partial<TaskRecord>;
-    try {
-      record = JSON.parse(readFileSync(file, 'utf8')) as Partial<TaskRecord>;
-    } catch {
-      rmSync(file, { force: true });
-      continue;
-    }
-    if (typeof record.taskToken !== 'string' || typeof record.workerPid !== 'number') {
-      rmSync(file, { force: true });
-      continue;
-    }
-    if (record.workerStarted && startTimeOf(record.workerPid) === record.workerStarted) continue;
+  const dead = deadWorkersRecords<TaskRecord>(
+    workerTasksDir(stateRoot),
+    (r) => typeof r.taskToken === 'string',
+  );
+  for (const { file, record } of dead) {
     const failure = ApplicationFailure.create({
       message: `the worker running this step (pid ${record.workerPid}) died; a new worker handed it back`,
       type: WORKER_DIED,
@@ -104,9 +90,9 @@ export async function failDeadWorkersTasks(stateRoot: string, client: Client): P
     try {
       await client.activity.fail(Buffer.from(record.taskToken, 'base64'), failure);
       handed.push({
-        workflowId: record.workflowId ?? '',
-        activityId: record.activityId ?? '',
-        attempt: record.attempt ?? 0,
+        workflowId: record.workflowId,
+        activityId: record.activityId,
+        attempt: record.attempt,
         workerPid: record.workerPid,
       });
     } catch (err) {

@@ -184,5 +184,13 @@ describe('the production stack without Docker', () => {
     // for retries), and the run's table shows its attempts.
     expect(ran.filter((m) => m === 'first')).toHaveLength(1);
     expect(ran.filter((m) => m === 'last')).toHaveLength(1);
+    // However often a nap ran, the run's table says so in its attempts column.
+    for (const nap of ['nap', 'nap-2']) {
+      const attempts = new RegExp(`^${nap}\\s+exec\\s+✔ passed\\s+(\\d+)`, 'm').exec(result.stdout)?.[1];
+      expect({ nap, attempts: Number(attempts) }).toEqual({
+        nap,
+        attempts: ran.filter((m) => m === nap).length,
+      });
+    }
   }, 300_000);
 });

@@ -136,6 +136,41 @@ describe('the production stack without Docker', () => {
     }
   }, 60_000);
 
+  it('stops what it started when a part cannot start, and says why (here the Web UI: its port is taken)', async () => {
+    const otherState = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-stack-'));
+    const base = await freeBase();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(base + 20, '127.0.0.1', resolve));
+    try {
+      const env = {
+        TUNNEL_LAB_STATE: otherState,
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: os.homedir(),
+      };
+      const up = await execa(
+        'node',
+        [path.join(root, 'bin', 'tunnel-lab.js'), 'stack', 'up', '--port', String(base)].concat([
+          '--ui-port',
+          String(base + 20),
+          '--postgres-port',
+          String(base + 21),
+        ]),
+        { env, extendEnv: false, reject: false, all: true },
+      );
+      expect(up.exitCode).toBe(3);
+      expect(up.all).toMatch(/ui (exited while starting|was not ready)/);
+      expect(up.all).toMatch(/temporal: stopped again/);
+      expect(up.all).toMatch(/postgresql: stopped again/);
+      for (const row of await stackStatus(otherState)) expect(row).toMatchObject({ running: false });
+    } finally {
+      taken.close();
+      await execa('node', [path.join(root, 'bin', 'tunnel-lab.js'), 'stack', 'down', '--purge'], {
+        env: { TUNNEL_LAB_STATE: otherState },
+        reject: false,
+      });
+    }
+  }, 180_000);
+
   it('rides out PostgreSQL and then the server going away for 20 s each mid-run; the CLI exits 0', async () => {
     const marks = path.join(stateRoot, 'outage-marks');
     const file = await writePlaybook(

@@ -134,71 +134,97 @@ export async function stackUp(options: StackOptions): Promise<void> {
   const address = `127.0.0.1:${options.port}`;
   const basePath = process.env.PATH ?? '/usr/bin:/bin';
 
-  await startPostgres(options, compose, postgres);
+  // A failed `up` leaves the stack as it found it: the parts this call started are stopped again.
+  const started: Component[] = [];
+  try {
+    if (await startPostgres(options, compose, postgres)) started.push('postgresql');
 
-  log(`schema: applying ${compose.schema.version} schemas (the compose file's temporal-schema script)`);
-  await oneShot(options, 'schema', compose.schema.script!, {
-    ...compose.schema.environment,
-    SQL_HOST: '127.0.0.1',
-    SQL_PORT: String(options.postgresPort),
-    SCHEMA_DIR: path.join(serverTools, 'schema'),
-    PATH: `${serverTools}${path.delimiter}${basePath}`,
-  });
+    log(`schema: applying ${compose.schema.version} schemas (the compose file's temporal-schema script)`);
+    await oneShot(options, 'schema', compose.schema.script!, {
+      ...compose.schema.environment,
+      SQL_HOST: '127.0.0.1',
+      SQL_PORT: String(options.postgresPort),
+      SCHEMA_DIR: path.join(serverTools, 'schema'),
+      PATH: `${serverTools}${path.delimiter}${basePath}`,
+    });
 
-  await startProcess(options, 'temporal', {
-    command: [
-      path.join(serverTools, 'temporal-server'),
-      ...['--root', serverTools, '--config', 'config', '--env', 'docker', '--allow-no-auth', 'start'],
-    ],
-    env: {
-      ...compose.temporal.environment,
-      ...ports,
-      POSTGRES_SEEDS: '127.0.0.1',
-      DB_PORT: String(options.postgresPort),
-      // The template reads the visibility store's port from POSTGRES_PORT, not DB_PORT.
-      POSTGRES_PORT: String(options.postgresPort),
-      BIND_ON_IP: '127.0.0.1',
-      TEMPORAL_BROADCAST_ADDRESS: '127.0.0.1',
-      DYNAMIC_CONFIG_FILE_PATH: path.join(serverTools, 'config', 'dynamicconfig', 'docker.yaml'),
-    },
-    address,
-    ready: () => listening(options.port),
-  });
+    if (
+      await startProcess(options, 'temporal', {
+        command: [
+          path.join(serverTools, 'temporal-server'),
+          ...['--root', serverTools, '--config', 'config', '--env', 'docker', '--allow-no-auth', 'start'],
+        ],
+        env: {
+          ...compose.temporal.environment,
+          ...ports,
+          POSTGRES_SEEDS: '127.0.0.1',
+          DB_PORT: String(options.postgresPort),
+          // The template reads the visibility store's port from POSTGRES_PORT, not DB_PORT.
+          POSTGRES_PORT: String(options.postgresPort),
+          BIND_ON_IP: '127.0.0.1',
+          TEMPORAL_BROADCAST_ADDRESS: '127.0.0.1',
+          DYNAMIC_CONFIG_FILE_PATH: path.join(serverTools, 'config', 'dynamicconfig', 'docker.yaml'),
+        },
+        address,
+        ready: () => listening(options.port),
+      })
+    )
+      started.push('temporal');
 
-  log("namespace: creating it when missing (the compose file's temporal-namespace script)");
-  await oneShot(options, 'namespace', compose.namespace.script!, {
-    ...compose.namespace.environment,
-    TEMPORAL_ADDRESS: address,
-    PATH: `${path.dirname(temporalCli)}${path.delimiter}${basePath}`,
-  });
-
-  const uiUrl = `http://127.0.0.1:${options.uiPort}`;
-  await startProcess(options, 'ui', {
-    command: [path.join(uiTools, 'ui-server'), '--root', uiTools, '--env', 'docker', 'start'],
-    env: { ...compose.ui.environment, TEMPORAL_ADDRESS: address, TEMPORAL_UI_PORT: String(options.uiPort) },
-    address: uiUrl,
-    ready: async () => (await fetch(uiUrl).catch(() => undefined))?.ok === true,
-  });
-
-  await startProcess(options, 'worker', {
-    command: [process.execPath, path.join(projectRoot, 'dist', 'src', 'worker', 'main.js')],
-    env: {
-      PATH: basePath,
-      HOME: os.homedir(),
-      ...compose.worker.environment,
+    log("namespace: creating it when missing (the compose file's temporal-namespace script)");
+    await oneShot(options, 'namespace', compose.namespace.script!, {
+      ...compose.namespace.environment,
       TEMPORAL_ADDRESS: address,
-      TUNNEL_LAB_STATE: stateRoot,
-    },
-    address: `task queue ${compose.worker.environment.TEMPORAL_TASK_QUEUE ?? 'tunnel-lab'}`,
-    ready: (since) => logSays(since, 'worker serving'),
-  });
+      PATH: `${path.dirname(temporalCli)}${path.delimiter}${basePath}`,
+    });
+
+    const uiUrl = `http://127.0.0.1:${options.uiPort}`;
+    if (
+      await startProcess(options, 'ui', {
+        command: [path.join(uiTools, 'ui-server'), '--root', uiTools, '--env', 'docker', 'start'],
+        env: {
+          ...compose.ui.environment,
+          TEMPORAL_ADDRESS: address,
+          TEMPORAL_UI_PORT: String(options.uiPort),
+        },
+        address: uiUrl,
+        ready: async () =>
+          (await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined))?.ok === true,
+      })
+    )
+      started.push('ui');
+
+    if (
+      await startProcess(options, 'worker', {
+        command: [process.execPath, path.join(projectRoot, 'dist', 'src', 'worker', 'main.js')],
+        env: {
+          PATH: basePath,
+          HOME: os.homedir(),
+          ...compose.worker.environment,
+          TEMPORAL_ADDRESS: address,
+          TUNNEL_LAB_STATE: stateRoot,
+        },
+        address: `task queue ${compose.worker.environment.TEMPORAL_TASK_QUEUE ?? 'tunnel-lab'}`,
+        ready: (since) => logSays(since, 'worker serving'),
+      })
+    )
+      started.push('worker');
+  } catch (err) {
+    for (const name of started.reverse()) {
+      const record = await readRecord(stateRoot, name);
+      if (running(record)) await stop(record, name === 'postgresql' ? 'SIGINT' : 'SIGTERM');
+      await rm(recordFile(stateRoot, name), { force: true });
+      log(`${name}: stopped again, since the stack did not come up`);
+    }
+    throw err;
+  }
 }
 
-async function startPostgres(options: StackOptions, compose: ComposeStack, native: string): Promise<void> {
+async function startPostgres(options: StackOptions, compose: ComposeStack, native: string): Promise<boolean> {
   const { stateRoot, log } = options;
   if (running(await readRecord(stateRoot, 'postgresql'))) {
     log('postgresql: already running');
-    return;
+    return false;
   }
   const home = postgresHome(stateRoot);
   const asRoot = process.getuid?.() === 0;
@@ -232,7 +258,7 @@ async function startPostgres(options: StackOptions, compose: ComposeStack, nativ
     await rm(password, { force: true });
     if (init.exitCode !== 0) throw new StackError(`initdb failed:\n${init.all ?? ''}`);
   }
-  await startProcess(options, 'postgresql', {
+  return startProcess(options, 'postgresql', {
     command: unprivileged([
       path.join(bin, 'postgres'),
       ...['-D', data, '-p', String(options.postgresPort), '-k', data],
@@ -256,12 +282,12 @@ async function startProcess(
     /** Whether it is ready; `since` is its log as of this start. */
     ready: (since: LogSince) => Promise<boolean>;
   },
-): Promise<void> {
+): Promise<boolean> {
   const { stateRoot, log } = options;
   const existing = await readRecord(stateRoot, name);
   if (running(existing)) {
     log(`${name}: already running (pid ${existing.pid}) at ${existing.address}`);
-    return;
+    return false;
   }
   const logFile = path.join(stackDir(stateRoot), 'logs', `${name}.log`);
   const since: LogSince = { file: logFile, offset: existsSync(logFile) ? statSync(logFile).size : 0 };
@@ -284,19 +310,20 @@ async function startProcess(
   await writeFile(recordFile(stateRoot, name), JSON.stringify(record, null, 2));
   const deadline = Date.now() + READY_MS;
   while (!(await spec.ready(since))) {
-    if (!running(record)) {
-      throw new StackError(
-        `${name} exited while starting; its log (${logFile}) ends:\n${await tail(logFile)}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      throw new StackError(
-        `${name} was not ready after ${READY_MS / 1000} s; its log (${logFile}) ends:\n${await tail(logFile)}`,
-      );
+    const problem = !running(record)
+      ? `${name} exited while starting`
+      : Date.now() > deadline
+        ? `${name} was not ready after ${READY_MS / 1000} s`
+        : undefined;
+    if (problem) {
+      await stop(record);
+      await rm(recordFile(stateRoot, name), { force: true });
+      throw new StackError(`${problem}; its log (${logFile}) ends:\n${await tail(logFile)}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   log(`${name}: running (pid ${pid}) at ${spec.address}`);
+  return true;
 }
 
 async function oneShot(options: StackOptions, name: string, script: string, env: Record<string, string>) {

@@ -129,9 +129,6 @@ export const logExpectAction = defineAction({
           '-F',
           file,
         ];
-        // The window starts once the machine's shell is reached: connecting, slow on a busy host, is not
-        // time spent watching the log.
-        deadline = setTimeout(() => stop.abort(), within);
         await ssh.stream(
           argv,
           (chunk) => {
@@ -149,7 +146,12 @@ export const logExpectAction = defineAction({
               else if (matches.length === input.count) settleTimer ??= setTimeout(() => stop.abort(), settle);
             }
           },
-          stop.signal,
+          {
+            signal: stop.signal,
+            // The window starts once tail runs on the machine: connecting and opening the channel, slow on
+            // a busy host, is not time spent watching the log.
+            onOpen: () => (deadline = setTimeout(() => stop.abort(), within)),
+          },
         );
       });
     } finally {

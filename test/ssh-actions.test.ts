@@ -122,6 +122,30 @@ describe('over ssh2 on the simulated lab (activities)', () => {
     expect(noMark).toMatchObject({ type: 'LabConfigError', nonRetryable: true });
   });
 
+  it('ends a remote command that writes nothing when its stream is aborted, before or after it opened', async () => {
+    const nap = `31.${process.pid}`;
+    const gone = () =>
+      eventually(async () => {
+        // Nothing of it is left running on the machine (the sim's machines run their commands here).
+        const left = await execa('pgrep', ['-f', `^sleep ${nap.replace('.', '\\.')}$`], { reject: false });
+        return left.stdout === '' ? true : undefined;
+      }, 5_000);
+    const early = await lab.runtime.withSsh('external-proxy', (ssh) =>
+      ssh.stream(['sleep', nap], () => {}, { signal: AbortSignal.abort() }),
+    );
+    expect(early).not.toBe(0);
+    await gone();
+    const later = new AbortController();
+    const late = await lab.runtime.withSsh('external-proxy', (ssh) =>
+      ssh.stream(['sleep', nap], () => {}, {
+        signal: later.signal,
+        onOpen: () => setTimeout(() => later.abort(), 300),
+      }),
+    );
+    expect(late).not.toBe(0);
+    await gone();
+  });
+
   it("reads root-only files with the machine's `sudo -n`, as the lab says (nginx logs are 0750 on Debian)", async () => {
     const calls = path.join(lab.simState, 'sshd', 'sudo.log');
     const log = lab.def.machines['external-proxy']!.files.accessLog!;

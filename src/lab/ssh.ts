@@ -49,6 +49,25 @@ export interface RemoteResult {
   stderr: string;
 }
 
+/**
+ * A remote command line that runs argv and ends it (SIGTERM; sudo and timeout pass it on) when the
+ * channel closes: closing a channel does not end a command that does not write, such as tail -F on a
+ * quiet log, and sshd closes the command's stdin, which a watcher beside it reads until then.
+ */
+function untilClosed(argv: string[]): string {
+  // A background job's stdin is /dev/null unless redirected: the watcher gets the session's stdin as fd 3.
+  const script =
+    'exec 3<&0; "$@" </dev/null 3<&- & p=$!; { cat <&3 >/dev/null; kill -TERM $p; } >/dev/null 2>&1 & wait $p';
+  return shellQuote(['sh', '-c', script, 'sh', ...argv]);
+}
+
+export interface StreamOptions {
+  signal?: AbortSignal;
+  onStderr?: (chunk: string) => void;
+  /** Called once the command runs on the machine (its channel is open). */
+  onOpen?: () => void;
+}
+
 export class SshSession {
   private constructor(
     private readonly client: Client,
@@ -100,34 +119,30 @@ export class SshSession {
   async run(argv: string[], signal?: AbortSignal): Promise<RemoteResult> {
     let stdout = '';
     let stderr = '';
-    const code = await this.stream(
-      argv,
-      (chunk) => (stdout += chunk),
-      signal,
-      (chunk) => (stderr += chunk),
-    );
+    const code = await this.stream(argv, (chunk) => (stdout += chunk), {
+      ...(signal ? { signal } : {}),
+      onStderr: (chunk) => (stderr += chunk),
+    });
     return { code, stdout, stderr };
   }
 
-  /** Runs argv, handing stdout to `onData` as it arrives; resolves with the exit code. Abort closes the channel. */
-  stream(
-    argv: string[],
-    onData: (chunk: string) => void,
-    signal?: AbortSignal,
-    onStderr: (chunk: string) => void = () => {},
-  ): Promise<number> {
+  /**
+   * Runs argv, handing stdout to `onData` as it arrives; resolves with the exit code. Abort closes the
+   * channel, also when it comes before the channel is open. `onOpen` is called once the command runs.
+   */
+  stream(argv: string[], onData: (chunk: string) => void, options: StreamOptions = {}): Promise<number> {
+    const { signal, onStderr = () => {}, onOpen = () => {} } = options;
     return new Promise((resolve, reject) => {
       // A connection that drops mid-command fails the command (and so the attempt), not just the channel.
       const onConnectionClose = () => reject(new LabToolError(argv, undefined, 'ssh connection closed'));
       this.client.once('close', onConnectionClose);
-      this.client.exec(shellQuote(argv), (err, channel) => {
+      this.client.exec(untilClosed(argv), (err, channel) => {
         if (err) {
           this.client.off('close', onConnectionClose);
           reject(new LabToolError(argv, undefined, err.message, { cause: err }));
           return;
         }
         const onAbort = () => channel.close();
-        signal?.addEventListener('abort', onAbort, { once: true });
         channel.on('data', (data: Buffer) => onData(data.toString('utf8')));
         channel.stderr.on('data', (data: Buffer) => onStderr(data.toString('utf8')));
         channel.once('close', (code: number | null) => {
@@ -135,6 +150,13 @@ export class SshSession {
           this.client.off('close', onConnectionClose);
           resolve(code ?? -1);
         });
+        // An abort that came while the channel was opening would otherwise leave the command running on the
+        // machine until it ends by itself.
+        if (signal?.aborted) onAbort();
+        else {
+          signal?.addEventListener('abort', onAbort, { once: true });
+          onOpen();
+        }
       });
     });
   }

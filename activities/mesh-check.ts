@@ -77,7 +77,9 @@ export const meshCheckAction = defineAction({
     // The first use of the oracle on a machine builds it (minutes).
     maxTimeout: '30m',
     heartbeatTimeout: '30s',
-    retry: { attempts: 1, initialInterval: '1s', backoff: 2, maxInterval: '1s' },
+    // A verdict is not retried (MeshCheckError is non-retryable); the second attempt is for a worker that
+    // died or an oracle that crashed mid-check.
+    retry: { attempts: 2, initialInterval: '1s', backoff: 2, maxInterval: '1s' },
     maxAttempts: 3,
   },
   evidence: (output: MeshCheckOutput) => [

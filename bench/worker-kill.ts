@@ -4,10 +4,10 @@
  * killed step started again, and which other steps needed more than one attempt (a probe may fail once
  * while the mesh settles; no step's activity is scheduled twice). The worker is killed the moment the step
  * appears in the workers' task ledger, so even short steps are caught running.
- * Usage: node dist/bench/worker-kill.js [--playbook NAME] [--lab NAME] [--only STEP]
+ * Usage: node dist/bench/worker-kill.js [--playbook NAME] [--lab NAME] [--only STEP | --from STEP]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,6 +64,7 @@ async function main(): Promise<void> {
       playbook: { type: 'string', default: 'tls-passthrough' },
       lab: { type: 'string', default: 'sim' },
       only: { type: 'string' },
+      from: { type: 'string' },
     },
   });
   const root = projectRoot();
@@ -72,9 +73,10 @@ async function main(): Promise<void> {
     playbooksDir,
     actions,
   });
-  const steps = planSteps(plan)
-    .map(({ step }) => step.id)
-    .filter((id) => !values.only || id === values.only);
+  const all = planSteps(plan).map(({ step }) => step.id);
+  const steps = values.only
+    ? all.filter((id) => id === values.only)
+    : all.slice(values.from ? Math.max(0, all.indexOf(values.from)) : 0);
   const server = await startDevServer({ cli: await ensureTemporalCli(root), uiPort: false });
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });

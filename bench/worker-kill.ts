@@ -6,57 +6,18 @@
  * appears in the workers' task ledger, so even short steps are caught running.
  * Usage: node dist/bench/worker-kill.js [--playbook NAME] [--lab NAME] [--only STEP | --from STEP]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { tsToMs } from '@temporalio/common/lib/time.js';
-import proto from '@temporalio/proto';
 import { actions } from '../activities/registry.js';
-import { startScenario } from '../src/client.js';
 import { projectRoot } from '../src/config.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../src/playbook/load.js';
-import { workerTasksDir } from '../src/state-layout.js';
 import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
 import { startDevServer } from '../src/temporal/dev-server.js';
-import { planSteps, stepOfActivity, type ScenarioResult } from '../workflows/types.js';
+import { planSteps } from '../workflows/types.js';
+import { killDuring } from './kill-during.js';
 
-const EventType = proto.temporal.api.enums.v1.EventType;
 const TARGET_MS = 2_000;
-
-function startWorker(root: string, address: string, stateRoot: string, taskQueue: string): ChildProcess {
-  return spawn(process.execPath, [path.join(root, 'dist', 'src', 'worker', 'main.js')], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      TUNNEL_LAB_STATE: stateRoot,
-    },
-    stdio: 'ignore',
-  });
-}
-
-/** Resolves once a task of `step` shows in the ledger (polled every 10 ms); false if the run ended first. */
-async function stepRunning(stateRoot: string, step: string, ended: () => boolean): Promise<boolean> {
-  const dir = workerTasksDir(stateRoot);
-  while (!ended()) {
-    if (existsSync(dir)) {
-      for (const entry of readdirSync(dir)) {
-        try {
-          const record = JSON.parse(readFileSync(path.join(dir, entry), 'utf8')) as { activityId?: string };
-          if (record.activityId && stepOfActivity(record.activityId) === step) return true;
-        } catch {
-          // Written or removed this very moment.
-        }
-      }
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return false;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -84,55 +45,20 @@ async function main(): Promise<void> {
   const latencies: number[] = [];
   try {
     for (const step of steps) {
-      const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'bench-kill-'));
-      const taskQueue = `bench-kill-${Date.now()}`;
-      let worker = startWorker(root, server.address, stateRoot, taskQueue);
-      const handle = await startScenario(client, taskQueue, { playbook: values.playbook, lab: values.lab });
-      let ended = false;
-      const result = handle.result().finally(() => (ended = true)) as Promise<ScenarioResult>;
-      const caught = await stepRunning(stateRoot, step, () => ended);
-      let spawned = 0;
-      if (caught) {
-        worker.kill('SIGKILL');
-        await new Promise((r) => worker.once('exit', r));
-        spawned = Date.now();
-        worker = startWorker(root, server.address, stateRoot, taskQueue);
-      }
-      const outcome = await result.catch((err: unknown) => ({ status: `failed: ${String(err)}` }) as never);
-      worker.kill('SIGTERM');
-      await new Promise((r) => worker.once('exit', r));
-
-      // From the history: each step's activities, the attempt each ended on and when that attempt started
-      // (Temporal records one started event per activity, for its last attempt).
-      const starts = new Map<string, { at: number; attempt: number }[]>();
-      const scheduled = new Map<number, string>();
-      for (const event of (await handle.fetchHistory()).events ?? []) {
-        const id = Number(event.eventId);
-        if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
-          scheduled.set(id, stepOfActivity(event.activityTaskScheduledEventAttributes!.activityId!));
-        }
-        if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
-          const attrs = event.activityTaskStartedEventAttributes!;
-          const of = scheduled.get(Number(attrs.scheduledEventId))!;
-          starts.set(of, [
-            ...(starts.get(of) ?? []),
-            { at: tsToMs(event.eventTime!), attempt: attrs.attempt ?? 1 },
-          ]);
-        }
-      }
-      const twice = [...starts]
-        .filter(([id, runs]) => id !== step && (runs.length > 1 || runs.some((r) => r.attempt > 1)))
-        .map(([id]) => id);
-      const restart = caught
-        ? (starts.get(step) ?? []).find((r) => r.attempt > 1 || r.at >= spawned)?.at
-        : undefined;
-      if (restart !== undefined) latencies.push(restart - spawned);
+      const result = await killDuring(client, {
+        root,
+        address: server.address,
+        playbook: values.playbook,
+        lab: values.lab,
+        step,
+      });
+      if (result.restartMs !== undefined) latencies.push(result.restartMs);
       rows.push([
         step,
-        caught ? 'yes' : 'no (ended first)',
-        outcome.status,
-        restart !== undefined ? `${restart - spawned} ms` : caught ? 'never' : '-',
-        twice.join(', ') || 'none',
+        result.caught ? 'yes' : 'no (ended first)',
+        result.status,
+        result.restartMs !== undefined ? `${result.restartMs} ms` : result.caught ? 'never' : '-',
+        [...result.retried, ...result.rescheduled.map((id) => `${id} (run again)`)].join(', ') || 'none',
       ]);
       console.error(rows.at(-1)!.join('  '));
     }

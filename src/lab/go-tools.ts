@@ -7,10 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { TunnelLabError } from '../errors.js';
+import { fillFolder, isComplete } from '../tool-folder.js';
 
 export interface GoToolSet {
   /** Folder under `.tools/`. */
@@ -71,13 +72,11 @@ export async function goToolDir(projectRoot: string, set: GoToolSet): Promise<st
   return path.join(projectRoot, '.tools', set.name, await goSourceHash(projectRoot, set));
 }
 
-const COMPLETE = '.complete';
-
 /** The folder if the set is built already; never builds. */
 export async function findGoTools(projectRoot: string, set: GoToolSet): Promise<string | undefined> {
   const dir = await goToolDir(projectRoot, set);
   if (set.override && process.env[set.override]) return existsSync(dir) ? dir : undefined;
-  return existsSync(path.join(dir, COMPLETE)) ? dir : undefined;
+  return isComplete(dir) ? dir : undefined;
 }
 
 /** The set's folder, built with `go build` when the current sources have none yet. */
@@ -103,10 +102,7 @@ export async function ensureGoTools(
   );
   const started = Date.now();
   const source = path.join(projectRoot, 'tools', set.module);
-  const partial = `${dir}.${process.pid}.partial`;
-  await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { recursive: true });
-  try {
+  await fillFolder(dir, async (partial) => {
     const build = await execa(
       'go',
       [
@@ -144,12 +140,7 @@ export async function ensureGoTools(
       // The module cache is read-only; the copy must be removable when a newer build replaces it.
       await execa('chmod', ['-R', 'u+w', target]);
     }
-    await writeFile(path.join(partial, COMPLETE), `${new Date().toISOString()}\n`);
-    await rm(dir, { recursive: true, force: true });
-    await rename(partial, dir);
-  } finally {
-    await rm(partial, { recursive: true, force: true });
-  }
+  });
   // Builds of older sources are hundreds of MB each; keep only this one.
   const root = path.dirname(dir);
   for (const entry of await readdir(root)) {

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { StackError } from '../errors.js';
 import { ensureGoTools } from '../lab/go-tools.js';
+import { fillFolder, isComplete } from '../tool-folder.js';
 import { startTimeOf } from '../proc.js';
 import { ensureTemporalCli } from '../temporal/cli-binary.js';
 import { readComposeStack, type ComposeStack } from './compose.js';
@@ -230,10 +231,11 @@ async function startPostgres(options: StackOptions, compose: ComposeStack, nativ
   const asRoot = process.getuid?.() === 0;
   // As root, a copy of the binaries where `nobody` can run them (the project may live under /root).
   const bin = asRoot ? path.join(home, 'native', 'bin') : path.join(native, 'bin');
-  if (asRoot && !existsSync(path.join(home, 'native', '.complete'))) {
+  if (asRoot && !isComplete(path.join(home, 'native'))) {
     await mkdir(home, { recursive: true, mode: 0o755 });
-    await cp(native, path.join(home, 'native'), { recursive: true, verbatimSymlinks: true });
-    await writeFile(path.join(home, 'native', '.complete'), '');
+    await fillFolder(path.join(home, 'native'), (partial) =>
+      cp(native, partial, { recursive: true, verbatimSymlinks: true }),
+    );
   }
   const data = path.join(home, 'data');
   if (!existsSync(path.join(data, 'PG_VERSION'))) {

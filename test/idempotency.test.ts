@@ -7,7 +7,9 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { actions } from '../activities/registry.js';
+import { toMs } from '../src/duration.js';
 import { loadPlaybookFile } from '../src/playbook/load.js';
 import { planSteps, type PlanStep } from '../workflows/types.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
@@ -20,17 +22,26 @@ beforeAll(async () => {
 afterAll(() => lab?.close());
 
 /**
- * What a step reported: passed (with a check's evidence) or failed (with its message), without what
- * differs between two runs of anything (times, durations). The output may differ (vm.up `started` the
- * first time, `alreadyRunning` the second): it says what the action did, not what the lab is.
+ * What a step reported, run as Temporal runs it (a retryable failure is tried again, up to the step's
+ * attempts, after its retry interval: a probe may fail once while the mesh settles): passed (with a
+ * check's evidence) or failed (with its message), without what differs between two runs of anything
+ * (times, durations). The output may differ (vm.up `started` the first time, `alreadyRunning` the
+ * second): it says what the action did, not what the lab is.
  */
 async function outcomeOf(step: PlanStep): Promise<unknown> {
   const action = actions.find((a) => a.name === step.uses)!;
-  try {
-    const { evidence } = await lab.run(action, step.with);
-    return { passed: true, evidence: normalize(evidence) };
-  } catch (err) {
-    return { failed: normalize(err instanceof Error ? err.message : String(err)) };
+  const { maximumAttempts, initialInterval } = step.options.retry;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { evidence } = await lab.run(action, step.with, attempt);
+      return { passed: true, evidence: normalize(evidence) };
+    } catch (err) {
+      const retryable = (err as { nonRetryable?: boolean }).nonRetryable !== true;
+      if (!retryable || attempt >= maximumAttempts) {
+        return { failed: normalize(err instanceof Error ? err.message : String(err)) };
+      }
+      await sleep(toMs(initialInterval));
+    }
   }
 }
 

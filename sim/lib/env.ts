@@ -2,7 +2,7 @@
  * What every stand-in tool of the simulated lab shares: where the simulated lab keeps its state, its lab
  * definition, latencies and failure injection. The stand-ins are separate processes, like the real tools.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { toMs } from '../../src/duration.js';
@@ -54,7 +54,35 @@ export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
     );
   }
   mkdirSync(stateDir, { recursive: true });
-  const lab = parse(readFileSync(labFile, 'utf8')) as SimEnv['lab'];
+  const { lab, sim } = labOf(stateDir, labFile, labState);
+  return { stateDir, lab, labFile, sim };
+}
+
+/** `<sim state>/lab-file.json`: what simEnv made of the lab file, and from which text and paths. */
+interface LabCache {
+  labFile: string;
+  labState: string;
+  text: string;
+  lab: SimEnv['lab'];
+  sim: SimConfig;
+}
+
+/**
+ * The lab definition and sim settings from the lab file. Parsing YAML took ~10 ms of every call, so the
+ * result is kept in the sim state folder and used again while the file's text is the same.
+ */
+function labOf(stateDir: string, labFile: string, labState: string): Pick<SimEnv, 'lab' | 'sim'> {
+  const text = readFileSync(labFile, 'utf8');
+  const cacheFile = path.join(stateDir, 'lab-file.json');
+  try {
+    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as LabCache;
+    if (cached.text === text && cached.labFile === labFile && cached.labState === labState) {
+      return { lab: cached.lab, sim: cached.sim };
+    }
+  } catch {
+    // None yet, or unreadable: parse the lab file.
+  }
+  const lab = parse(text) as SimEnv['lab'];
   const raw = (lab.sim ?? {}) as Partial<SimConfig>;
   // Paths in the lab file may use {state} and {lab}, as the lab loader substitutes them.
   const substituted = JSON.parse(
@@ -62,17 +90,22 @@ export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
       .replace(/\{state\}/g, labState)
       .replace(/\{lab\}/g, path.dirname(labFile)),
   ) as SimEnv['lab'];
-  return {
-    stateDir,
-    lab: substituted,
-    labFile,
-    sim: {
-      latency: raw.latency ?? {},
-      faults: raw.faults ?? [],
-      configDelay: raw.configDelay ?? DEFAULT_CONFIG_DELAY,
-      controlPlane: raw.controlPlane === 'real' ? 'real' : 'model',
-    },
+  const sim: SimConfig = {
+    latency: raw.latency ?? {},
+    faults: raw.faults ?? [],
+    configDelay: raw.configDelay ?? DEFAULT_CONFIG_DELAY,
+    controlPlane: raw.controlPlane === 'real' ? 'real' : 'model',
   };
+  const cache: LabCache = { labFile, labState, text, lab: substituted, sim };
+  try {
+    // Stand-ins run in parallel: each writes its own file and renames it into place.
+    const temporary = `${cacheFile}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify(cache), { mode: 0o600 });
+    renameSync(temporary, cacheFile);
+  } catch {
+    // Only a cache: the next call parses the lab file again.
+  }
+  return { lab: substituted, sim };
 }
 
 /** Prints to stderr and exits, as a failing tool does. */

@@ -12,11 +12,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { projectRoot } from '../../src/config.js';
 import { ENVOY_WHEEL, ensureEnvoy } from '../../src/lab/envoy-binary.js';
 import { publicCa, type InternetConfig } from '../internet.js';
+import { simProgramPath } from './bundles.js';
 import { daemonConfig, ENVOY, INTERNET, type DaemonRecord } from './machines.js';
 import { selfSigned } from './openssl.js';
 import { freePort, isOurs, portIsFree, stopTree, waitForPort } from './procs.js';
@@ -138,7 +138,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
     },
   };
   writeFileSync(internetConfig, JSON.stringify(settings));
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'internet.js');
+  // The simulated internet runs from the build (as the stand-ins do), whether this module does or not.
+  const script = simProgramPath(projectRoot(), 'internet');
   const internetLog = path.join(internetDir, 'internet.log');
   const internet = spawn(process.execPath, [script, internetConfig], {
     detached: true,

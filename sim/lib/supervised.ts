@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'no
 import path from 'node:path';
 import { projectRoot } from '../../src/config.js';
 import type { SupervisorConfig } from '../supervisor.js';
+import { simProgramPath } from './bundles.js';
 import { isOurs, stopTree } from './procs.js';
 import { readState, updateState } from './state.js';
 
@@ -49,7 +50,7 @@ export async function startSupervised<T extends SupervisedRecord>(
   const file = configFile(config.dir);
   writeFileSync(file, JSON.stringify(config, null, 2));
   // The supervisor runs from the build (as the stand-ins do), whether this module does or not.
-  const script = path.join(projectRoot(), 'dist', 'sim', 'supervisor.js');
+  const script = simProgramPath(projectRoot(), 'supervisor');
   const log = path.join(config.dir, 'supervisor.log');
   const child = spawn(process.execPath, [script, file], {
     detached: true,

@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import type { LabRuntime } from '../src/lab/runtime.js';
+import type { SshPool } from '../src/lab/ssh-pool.js';
 
 /** Timeouts and retries of an action; a step may override `timeout` and `retry` within the caps. */
 export interface ActionPolicy {
@@ -62,6 +63,8 @@ export interface ActionDeps {
   labHost?: string;
   /** Folders besides the project's playbooks/ that runs may name playbook files in (Settings.playbookDirs). */
   playbookDirs?: string[];
+  /** The worker's shared ssh connections to lab machines; each step connects on its own without it. */
+  sshPool?: SshPool;
 }
 
 export interface ActionExample {

@@ -32,6 +32,7 @@ export const vmDestroyAction = defineAction({
       alreadyAbsent: names.filter((name) => (states.get(name) ?? 'not_created') === 'not_created'),
     };
     if (output.destroyed.length === 0) return output;
+    lab.forgetSsh(output.destroyed);
     await lab.vagrant(['destroy', '-f', ...output.destroyed]);
     await expectStates(lab, output.destroyed, ['not_created'], 'destroy');
     return output;

@@ -35,6 +35,7 @@ export const vmHaltAction = defineAction({
       alreadyStopped: names.filter((name) => STOPPED.includes(states.get(name) ?? '')),
     };
     if (output.halted.length === 0) return output;
+    lab.forgetSsh(output.halted);
     await lab.vagrant(['halt', ...output.halted]);
     await expectStates(lab, output.halted, STOPPED, 'halt');
     return output;

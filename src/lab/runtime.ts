@@ -6,7 +6,8 @@ import path from 'node:path';
 import { LabConfigError, LabToolError } from '../errors.js';
 import { runCommand, type CommandContext, type CommandOptions } from '../run-command.js';
 import type { LabDefinition } from './definition.js';
-import { parseSshConfig, SshSession } from './ssh.js';
+import { parseSshConfig, SshSession, type SshTarget } from './ssh.js';
+import type { SshPool } from './ssh-pool.js';
 
 export interface ToolResult {
   exitCode: number;
@@ -28,6 +29,8 @@ export class LabRuntime {
   constructor(
     readonly def: LabDefinition,
     private readonly ctx: CommandContext,
+    /** The worker's shared ssh connections; without one, each use opens and closes its own. */
+    private readonly sshPool?: SshPool,
   ) {}
 
   /** The kubeconfig `kubeconfig.fetch` stores and every kubectl/istioctl call uses. */
@@ -77,21 +80,45 @@ export class LabRuntime {
     return this.tool('vagrant', args, { cwd: this.def.vagrant.dir, ...options });
   }
 
-  /** Opens an ssh2 session to a machine, from `vagrant ssh-config`. */
-  async ssh(machine: string): Promise<SshSession> {
+  /** Where a machine's sshd listens and as whom to log in, from `vagrant ssh-config`. */
+  async sshTarget(machine: string): Promise<SshTarget> {
     this.machine(machine);
     const { stdout } = await this.vagrant(['ssh-config', machine]);
-    return SshSession.open(parseSshConfig(stdout), this.ctx.signal);
+    return parseSshConfig(stdout);
   }
 
-  /** Runs `body` with a session to `machine`, closing it afterwards. */
+  /**
+   * Runs `body` with a session to `machine`: the worker's shared connection to it when there is one (the
+   * session must not be closed by `body`), else a connection of its own, closed afterwards.
+   */
   async withSsh<T>(machine: string, body: (session: SshSession) => Promise<T>): Promise<T> {
-    const session = await this.ssh(machine);
+    if (this.sshPool) {
+      const lease = await this.sshPool.acquire(
+        this.def.vagrant.dir,
+        machine,
+        () => this.sshTarget(machine),
+        this.ctx.signal,
+      );
+      try {
+        return await body(lease.session);
+      } finally {
+        lease.release();
+      }
+    }
+    const session = await SshSession.open(await this.sshTarget(machine), this.ctx.signal);
     try {
       return await body(session);
     } finally {
       session.close();
     }
+  }
+
+  /**
+   * Forgets what the worker keeps of these machines' ssh (all of the lab's when none named): the VM
+   * actions call it before they boot, halt or destroy machines, whose address or sshd may then change.
+   */
+  forgetSsh(machines?: string[]): void {
+    this.sshPool?.forget(this.def.vagrant.dir, machines);
   }
 
   machine(name: string) {

@@ -161,6 +161,11 @@ export class SshSession {
     });
   }
 
+  /** Calls `listener` once the connection has closed, whichever end closed it. */
+  onClose(listener: () => void): void {
+    this.client.once('close', listener);
+  }
+
   close(): void {
     this.client.end();
   }

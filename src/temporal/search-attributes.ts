@@ -1,4 +1,4 @@
-import type { Connection } from '@temporalio/client';
+import type { ConnectionLike } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
 
@@ -8,7 +8,7 @@ const GRPC_ALREADY_EXISTS = 6;
  * Registers the runs' search attributes on the server when missing, so that a plain
  * `temporal server start-dev` (or any cluster where we may) works without manual setup.
  */
-export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+export async function ensureSearchAttributes(connection: ConnectionLike, namespace: string): Promise<void> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const known = { ...existing.customAttributes, ...existing.systemAttributes };
   const missing = SEARCH_ATTRIBUTES.filter((key) => !(key.name in known));

@@ -2,14 +2,15 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActionDeps } from '../../activities/index.js';
+import type { WorkerOptions } from '@temporalio/worker';
+import type { ActionDeps } from '../../activities/action.js';
 import { hostQueue } from '../../workflows/types.js';
 import { workflowBundlePath } from '../config.js';
+import { SshPool } from '../lab/ssh-pool.js';
+import { lazyActivities } from './lazy-activities.js';
 import { reapOrphans } from './orphans.js';
-import { failDeadWorkersTasks, taskLedger } from './task-ledger.js';
-import { ensureSearchAttributes } from '../temporal/search-attributes.js';
+import { Client, NativeConnection, Worker } from './sdk.js';
+import { failDeadWorkersTasks, taskLedger, type HandedBack } from './task-ledger.js';
 
 export interface CreateWorkerOptions {
   address: string;
@@ -34,7 +35,7 @@ export interface RunningWorker {
 }
 
 export async function createWorker(options: CreateWorkerOptions): Promise<RunningWorker> {
-  const { address, namespace, taskQueue, deps } = options;
+  const { address, namespace, deps } = options;
   // What a worker that died on this host left behind: first its commands (stopped), then its running
   // steps (handed back to Temporal, which retries them now rather than after their heartbeat timeout).
   const reaped = reapOrphans(deps.stateRoot);
@@ -42,19 +43,85 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
     console.warn(
       `stopped ${reaped.length} command(s) left running by a worker that died: ${reaped.join(', ')}`,
     );
-  const admin = await Connection.connect({ address });
+  // One connection for everything: the worker's own (Rust core's) serves the operator and workflow
+  // services too, so no second gRPC stack (@grpc/grpc-js) connects at start.
+  const connection = await NativeConnection.connect({ address });
+  // The steps' ssh connections to lab machines, kept between steps; closed with the worker.
+  const sshPool = new SshPool();
   try {
-    await ensureSearchAttributes(admin, namespace);
-    const handed = await failDeadWorkersTasks(deps.stateRoot, new Client({ connection: admin, namespace }));
-    for (const task of handed)
+    // Worker.create spends most of its time waiting for its workflow thread to load the bundle, so the
+    // server chores run meanwhile: registering the runs' search attributes (a workflow task that upserts
+    // them fails while the server does not know them) and handing the dead workers' steps back. Both end
+    // before createWorker returns, so before run() polls, as when they ran first.
+    const building = createWorkers(connection, { ...options, deps: { ...deps, sshPool } });
+    const preparing = prepareServer(connection, namespace, deps.stateRoot);
+    const [prepared, built] = await Promise.allSettled([preparing, building]);
+    if (prepared.status === 'rejected') {
+      if (built.status === 'fulfilled') await dispose(built.value);
+      throw prepared.reason;
+    }
+    if (built.status === 'rejected') throw built.reason;
+    for (const task of prepared.value)
       console.warn(
         `handed back step ${task.activityId} (attempt ${task.attempt}) of ${task.workflowId}: its worker (pid ${task.workerPid}) died`,
       );
-  } finally {
-    await admin.close();
+    const { worker, hostWorker, loadActivities } = built.value;
+    const shutdown = () => {
+      worker.shutdown();
+      hostWorker?.shutdown();
+    };
+    return {
+      worker,
+      hostWorker,
+      connection,
+      run: async () => {
+        const running = Promise.all([worker.run(), hostWorker?.run()]);
+        // Polling has begun: the activities load now, while the first tasks are on their way, and a
+        // failure to load them stops the worker as it did when they were loaded before it started.
+        let failure: { error: unknown } | undefined;
+        const loading = loadActivities().catch((error: unknown) => {
+          failure = { error };
+          for (const w of [worker, hostWorker]) if (w?.getState() === 'RUNNING') w.shutdown();
+        });
+        await running;
+        await loading;
+        if (failure) throw failure.error;
+      },
+      shutdown,
+      close: async () => {
+        sshPool.close();
+        await connection.close();
+      },
+    };
+  } catch (err) {
+    sshPool.close();
+    await connection.close().catch(() => {});
+    throw err;
   }
-  const connection = await NativeConnection.connect({ address });
-  const activities = createActivities(deps);
+}
+
+/** Registers the search attributes, then hands the dead workers' steps back; returns those steps. */
+async function prepareServer(
+  connection: NativeConnection,
+  namespace: string,
+  stateRoot: string,
+): Promise<HandedBack[]> {
+  // Imported here, while the workflow thread loads: it is the one module of the worker's start that
+  // imports an SDK package as an ES module (@temporalio/common, through the workflows' attribute keys).
+  const { ensureSearchAttributes } = await import('../temporal/search-attributes.js');
+  await ensureSearchAttributes(connection, namespace);
+  return failDeadWorkersTasks(stateRoot, new Client({ connection, namespace }));
+}
+
+interface Workers {
+  worker: Worker;
+  hostWorker?: Worker;
+  loadActivities: () => Promise<void>;
+}
+
+async function createWorkers(connection: NativeConnection, options: CreateWorkerOptions): Promise<Workers> {
+  const { namespace, taskQueue, deps } = options;
+  const { activities, load } = lazyActivities(deps);
   const identity = `${process.pid}@${os.hostname()}${deps.labHost ? `/lab-host=${deps.labHost}` : ''}`;
   // A cancellation reaches a running activity in the answer to its heartbeat, and the workflow waits for
   // cancelled steps to stop before `finally`: heartbeats go out at least every second, not every 80% of
@@ -78,30 +145,36 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
     stickyQueueScheduleToStartTimeout: '2s',
     ...options.tuning,
   });
-  const hostWorker = deps.labHost
-    ? await Worker.create({
-        connection,
-        namespace,
-        taskQueue: hostQueue(taskQueue, deps.labHost),
-        identity,
-        activities,
-        ...shared,
-        ...options.tuning,
-      })
-    : undefined;
-  return {
-    worker,
-    hostWorker,
-    connection,
-    run: async () => {
-      await Promise.all([worker.run(), hostWorker?.run()]);
-    },
-    shutdown: () => {
-      worker.shutdown();
-      hostWorker?.shutdown();
-    },
-    close: () => connection.close(),
-  };
+  let hostWorker: Worker | undefined;
+  try {
+    hostWorker = deps.labHost
+      ? await Worker.create({
+          connection,
+          namespace,
+          taskQueue: hostQueue(taskQueue, deps.labHost),
+          identity,
+          activities,
+          ...shared,
+          ...options.tuning,
+        })
+      : undefined;
+  } catch (err) {
+    await dispose({ worker, loadActivities: load });
+    throw err;
+  }
+  return { worker, hostWorker, loadActivities: load };
+}
+
+/**
+ * Releases workers that were created but must not serve, on the way out of a failed start (their
+ * connection cannot close while they hold it, nor the process end while their workflow thread runs).
+ * The SDK stops a worker only once it runs, so each runs and is stopped at once (a task its first poll
+ * may bring in that moment is finished or handed back, as by any worker that stops).
+ */
+async function dispose(workers: Workers): Promise<void> {
+  const stopNow = Promise.resolve();
+  const created = workers.hostWorker ? [workers.worker, workers.hostWorker] : [workers.worker];
+  await Promise.allSettled(created.map((w) => w.runUntil(stopNow)));
 }
 
 /** The prebuilt bundle; refuses a bundle older than the workflow sources so tests never run stale code. */

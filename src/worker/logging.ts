@@ -1,4 +1,5 @@
-import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
+import type { LogEntry } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from './sdk.js';
 
 /**
  * One line per log entry, without stack traces: a step's failure is reported in the run's progress and

@@ -14,10 +14,9 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ActivityNotFoundError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { workerTasksDir } from '../state-layout.js';
+import { ActivityNotFoundError, ApplicationFailure, type Client } from './sdk.js';
 import { deadWorkersRecords, thisWorker, type WorkerStamp } from './worker-records.js';
 
 /** The failure type of a step whose worker died while running it. */

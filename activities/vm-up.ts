@@ -123,10 +123,9 @@ async function installedBoxes(lab: LabRuntime): Promise<BoxEntry[]> {
  * Adds the lab's box once before any machine boots: parallel `vagrant up` processes would each try to
  * download it and trip over each other's download.
  */
-async function ensureBox(lab: LabRuntime): Promise<string | undefined> {
+async function ensureBox(lab: LabRuntime, boxes: BoxEntry[]): Promise<string | undefined> {
   const { box, boxVersion, provider } = lab.def.vagrant;
   if (!box) return undefined;
-  const boxes = await installedBoxes(lab);
   const present = boxes.some(
     (b) => b.name === box && b.provider === provider && (!boxVersion || b.version === boxVersion),
   );
@@ -170,22 +169,35 @@ export const vmUpAction = defineAction({
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const names = selectMachines(lab, input.machines);
-    const states = await machineStates(lab);
+    // The box list is only needed when a machine boots, but asked beside the states it costs no wait.
+    const [states, boxes] = await Promise.all([
+      machineStates(lab),
+      lab.def.vagrant.box ? installedBoxes(lab) : Promise.resolve([]),
+    ]);
     const alreadyRunning = names.filter((name) => states.get(name) === 'running');
     const toStart = names.filter((name) => states.get(name) !== 'running');
     const output: VmUpOutput = { started: toStart, alreadyRunning };
     if (toStart.length > 0) {
-      const boxAdded = await ensureBox(lab);
+      const boxAdded = await ensureBox(lab, boxes);
       if (boxAdded) output.boxAdded = boxAdded;
       const { provider } = lab.def.vagrant;
       ctx.log.info('booting machines', { machines: toStart, provider });
+      lab.forgetSsh(toStart);
       // One process for all machines: Vagrant boots them in parallel where the provider can (libvirt) and
       // one after the other where it cannot (VirtualBox). Separate processes would race on the box's first
       // upload to libvirt's storage pool (vagrant-libvirt locks per process).
       await lab.vagrant(['up', '--provider', provider, ...toStart]);
-      await expectStates(lab, names, ['running'], 'up');
     }
-    const reprovisioned = await heal(lab, names, ctx);
+    let reprovisioned: Reprovisioned[];
+    try {
+      // Reading each machine's provisioning marker over ssh also shows that it runs: `vagrant up` exits 0
+      // only when every machine booted, so no `vagrant status` (seconds of Ruby on a real lab) follows it.
+      reprovisioned = await heal(lab, names, ctx);
+    } catch (err) {
+      // A machine that cannot be reached after booting: say which one is not running, if vagrant knows.
+      if (toStart.length > 0) await expectStates(lab, names, ['running'], 'up');
+      throw err;
+    }
     if (reprovisioned.length > 0) output.reprovisioned = reprovisioned;
     return output;
   },
@@ -204,6 +216,7 @@ async function heal(lab: LabRuntime, names: string[], ctx: ActionContext): Promi
   // On libvirt the certificates reach external-app by rsync, which only `vagrant up` and `vagrant rsync` run.
   const synced = machines.filter((name) => lab.machine(name).role === 'app');
   if (lab.def.vagrant.provider === 'libvirt' && synced.length > 0) await lab.vagrant(['rsync', ...synced]);
+  lab.forgetSsh(machines);
   await lab.vagrant(['provision', ...machines]);
   const still = await staleMachines(lab, machines, ctx);
   if (still.length > 0) {
@@ -216,15 +229,17 @@ async function heal(lab: LabRuntime, names: string[], ctx: ActionContext): Promi
 
 /** The machines whose provisioning marker does not say what the lab expects, and why. */
 async function staleMachines(lab: LabRuntime, names: string[], ctx: ActionContext): Promise<Reprovisioned[]> {
-  const stale: Reprovisioned[] = [];
-  for (const name of names) {
-    const file = lab.machine(name).files.provisioned ?? MARKER_FILE;
-    const read = await lab.withSsh(name, (ssh) => ssh.run(['cat', file], ctx.signal));
-    if (read.code !== 0 && !/No such file/i.test(read.stderr))
-      throw new LabToolError(['cat', file], read.code, read.stderr.trim());
-    const actual = read.code === 0 ? parseMarker(read.stdout) : undefined;
-    const reason = markerProblem(await expectedMarker(lab.def, name), actual);
-    if (reason) stale.push({ machine: name, reason });
-  }
-  return stale;
+  // The machines are read at once: each read may first ask vagrant for the machine's ssh-config.
+  const problems = await Promise.all(
+    names.map(async (name) => {
+      const file = lab.machine(name).files.provisioned ?? MARKER_FILE;
+      const read = await lab.withSsh(name, (ssh) => ssh.run(['cat', file], ctx.signal));
+      if (read.code !== 0 && !/No such file/i.test(read.stderr))
+        throw new LabToolError(['cat', file], read.code, read.stderr.trim());
+      const actual = read.code === 0 ? parseMarker(read.stdout) : undefined;
+      const reason = markerProblem(await expectedMarker(lab.def, name), actual);
+      return reason ? { machine: name, reason } : undefined;
+    }),
+  );
+  return problems.filter((p): p is Reprovisioned => p !== undefined);
 }

@@ -227,10 +227,15 @@ test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', a
   const more = await logLines(4, 10_000);
   // The playbook counts a host's closed tunnels by the line type, so this one counts too.
   const playbook = parse(await readFile(path.join(root, 'playbooks', 'tls-passthrough.yaml'), 'utf8')) as {
-    steps: { id: string; with?: { pattern?: string } }[];
+    steps: {
+      id: string;
+      with?: { pattern?: string };
+      parallel?: { id: string; with?: { pattern?: string } }[];
+    }[];
   };
   // Its pattern with this test's target in place of the host and port 443.
   const pattern = playbook.steps
+    .flatMap((s) => s.parallel ?? [s])
     .find((s) => s.id === 'proxy-saw-a')!
     .with!.pattern!.replace('${{ vars.hostA }}:443', target)
     .replace('\\S+:443', '\\S+');

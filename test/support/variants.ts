@@ -36,6 +36,11 @@ export async function simLabVariant(
   return file;
 }
 
+/** `steps` with `edit` applied to every step, those inside parallel groups too. */
+export function mapSteps(steps: Step[], edit: (step: Step) => Step): Step[] {
+  return steps.map((s) => edit(s.parallel ? { ...s, parallel: mapSteps(s.parallel, edit) } : s));
+}
+
 /** A copy of a shipped playbook with `edit` applied to its steps; returns the copy's path. */
 export async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
   const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {

@@ -1,118 +1,83 @@
 /**
- * Prints the engine's overhead per step: a playbook of 50 no-op `exec` steps on the embedded dev server,
- * the run's wall time minus the steps' own time, divided by 50; where that time goes, from the run's
- * history; the same command run by a plain loop; and the worker's start time.
- * Usage: npm run bench [-- --runs N --steps N --memory]
+ * The engine's overhead per step: a playbook of no-op `exec` steps, the run's wall time minus the steps'
+ * own time, divided by the steps; where that time goes, from the run's history; and the same command run
+ * by a plain loop. Part of `npm run bench` (bench/main.ts).
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { execa } from 'execa';
 import { startScenario } from '../src/client.js';
-import { projectRoot } from '../src/config.js';
-import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
-import { startDevServer } from '../src/temporal/dev-server.js';
-import { createWorker } from '../src/worker/create-worker.js';
+import { median } from './stats.js';
 import type { ScenarioResult } from '../workflows/types.js';
 
-const TARGET_MS = 25;
+export interface EngineOverhead {
+  /** Per step: the run's wall time minus the steps' own time, divided by the steps (median over runs). */
+  perStepMs: number;
+  perRunMs: number[];
+  wallMs: number;
+  breakdown: Breakdown;
+  /** The same command run by a plain loop (execa), per command. */
+  loopPerCommandMs: number;
+}
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '5' },
-      steps: { type: 'string', default: '50' },
-      // The CLI's embedded server keeps its data in a file; --memory measures the in-memory store instead.
-      memory: { type: 'boolean', default: false },
-    },
-  });
-  const runs = Number(values.runs);
-  const steps = Number(values.steps);
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const root = projectRoot();
-  const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'bench-'));
-  const server = await startDevServer({
-    cli: await ensureTemporalCli(root),
-    uiPort: false,
-    ...(values.memory ? {} : { dbFile: path.join(stateRoot, 'temporal', 'dev.db') }),
-  });
-  const file = path.join(stateRoot, 'noop.yaml');
+/**
+ * Runs a playbook of `steps` no-op `exec` steps `runs` times (after one warm-up run) on a worker that
+ * serves `taskQueue` and reads playbooks from `dir`.
+ */
+export async function measureEngineOverhead(options: {
+  client: Client;
+  taskQueue: string;
+  dir: string;
+  runs: number;
+  steps: number;
+}): Promise<EngineOverhead> {
+  const { client, taskQueue, dir, runs, steps } = options;
+  const file = path.join(dir, 'noop.yaml');
   const lines = ['name: noop', 'steps:'];
   for (let i = 0; i < steps; i++) lines.push(`  - { id: s${i}, uses: exec, with: { command: ['true'] } }`);
   await writeFile(file, lines.join('\n') + '\n');
 
-  const workerStart = performance.now();
-  const running = await createWorker({
-    address: server.address,
-    namespace: 'default',
-    taskQueue: 'bench',
-    deps: { projectRoot: root, stateRoot, playbookDirs: [stateRoot] },
-  });
-  const workerReady = performance.now() - workerStart;
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
-
   const perStep: number[] = [];
   const walls: number[] = [];
   let breakdown: Breakdown | undefined;
-  try {
-    await running.worker.runUntil(async () => {
-      for (let r = 0; r <= runs; r++) {
-        const began = performance.now();
-        const handle = await startScenario(client, 'bench', { playbook: file }, `bench-${Date.now()}-${r}`);
-        const result = (await handle.result()) as ScenarioResult;
-        const wall = performance.now() - began;
-        const own = result.steps.reduce(
-          (sum, s) => sum + ((s.output as { durationMs?: number }).durationMs ?? 0),
-          0,
-        );
-        // The first run warms the worker's caches; it is not counted.
-        if (r === 0) continue;
-        walls.push(wall);
-        perStep.push((wall - own) / steps);
-        if (r === runs) breakdown = stepBreakdown(await handle.fetchHistory(), result);
-      }
-    });
-  } finally {
-    await running.close();
-    await connection.close();
-    await server.stop();
+  for (let r = 0; r <= runs; r++) {
+    const began = performance.now();
+    const handle = await startScenario(
+      client,
+      taskQueue,
+      { playbook: file },
+      `bench-noop-${Date.now()}-${r}`,
+    );
+    const result = (await handle.result()) as ScenarioResult;
+    const wall = performance.now() - began;
+    const own = result.steps.reduce(
+      (sum, s) => sum + ((s.output as { durationMs?: number }).durationMs ?? 0),
+      0,
+    );
+    // The first run warms the worker's caches; it is not counted.
+    if (r === 0) continue;
+    walls.push(wall);
+    perStep.push((wall - own) / steps);
+    if (r === runs) breakdown = stepBreakdown(await handle.fetchHistory(), result);
   }
 
   const loopStart = performance.now();
   for (let i = 0; i < steps; i++) await execa('true', []);
-  const loopPerCommand = (performance.now() - loopStart) / steps;
-
-  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-  const store = values.memory ? 'in-memory SQLite' : 'SQLite file, as the CLI embeds it';
-  console.log(
-    `embedded dev server (${store}); ${steps} no-op exec steps per run; ${runs} runs after a warm-up`,
-  );
-  console.log(`engine overhead per step (median): ${fmt(median(perStep))}`);
-  console.log(`  per run: ${perStep.map(fmt).join(', ')}`);
-  console.log(`  wall time per run (median): ${fmt(median(walls))}`);
-  if (breakdown) {
-    console.log("where a step's time goes, from the last run's history (median per step):");
-    console.log(`  workflow task, scheduled -> picked up by the worker: ${fmt(breakdown.workflowTaskWait)}`);
-    console.log(`  workflow task on the worker: ${fmt(breakdown.workflowTaskRun)}`);
-    console.log(
-      `  activity started -> completed, minus the command's own time: ${fmt(breakdown.activityOverhead)}`,
-    );
-  }
-  console.log(`plain loop, same command (execa, per command): ${fmt(loopPerCommand)}`);
-  console.log(`worker start (prebuilt bundle, connect, register): ${fmt(workerReady)}`);
-  console.log(
-    `target: overhead per step <= ${TARGET_MS} ms: ${median(perStep) <= TARGET_MS ? 'met' : 'NOT met'}`,
-  );
+  const loopPerCommandMs = (performance.now() - loopStart) / steps;
+  return {
+    perStepMs: median(perStep),
+    perRunMs: perStep,
+    wallMs: median(walls),
+    breakdown: breakdown!,
+    loopPerCommandMs,
+  };
 }
 
-interface Breakdown {
+export interface Breakdown {
   workflowTaskWait: number;
   workflowTaskRun: number;
   activityOverhead: number;
@@ -145,12 +110,3 @@ function stepBreakdown(history: proto.temporal.api.history.v1.IHistory, result: 
   }
   return { workflowTaskWait: median(wait), workflowTaskRun: median(run), activityOverhead: median(activity) };
 }
-
-function median(xs: number[]): number {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-}
-
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});

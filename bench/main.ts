@@ -1,0 +1,244 @@
+/**
+ * `npm run bench`: the figures that say how fast the engine and the simulated lab are, each beside its
+ * target, from one embedded dev server and one in-process worker:
+ *
+ * - engine overhead per step (no-op steps) against a plain loop running the same command;
+ * - a whole tls-passthrough run on the simulated lab: wall time, the machine's CPU time, processes started;
+ * - N such runs at once on the one worker, against one run alone;
+ * - `vm.up` of three machines whose boot takes L, on a parallel and on a serial (VirtualBox) provider;
+ * - how soon `log.expect` sees a written line, and how long a `within: 3s` check takes under N runs;
+ * - worker start (process spawn to first poll) against `node -e 0`.
+ *
+ * CPU time and processes are the whole machine's: run it on a quiet machine. No figure is asserted by a
+ * test; this prints them.
+ * Usage: npm run bench [-- --concurrent N --only SECTION[,SECTION]]   sections: engine, sim, vm, log, start
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
+import { startScenario } from '../src/client.js';
+import { projectRoot } from '../src/config.js';
+import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
+import { startDevServer } from '../src/temporal/dev-server.js';
+import { createWorker } from '../src/worker/create-worker.js';
+import type { ScenarioResult } from '../workflows/types.js';
+import { measureEngineOverhead } from './engine-overhead.js';
+import { measureLogDetection } from './log-detect.js';
+import { measureRuns } from './sim-run.js';
+import { median } from './stats.js';
+import { measureWorkerStart } from './worker-start.js';
+
+const SECTIONS = ['engine', 'sim', 'vm', 'log', 'start'] as const;
+type Section = (typeof SECTIONS)[number];
+
+/** One printed figure: what, how much, and the target it is held to (if any). */
+function figure(label: string, value: string, target?: { text: string; met: boolean }): void {
+  const verdict = target ? `   target ${target.text}: ${target.met ? 'met' : 'NOT met'}` : '';
+  console.log(`  ${label.padEnd(52)} ${value.padStart(12)}${verdict}`);
+}
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+const s = (x: number) => `${x.toFixed(2)} s`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      concurrent: { type: 'string', default: '20' },
+      only: { type: 'string' },
+    },
+  });
+  const concurrent = Number(values.concurrent);
+  const only = new Set<Section>(values.only ? (values.only.split(',') as Section[]) : [...SECTIONS]);
+  for (const name of only)
+    if (!SECTIONS.includes(name)) throw new Error(`unknown section ${name} (known: ${SECTIONS.join(', ')})`);
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const root = projectRoot();
+  const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'bench-'));
+  const server = await startDevServer({
+    cli: await ensureTemporalCli(root),
+    uiPort: false,
+    dbFile: path.join(stateRoot, 'temporal', 'dev.db'),
+  });
+  const taskQueue = 'bench';
+  const running = await createWorker({
+    address: server.address,
+    namespace: 'default',
+    taskQueue,
+    deps: { projectRoot: root, stateRoot, playbookDirs: [stateRoot] },
+  });
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  console.log(`bench on ${os.cpus().length} cores; embedded dev server (SQLite file); one in-process worker`);
+  try {
+    await running.worker.runUntil(async () => {
+      if (only.has('engine')) await engine(client, taskQueue, stateRoot);
+      if (only.has('sim')) await simRuns(client, taskQueue, concurrent);
+      if (only.has('vm')) await vmUp(client, taskQueue, root, stateRoot);
+    });
+  } finally {
+    await running.close();
+    await connection.close();
+  }
+  try {
+    if (only.has('log')) {
+      const times = await measureLogDetection(root, 10);
+      console.log('log.expect, from a line written to the check seeing it (10 samples):');
+      figure('detection (median / max)', `${ms(median(times))} / ${ms(Math.max(...times))}`);
+    }
+    if (only.has('start')) {
+      const start = await measureWorkerStart({ root, address: server.address, runs: 5 });
+      console.log('worker start, from spawning the process to its first poll (5 starts after a warm-up):');
+      figure('worker start (median)', `${s(start.median / 1000)}`, {
+        text: `<= ${start.targetMs / 1000} s`,
+        met: start.met,
+      });
+      figure('  min / max', `${s(start.min / 1000)} / ${s(start.max / 1000)}`);
+      figure('node -e 0, spawn to exit (median)', s(start.nodeMedian / 1000));
+      figure('ratio', `${(start.median / start.nodeMedian).toFixed(1)}x`);
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+async function engine(client: Client, taskQueue: string, dir: string): Promise<void> {
+  const steps = 50;
+  const e = await measureEngineOverhead({ client, taskQueue, dir, runs: 5, steps });
+  console.log(`engine: ${steps} no-op exec steps per run, 5 runs after a warm-up:`);
+  figure('overhead per step (median)', ms(e.perStepMs), { text: '<= 12 ms', met: e.perStepMs <= 12 });
+  figure(
+    '  workflow task wait / run (median per step)',
+    `${ms(e.breakdown.workflowTaskWait)} / ${ms(e.breakdown.workflowTaskRun)}`,
+  );
+  figure('  activity beyond its command (median)', ms(e.breakdown.activityOverhead));
+  figure('plain loop, same command, per command', ms(e.loopPerCommandMs));
+}
+
+async function simRuns(client: Client, taskQueue: string, concurrent: number): Promise<void> {
+  const options = { client, taskQueue, playbook: 'tls-passthrough', lab: 'sim' };
+  // The first run pays for what later ones find ready (file caches, the worker's warm-up).
+  await measureRuns({ ...options, runs: 1 });
+  const alone = await measureRuns({ ...options, runs: 1 });
+  console.log('tls-passthrough on the simulated lab, one run alone (after a warm-up run):');
+  figure('wall', s(alone.wallSeconds), { text: '<= 12 s', met: alone.wallSeconds <= 12 });
+  figure('CPU, whole machine', s(alone.cpuSeconds), { text: '<= 4 s', met: alone.cpuSeconds <= 4 });
+  figure('processes started', String(alone.forks));
+  report(alone.problems);
+  if (concurrent <= 1) return;
+  const together = await measureRuns({ ...options, runs: concurrent });
+  const ratio = together.wallSeconds / alone.wallSeconds;
+  console.log(`${concurrent} tls-passthrough runs at once on the one worker:`);
+  figure('wall', s(together.wallSeconds));
+  figure('against one run alone', `${ratio.toFixed(2)}x`, { text: '<= 2.5x', met: ratio <= 2.5 });
+  figure('runs passed', `${together.passed}/${concurrent}`, {
+    text: 'all',
+    met: together.passed === concurrent,
+  });
+  figure('CPU, whole machine, per run', s(together.cpuSeconds / concurrent));
+  const untouched = together.steps
+    .map((steps) => steps.find((step) => step.id === 'proxy-untouched')?.durationMs)
+    .filter((d): d is number => d !== undefined);
+  if (untouched.length > 0) {
+    const worst = Math.max(...untouched) / 1000;
+    figure('log.expect within: 3s (proxy-untouched), slowest', s(worst), {
+      text: '<= 3.5 s',
+      met: worst <= 3.5,
+    });
+  }
+  report(together.problems);
+}
+
+/** vm.up of the lab's three machines, each boot taking L, on a parallel and on a serial provider. */
+async function vmUp(client: Client, taskQueue: string, root: string, dir: string): Promise<void> {
+  const bootMs = 5000;
+  const playbook = path.join(dir, 'vm-up.yaml');
+  await writeFile(
+    playbook,
+    [
+      'name: vm-up',
+      'steps:',
+      '  - { id: vms, uses: vm.up }',
+      'finally:',
+      '  - { id: destroy, uses: vm.destroy }',
+      '',
+    ].join('\n'),
+  );
+  console.log(`vm.up of 3 machines, each boot taking L = ${bootMs / 1000} s:`);
+  for (const [provider, expected] of [
+    ['sim', 1],
+    ['virtualbox', 3],
+  ] as const) {
+    const lab = await labVariant(root, dir, provider, bootMs);
+    const handle = await startScenario(
+      client,
+      taskQueue,
+      { playbook, lab },
+      `bench-vm-up-${provider}-${Date.now()}`,
+    );
+    const result = (await handle.result()) as ScenarioResult;
+    const step = result.steps.find((st) => st.id === 'vms')!;
+    const ratio = (step.durationMs ?? NaN) / bootMs;
+    const kind = expected === 1 ? 'parallel' : 'serial';
+    figure(
+      `${kind} provider (${provider}), in L`,
+      `${ratio.toFixed(2)} L`,
+      expected === 1 ? { text: '<= 1.1 L', met: ratio <= 1.1 } : undefined,
+    );
+    // The same boot by the sim's vagrant alone: what the machines' own start-up (sshd, nginx, Envoy, the
+    // certificates) adds to L, which no vm.up can save.
+    const alone = await vagrantUpAlone(root, dir, lab, provider);
+    figure(`  vagrant up alone, in L`, `${(alone / bootMs).toFixed(2)} L`);
+  }
+}
+
+/** labs/sim.yaml with the given provider and boot latency, written into `dir`. */
+async function labVariant(root: string, dir: string, provider: string, bootMs: number): Promise<string> {
+  const source = path.join(root, 'labs', 'sim.yaml');
+  const lab = parse(await readFile(source, 'utf8')) as {
+    name: string;
+    tools: Record<string, string>;
+    vagrant: { provider: string };
+    sim: { latency: Record<string, string> };
+  };
+  for (const [tool, file] of Object.entries(lab.tools))
+    lab.tools[tool] = path.resolve(path.dirname(source), file);
+  lab.name = `sim-${provider}`;
+  lab.vagrant.provider = provider;
+  lab.sim.latency['^vagrant up'] = `${bootMs}ms`;
+  const file = path.join(dir, `${lab.name}.yaml`);
+  await writeFile(file, stringify(lab));
+  return file;
+}
+
+/** Milliseconds `vagrant up` of all machines takes on a fresh copy of the lab, run directly. */
+async function vagrantUpAlone(root: string, dir: string, lab: string, provider: string): Promise<number> {
+  const state = await mkdtemp(path.join(dir, 'vagrant-up-'));
+  const options = {
+    cwd: state,
+    env: {
+      TUNNEL_LAB_SIM_STATE: path.join(state, 'sim'),
+      TUNNEL_LAB_CONFIG: lab,
+      TUNNEL_LAB_STATE_DIR: state,
+    },
+  };
+  const vagrant = path.join(root, 'sim', 'bin', 'vagrant');
+  const began = performance.now();
+  await execa(vagrant, ['up', '--provider', provider], options);
+  const took = performance.now() - began;
+  await execa(vagrant, ['destroy', '-f'], options);
+  return took;
+}
+
+function report(problems: string[]): void {
+  for (const problem of problems) console.log(`  ! ${problem}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

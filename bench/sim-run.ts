@@ -8,9 +8,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { failedScenario, startScenario } from '../src/client.js';
-import type { ScenarioResult, StepRecord } from '../workflows/types.js';
+import type { Client } from '@temporalio/client';
+import { scenarioOutcome, startScenario } from '../src/client.js';
+import type { StepRecord } from '../workflows/types.js';
 
 export interface MachineCounters {
   /** CPU time of all cores, busy (not idle, not waiting for I/O), in seconds. */
@@ -67,16 +67,10 @@ export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
     Array.from({ length: runs }, async (_, i) => {
       const id = `bench-${playbook}-${stamp}-${i}`;
       try {
-        const handle = await startScenario(client, taskQueue, { playbook, lab }, id);
-        const result = (await handle.result()) as ScenarioResult;
-        return { id, status: result.status, steps: result.steps };
+        const result = await scenarioOutcome(await startScenario(client, taskQueue, { playbook, lab }, id));
+        return { id, status: result.error ?? result.status, steps: result.steps };
       } catch (err) {
-        const failed = err instanceof WorkflowFailedError ? failedScenario(err) : undefined;
-        return {
-          id,
-          status: failed?.error ?? (err instanceof Error ? err.message : String(err)),
-          steps: failed?.steps ?? [],
-        };
+        return { id, status: err instanceof Error ? err.message : String(err), steps: [] };
       }
     }),
   );

@@ -169,6 +169,10 @@ describe('simulated vagrant', () => {
       const result = await session.run(['cat', kubeconfigPath()]);
       expect(result).toEqual({ code: 0, stdout: await readFile(kubeconfigPath(), 'utf8'), stderr: '' });
       expect((await session.run(['sh', '-c', 'exit 3'])).code).toBe(3);
+      // The machine's environment, not this host user's: its shell reads no ~/.bashrc of ours.
+      expect((await session.run(['printenv', 'PATH'])).stdout.trim()).toBe(
+        `${path.join(lab.simState, 'sshd', 'bin')}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      );
     } finally {
       session.close();
     }

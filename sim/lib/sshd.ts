@@ -76,7 +76,10 @@ function renderConfig(files: SshdFiles, port: number): string {
     'PrintMotd no',
     'Subsystem sftp internal-sftp',
     // The machines' own programs first: the sudo of a Vagrant box (see sudoShim).
-    `SetEnv ${quote(`PATH=${path.join(files.dir, 'bin')}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`)}`,
+    // SHLVL=1: bash reads ~/.bashrc for a command sshd runs only when it is the first shell level, and this
+    // host user's rc files (pyenv, toolchains: dozens of processes per command) are not a Vagrant box's,
+    // whose ~/.bashrc returns at once for a non-interactive shell.
+    `SetEnv ${quote(`PATH=${path.join(files.dir, 'bin')}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`)} SHLVL=1`,
     '',
   ].join('\n');
 }

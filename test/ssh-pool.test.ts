@@ -20,7 +20,7 @@ describe('the shared ssh connections of a worker', () => {
   let fetches = 0;
   beforeAll(async () => {
     lab = await simLab();
-    expect((await lab.vagrant(['up', 'external-proxy'])).exitCode).toBe(0);
+    expect((await lab.vagrant(['up', 'external-proxy', 'external-app'])).exitCode).toBe(0);
   });
   beforeEach(() => {
     pool = new SshPool();
@@ -47,6 +47,45 @@ describe('the shared ssh connections of a worker', () => {
     const children = await execa('pgrep', ['-P', String((await sshd()).pid)], { reject: false });
     return children.stdout.split('\n').filter(Boolean).length;
   };
+
+  /** The ssh-config calls vagrant has served so far. */
+  const sshConfigCalls = async () =>
+    (await readFile(path.join(lab.simState, 'vagrant-calls.jsonl'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { argv: string[] }).argv)
+      .filter((argv) => argv[0] === 'ssh-config');
+
+  it('asks vagrant once for the machines reached at once, and each alone when one of them is down', async () => {
+    const before = (await sshConfigCalls()).length;
+    const [proxy, app] = await Promise.all([
+      runtime.sshTarget('external-proxy'),
+      runtime.sshTarget('external-app'),
+    ]);
+    expect(proxy).toEqual(app);
+    expect(proxy.port).toBe((await sshd()).port);
+    expect((await sshConfigCalls()).slice(before)).toEqual([
+      ['ssh-config', 'external-proxy', 'external-app'],
+    ]);
+
+    // k8s never booted: vagrant refuses the whole call, and then says why for that machine alone.
+    const [up, down] = await Promise.allSettled([
+      runtime.sshTarget('external-proxy'),
+      runtime.sshTarget('k8s'),
+    ]);
+    expect(up).toEqual({ status: 'fulfilled', value: proxy });
+    expect(down).toMatchObject({
+      status: 'rejected',
+      reason: { message: expect.stringMatching(/ssh-config k8s/) },
+    });
+    const [batch, ...each] = (await sshConfigCalls()).slice(before + 1);
+    expect(batch).toEqual(['ssh-config', 'external-proxy', 'k8s']);
+    // The two single calls run at once, in either order.
+    expect(each.map((argv) => argv.join(' ')).sort()).toEqual([
+      'ssh-config external-proxy',
+      'ssh-config k8s',
+    ]);
+  });
 
   it('runs successive and concurrent commands over one connection, asking vagrant once', async () => {
     for (let i = 0; i < 3; i++) expect(await hostname()).toMatchObject({ code: 0, stdout: 'up\n' });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { LabConfigError, LabToolError } from '../errors.js';
 import { runCommand, type CommandContext, type CommandOptions } from '../run-command.js';
 import type { LabDefinition } from './definition.js';
-import { parseSshConfig, SshSession, type SshTarget } from './ssh.js';
+import { parseSshConfig, parseSshConfigs, SshSession, type SshTarget } from './ssh.js';
 import type { SshPool } from './ssh-pool.js';
 
 export interface ToolResult {
@@ -80,11 +80,47 @@ export class LabRuntime {
     return this.tool('vagrant', args, { cwd: this.def.vagrant.dir, ...options });
   }
 
-  /** Where a machine's sshd listens and as whom to log in, from `vagrant ssh-config`. */
+  /**
+   * Where a machine's sshd listens and as whom to log in, from `vagrant ssh-config`. The machines asked for
+   * together (in one synchronous pass, as a step reaching several machines at once asks) go to vagrant in
+   * one call: on a real lab each call starts Ruby.
+   */
   async sshTarget(machine: string): Promise<SshTarget> {
     this.machine(machine);
-    const { stdout } = await this.vagrant(['ssh-config', machine]);
-    return parseSshConfig(stdout);
+    let batch = this.targetBatch;
+    if (!batch) {
+      const machines: string[] = [];
+      const targets = Promise.resolve().then(() => {
+        this.targetBatch = undefined;
+        return this.fetchTargets(machines);
+      });
+      batch = this.targetBatch = { machines, targets };
+    }
+    if (!batch.machines.includes(machine)) batch.machines.push(machine);
+    const target = (await batch.targets).get(machine);
+    if (target instanceof Error) throw target;
+    if (!target) throw new LabToolError(['vagrant', 'ssh-config', machine], 0, `printed no Host ${machine}`);
+    return target;
+  }
+
+  /** The machines waiting for one `vagrant ssh-config` call, and its outcome for each. */
+  private targetBatch: { machines: string[]; targets: Promise<Map<string, SshTarget | Error>> } | undefined;
+
+  private async fetchTargets(machines: string[]): Promise<Map<string, SshTarget | Error>> {
+    if (machines.length === 1) {
+      try {
+        const { stdout } = await this.vagrant(['ssh-config', machines[0]!]);
+        return new Map([[machines[0]!, parseSshConfig(stdout)]]);
+      } catch (err) {
+        return new Map([[machines[0]!, err instanceof Error ? err : new Error(String(err))]]);
+      }
+    }
+    const all = await this.vagrant(['ssh-config', ...machines], { check: false });
+    if (all.exitCode === 0) return parseSshConfigs(all.stdout);
+    // Vagrant fails the whole call when one machine cannot be reached: ask for each, so that the others
+    // get their target and that one its own error.
+    const each = await Promise.all(machines.map((m) => this.fetchTargets([m])));
+    return new Map(each.flatMap((m) => [...m]));
   }
 
   /**

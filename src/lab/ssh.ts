@@ -13,6 +13,19 @@ export interface SshTarget {
   identityFiles: string[];
 }
 
+/**
+ * Parses `vagrant ssh-config NAME...` output: each Host block's target, by its Host name (Vagrant prints one
+ * block per machine, named after it).
+ */
+export function parseSshConfigs(text: string): Map<string, SshTarget> {
+  const targets = new Map<string, SshTarget>();
+  for (const block of text.split(/^(?=Host\s)/m)) {
+    const host = /^Host\s+(\S+)/.exec(block)?.[1];
+    if (host) targets.set(host, parseSshConfig(block));
+  }
+  return targets;
+}
+
 /** Parses `vagrant ssh-config NAME` output (the first Host block). */
 export function parseSshConfig(text: string): SshTarget {
   const values = new Map<string, string[]>();

@@ -621,13 +621,14 @@ async function boot(
   try {
     ui.say(name, 'Booting VM...');
     ui.say(name, 'Waiting for machine to boot. This may take a few minutes...');
+    // The boot takes the configured latency, and ends once the machine's sshd answers: sshd's start is part
+    // of the boot, not something after it.
     const delay = latencyFor(lab.env.sim, commandLine);
-    if (delay > 0) await sleep(delay);
     mkdirSync(vmDir(lab, name), { recursive: true });
     for (const file of Object.values(lab.machines[name]!.files ?? {})) {
       mkdirSync(path.dirname(file), { recursive: true });
     }
-    const sshd = await ensureSshd(lab.simState);
+    const [sshd] = await Promise.all([ensureSshd(lab.simState), delay > 0 ? sleep(delay) : undefined]);
     ui.detail(name, `SSH address: 127.0.0.1:${sshd.port}`);
     ui.detail(name, `SSH username: ${sshUser()}`);
     ui.detail(name, 'SSH auth method: private key');

@@ -39,6 +39,8 @@ export interface RunsFigure {
   /** From the first start to the last end, in seconds. */
   wallSeconds: number;
   cpuSeconds: number;
+  /** The part of cpuSeconds this process spent: the worker (and the bench driving it). */
+  workerCpuSeconds: number;
   forks: number;
   /** Runs whose result was `passed`. */
   passed: number;
@@ -61,6 +63,7 @@ export interface SimRunOptions {
 export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
   const { client, taskQueue, playbook, lab, runs } = options;
   const before = machineCounters();
+  const ownBefore = process.cpuUsage();
   const began = performance.now();
   const stamp = Date.now().toString(36);
   const outcomes = await Promise.all(
@@ -76,10 +79,12 @@ export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
   );
   const wallSeconds = (performance.now() - began) / 1000;
   const after = machineCounters();
+  const own = process.cpuUsage(ownBefore);
   return {
     runs,
     wallSeconds,
     cpuSeconds: after.cpuSeconds - before.cpuSeconds,
+    workerCpuSeconds: (own.user + own.system) / 1e6,
     forks: after.forks - before.forks,
     passed: outcomes.filter((o) => o.status === 'passed').length,
     problems: outcomes.filter((o) => o.status !== 'passed').map((o) => `${o.id}: ${o.status}`),

@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import type { LabRuntime } from '../src/lab/runtime.js';
+import type { PodNames } from '../src/lab/pod-names.js';
 import type { SshPool } from '../src/lab/ssh-pool.js';
 
 /** Timeouts and retries of an action; a step may override `timeout` and `retry` within the caps. */
@@ -65,6 +66,8 @@ export interface ActionDeps {
   playbookDirs?: string[];
   /** The worker's shared ssh connections to lab machines; each step connects on its own without it. */
   sshPool?: SshPool;
+  /** The pods the worker's steps picked by label, kept between steps; each step asks the cluster without it. */
+  pods?: PodNames;
 }
 
 export interface ActionExample {

@@ -63,7 +63,7 @@ export function toActivity(
           }).then(async (def) => {
             // The simulated lab runs its tools in this folder, so it must exist before the first one runs.
             await mkdir(def.stateDir, { recursive: true });
-            return new LabRuntime(def, ctx, deps.sshPool);
+            return new LabRuntime(def, ctx, deps.sshPool, deps.pods);
           });
           return lab;
         },

@@ -142,6 +142,8 @@ export const manifestApplyAction = defineAction({
       rendered.push({ file, path: target, objects: documents.length });
     }
 
+    // The pods kept by name may be replaced from here on: later steps pick theirs again.
+    lab.forgetPods();
     const lines: string[] = [];
     // Deleting goes in reverse, so that what depends on an object goes before it.
     const order = input.delete ? [...rendered].reverse() : rendered;

@@ -70,6 +70,8 @@ export const manifestPruneAction = defineAction({
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const selector = ownedSelector(input.thisRun ? undefined : ctx.run);
+    // The pods kept by name may go with what is deleted: later steps pick theirs again.
+    lab.forgetPods();
     const { stdout } = await lab.kubectl(
       ['delete', input.kinds.join(','), '--all-namespaces', '-l', selector, '--ignore-not-found'],
       { timeoutMs: 90_000 },

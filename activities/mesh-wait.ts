@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
-import { ExpectationError, MeshCheckError } from '../src/errors.js';
+import { ExpectationError, LabToolError, MeshCheckError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction } from './action.js';
 
@@ -33,15 +33,25 @@ export const meshWaitInput = z
         toGateway: z
           .array(z.string().min(1))
           .min(1)
+          .optional()
           .describe("SNIs the client's sidecar must route to the egress gateway."),
+        direct: z
+          .array(z.string().min(1))
+          .min(1)
+          .optional()
+          .describe(
+            "SNIs the client's sidecar must route straight out, to the host's own cluster (a ServiceEntry's " +
+              '`outbound|PORT||HOST`), e.g. after applying ServiceEntries under REGISTRY_ONLY.',
+          ),
         gatewayHost: z
           .string()
           .default('istio-egressgateway.istio-system.svc.cluster.local')
           .describe("The egress gateway Service's host name, as the sidecar's clusters name it."),
       })
       .strict()
+      .refine((sidecar) => sidecar.toGateway || sidecar.direct, 'name toGateway, direct or both')
       .optional()
-      .describe("Wait until the client's sidecar routes the SNIs to the egress gateway."),
+      .describe("Wait until the client's sidecar routes the SNIs to the egress gateway, or directly."),
     pushStatus: z
       .boolean()
       .default(true)
@@ -56,7 +66,7 @@ export const meshWaitInput = z
     interval: z
       .string()
       .refine(isDuration, 'must be a duration such as 1s')
-      .default('1s')
+      .default('500ms')
       .describe('How often to look.'),
   })
   .strict()
@@ -77,7 +87,10 @@ export interface MeshWaitOutput {
 function awaited(input: z.output<typeof meshWaitInput>): string {
   return [
     ...(input.gateway ? [`gateway tunnels ${input.gateway.tunnels.join(', ')}`] : []),
-    ...(input.sidecar ? [`sidecar routes ${input.sidecar.toGateway.join(', ')} to the gateway`] : []),
+    ...(input.sidecar?.toGateway
+      ? [`sidecar routes ${input.sidecar.toGateway.join(', ')} to the gateway`]
+      : []),
+    ...(input.sidecar?.direct ? [`sidecar routes ${input.sidecar.direct.join(', ')} directly`] : []),
   ].join('; ');
 }
 
@@ -119,6 +132,10 @@ export const meshWaitAction = defineAction({
         'id: tunnel-ready\nuses: mesh.wait\nwith:\n  gateway: { tunnels: [www.google.com:443] }\n' +
         '  sidecar: { toGateway: [www.google.com] }',
     },
+    {
+      description: 'After applying ServiceEntries: wait for the sidecar to let the hosts out directly',
+      yaml: 'id: direct-ready\nuses: mesh.wait\nwith:\n  sidecar: { direct: [www.google.com] }',
+    },
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
@@ -128,26 +145,35 @@ export const meshWaitAction = defineAction({
     let missing: string[] = [];
     for (;;) {
       missing = [];
-      if (input.gateway) {
-        const listeners = await listenersOf(
-          lab,
-          `deploy/${input.gateway.deployment}`,
-          input.gateway.namespace,
-        );
-        output.gatewayTunnels = tunnelHostnames(listeners);
+      // The gateway and the sidecar are asked at once.
+      const [gateway, sidecar] = await Promise.all([
+        input.gateway &&
+          listenersOf(lab, `deploy/${input.gateway.deployment}`, input.gateway.namespace).then(
+            tunnelHostnames,
+          ),
+        input.sidecar && sidecarRoutes(lab, input.sidecar.namespace, input.sidecar.selector),
+      ]);
+      if (input.gateway && gateway) {
+        output.gatewayTunnels = gateway;
         for (const t of input.gateway.tunnels) {
-          if (!output.gatewayTunnels.includes(t)) missing.push(`the gateway has no tunnel to ${t}`);
+          if (!gateway.includes(t)) missing.push(`the gateway has no tunnel to ${t}`);
         }
       }
-      if (input.sidecar) {
-        const pod = await podOf(lab, input.sidecar.namespace, input.sidecar.selector);
-        const routes = sniRoutes(await listenersOf(lab, `${pod}.${input.sidecar.namespace}`));
+      if (input.sidecar && sidecar) {
+        const { pod, routes } = sidecar;
         output.sidecar = { pod, routes: {} };
-        for (const sni of input.sidecar.toGateway) {
+        for (const sni of input.sidecar.toGateway ?? []) {
           const cluster = routes[sni];
           if (cluster) output.sidecar.routes[sni] = cluster;
           if (!cluster?.endsWith(`|${input.sidecar.gatewayHost}`)) {
             missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not the gateway`);
+          }
+        }
+        for (const sni of input.sidecar.direct ?? []) {
+          const cluster = routes[sni];
+          if (cluster) output.sidecar.routes[sni] = cluster;
+          if (!cluster?.endsWith(`||${sni}`)) {
+            missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not directly`);
           }
         }
       }
@@ -174,10 +200,26 @@ export const meshWaitAction = defineAction({
 type Json = Record<string, unknown>;
 
 async function listenersOf(lab: LabRuntime, target: string, namespace?: string): Promise<unknown> {
-  const { stdout } = await lab.istioctl(
-    ['proxy-config', 'listeners', target, ...(namespace ? ['-n', namespace] : []), '-o', 'json'],
-    { timeoutMs: 60_000 },
+  const args = ['proxy-config', 'listeners', target, ...(namespace ? ['-n', namespace] : []), '-o', 'json'];
+  return listenerJson(target, (await lab.istioctl(args, { timeoutMs: 60_000 })).stdout);
+}
+
+/** The SNI routes of the sidecar of the pod `selector` picks (kept between steps, see LabRuntime.podFor). */
+async function sidecarRoutes(
+  lab: LabRuntime,
+  namespace: string,
+  selector: string,
+): Promise<{ pod: string; routes: Record<string, string> }> {
+  const args = (pod: string) => ['proxy-config', 'listeners', `${pod}.${namespace}`, '-o', 'json'];
+  const { pod, result } = await lab.inPod(namespace, selector, (name) =>
+    lab.istioctl(args(name), { timeoutMs: 60_000, check: false }),
   );
+  if (result.exitCode !== 0)
+    throw new LabToolError(['istioctl', ...args(pod)], result.exitCode, result.stderr.trim().slice(-600));
+  return { pod, routes: sniRoutes(listenerJson(`${pod}.${namespace}`, result.stdout)) };
+}
+
+function listenerJson(target: string, stdout: string): unknown {
   try {
     return JSON.parse(stdout) as unknown;
   } catch {
@@ -185,26 +227,6 @@ async function listenersOf(lab: LabRuntime, target: string, namespace?: string):
       `istioctl proxy-config listeners ${target} printed no JSON: ${stdout.slice(0, 200)}`,
     );
   }
-}
-
-async function podOf(lab: LabRuntime, namespace: string, selector: string): Promise<string> {
-  const { stdout } = await lab.kubectl(
-    [
-      '-n',
-      namespace,
-      'get',
-      'pods',
-      '-l',
-      selector,
-      '--field-selector=status.phase=Running',
-      '-o',
-      'jsonpath={.items[0].metadata.name}',
-    ],
-    { timeoutMs: 60_000, check: false },
-  );
-  if (!stdout.trim())
-    throw new ExpectationError(`no Running pod matches ${selector} in namespace ${namespace} yet`);
-  return stdout.trim();
 }
 
 /** Every tunnelingConfig hostname in a listener dump (Envoy's JSON, camelCase or proto names). */

@@ -118,33 +118,6 @@ export const probeCurlAction = defineAction({
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const ns = ['-n', input.namespace];
-    const found = await lab.kubectl(
-      [
-        ...ns,
-        'get',
-        'pods',
-        '-l',
-        input.selector,
-        '--field-selector=status.phase=Running',
-        '-o',
-        'jsonpath={.items[0].metadata.name}',
-      ],
-      { check: false, timeoutMs: 60_000 },
-    );
-    const pod = found.stdout.trim();
-    if (found.exitCode !== 0 || !pod) {
-      if (/array index out of bounds/.test(found.stderr) || (found.exitCode === 0 && !pod)) {
-        throw new ExpectationError(
-          `no Running pod matches ${input.selector} in namespace ${input.namespace} yet`,
-        );
-      }
-      throw new LabToolError(
-        ['kubectl', 'get', 'pods', '-l', input.selector],
-        found.exitCode,
-        found.stderr.trim(),
-      );
-    }
-
     const container = input.container ?? appLabel(input.selector);
     const maxSeconds = toMs(input.maxTime) / 1000;
     const curl = [
@@ -159,12 +132,12 @@ export const probeCurlAction = defineAction({
       ...input.curlArgs,
       input.url,
     ];
-    const result = await lab.kubectl(
-      [...ns, 'exec', pod, ...(container ? ['-c', container] : []), '--', ...curl],
-      {
+    // The pod kept from an earlier step, or picked again when it is gone.
+    const { pod, result } = await lab.inPod(input.namespace, input.selector, (name) =>
+      lab.kubectl([...ns, 'exec', name, ...(container ? ['-c', container] : []), '--', ...curl], {
         check: false,
         timeoutMs: toMs(input.maxTime) + 60_000,
-      },
+      }),
     );
     // kubectl passes the command's exit code on and says so; any other failure is kubectl's own.
     const remote = /command terminated with exit code (\d+)/.exec(result.stderr);

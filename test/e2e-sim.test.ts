@@ -96,7 +96,7 @@ describe('tls-passthrough on the simulated lab', () => {
   it('fails at the direct probes when the ServiceEntries are left out (REGISTRY_ONLY)', async () => {
     const file = await variant('tls-passthrough', (steps) =>
       steps
-        .filter((s) => s.id !== 'service-entries')
+        .filter((s) => s.id !== 'service-entries' && s.id !== 'direct-ready')
         .map((s) =>
           s.id === 'direct'
             ? { ...s, parallel: s.parallel!.map((p) => ({ ...p, retry: { attempts: 2 } })) }

@@ -137,6 +137,27 @@ describe('mesh.wait', () => {
     );
   });
 
+  it('waits until the sidecar routes a host directly after its ServiceEntry, naming what is missing', async () => {
+    await lab.run(manifestApplyAction, {
+      files: ['tls-passthrough/service-entries.yaml'],
+      values: { hosts: ['www.wikipedia.org'] },
+    });
+    const direct = { sidecar: { direct: ['www.wikipedia.org'] }, interval: '200ms' };
+    const out = (await lab.run(meshWaitAction, direct)).output as MeshWaitOutput;
+    expect(out.sidecar).toMatchObject({ routes: { 'www.wikipedia.org': 'outbound|443||www.wikipedia.org' } });
+    await lab.run(probeCurlAction, { url: 'https://www.wikipedia.org' });
+
+    // The tunnelled host goes to the gateway, not directly.
+    const err = await failure(meshWaitAction, {
+      sidecar: { direct: ['www.google.com'] },
+      within: '1s',
+      interval: '300ms',
+    });
+    expect(err.message).toMatch(
+      /the sidecar of curl-\S+ sends www\.google\.com to outbound\|443\|\|istio-egressgateway\.istio-system\.svc\.cluster\.local, not directly/,
+    );
+  });
+
   it("fails on a conflict in istiod's push status: the PoC's one VirtualService for both hosts", async () => {
     await lab.run(manifestApplyAction, {
       files: ['tls-passthrough/service-entries.yaml'],

@@ -3,7 +3,9 @@
  * ServiceEntries let traffic out directly, the egress routing alone fails, the tunnel filter sends it
  * through the external proxy (which logs it); then mutual TLS to the real nginx of the external app.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
 import { certsConfigmapAction } from '../activities/certs-configmap.js';
 import { certsGenerateAction } from '../activities/certs-generate.js';
 import { istioInstallAction } from '../activities/istio-install.js';
@@ -99,6 +101,40 @@ describe('probe.curl', () => {
     expect(lines[3]).toMatch(
       /"CONNECT 91\.198\.174\.192:443 - HTTP\/1\.1" - 200 - DC www\.wikipedia\.org:443 DownstreamEnd$/,
     );
+  });
+
+  it('asks the cluster for the client pod once, and again once that pod is gone', async () => {
+    // Each pick is kept with set(): count them.
+    const set = lab.pods.set.bind(lab.pods);
+    let picked = 0;
+    lab.pods.set = (...args) => {
+      picked++;
+      set(...args);
+    };
+    try {
+      const first = await probe({ url: 'https://www.google.com' });
+      expect((await probe({ url: 'https://www.wikipedia.org' })).pod).toBe(first.pod);
+      expect(picked).toBe(0);
+
+      // The pod is replaced behind the worker's back (a changed template applied by hand): the kept name
+      // now says NotFound.
+      const rendered = path.join(lab.stateRoot, 'runs', 'test', 'manifests', 'common', 'curl.yaml');
+      type Doc = { kind?: string; spec?: { template: { metadata: { annotations?: object } } } };
+      const docs = parseAllDocuments(await readFile(rendered, 'utf8')).map((d) => d.toJS() as Doc);
+      docs.find((d) => d.kind === 'Deployment')!.spec!.template.metadata.annotations = {
+        'test/replaced': 'yes',
+      };
+      const changed = path.join(lab.stateRoot, 'curl-replaced.yaml');
+      await writeFile(changed, docs.map((d) => stringify(d)).join('---\n'));
+      await lab.runtime.kubectl(['apply', '-f', changed]);
+      await lab.runtime.kubectl(['rollout', 'status', 'deployment/curl', '--timeout=60s']);
+      const again = await probe({ url: 'https://www.google.com' });
+      expect(again).toMatchObject({ status: 200, pod: expect.stringMatching(/^curl-/) });
+      expect(again.pod).not.toBe(first.pod);
+      expect(picked).toBe(1);
+    } finally {
+      lab.pods.set = set;
+    }
   });
 
   it('fails as kubectl does for a container the pod does not have', async () => {

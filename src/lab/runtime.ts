@@ -3,9 +3,10 @@
  * the activity's cancellation signal and a heartbeat while they run) and its machines' shells over ssh2.
  */
 import path from 'node:path';
-import { LabConfigError, LabToolError } from '../errors.js';
+import { ExpectationError, LabConfigError, LabToolError } from '../errors.js';
 import { runCommand, type CommandContext, type CommandOptions } from '../run-command.js';
 import type { LabDefinition } from './definition.js';
+import type { PodNames } from './pod-names.js';
 import { parseSshConfig, parseSshConfigs, SshSession, type SshTarget } from './ssh.js';
 import type { SshPool } from './ssh-pool.js';
 
@@ -31,6 +32,8 @@ export class LabRuntime {
     private readonly ctx: CommandContext,
     /** The worker's shared ssh connections; without one, each use opens and closes its own. */
     private readonly sshPool?: SshPool,
+    /** The worker's kept pod names; without it, every use asks the cluster. */
+    private readonly pods?: PodNames,
   ) {}
 
   /** The kubeconfig `kubeconfig.fetch` stores and every kubectl/istioctl call uses. */
@@ -78,6 +81,56 @@ export class LabRuntime {
 
   vagrant(args: string[], options?: ToolOptions): Promise<ToolResult> {
     return this.tool('vagrant', args, { cwd: this.def.vagrant.dir, ...options });
+  }
+
+  /** The first Running pod `selector` matches in `namespace`, as the worker keeps it between steps. */
+  async podFor(namespace: string, selector: string): Promise<string> {
+    const kept = this.pods?.get(this.kubeconfig, namespace, selector);
+    if (kept) return kept;
+    const found = await this.kubectl(
+      [
+        '-n',
+        namespace,
+        'get',
+        'pods',
+        '-l',
+        selector,
+        '--field-selector=status.phase=Running',
+        '-o',
+        'jsonpath={.items[0].metadata.name}',
+      ],
+      { check: false, timeoutMs: 60_000 },
+    );
+    const pod = found.stdout.trim();
+    if (found.exitCode === 0 && pod) {
+      this.pods?.set(this.kubeconfig, namespace, selector, pod);
+      return pod;
+    }
+    if (/array index out of bounds/.test(found.stderr) || found.exitCode === 0)
+      throw new ExpectationError(`no Running pod matches ${selector} in namespace ${namespace} yet`);
+    throw new LabToolError(['kubectl', 'get', 'pods', '-l', selector], found.exitCode, found.stderr.trim());
+  }
+
+  /**
+   * Runs `use` with the pod `selector` picks (see podFor). When the command says that pod is not found (it
+   * was replaced since it was picked), picks again and runs it once more.
+   */
+  async inPod<T extends ToolResult>(
+    namespace: string,
+    selector: string,
+    use: (pod: string) => Promise<T>,
+  ): Promise<{ pod: string; result: T }> {
+    const pod = await this.podFor(namespace, selector);
+    const result = await use(pod);
+    if (result.exitCode === 0 || !podGone(result.stderr, pod)) return { pod, result };
+    this.forgetPods();
+    const again = await this.podFor(namespace, selector);
+    return { pod: again, result: await use(again) };
+  }
+
+  /** Forgets the pod names kept for this lab's cluster: its pods may be replaced now. */
+  forgetPods(): void {
+    this.pods?.forget(this.kubeconfig);
   }
 
   /**
@@ -181,4 +234,9 @@ export class LabRuntime {
       );
     return file;
   }
+}
+
+/** Whether a kubectl or istioctl error says that the pod is gone (kubectl: `pods "NAME" not found`). */
+function podGone(stderr: string, pod: string): boolean {
+  return stderr.includes(`pods "${pod}" not found`);
 }

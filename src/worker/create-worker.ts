@@ -6,6 +6,7 @@ import type { WorkerOptions } from '@temporalio/worker';
 import type { ActionDeps } from '../../activities/action.js';
 import { hostQueue } from '../../workflows/types.js';
 import { workflowBundlePath } from '../config.js';
+import { PodNames } from '../lab/pod-names.js';
 import { SshPool } from '../lab/ssh-pool.js';
 import { lazyActivities } from './lazy-activities.js';
 import { reapOrphans } from './orphans.js';
@@ -46,14 +47,16 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
   // One connection for everything: the worker's own (Rust core's) serves the operator and workflow
   // services too, so no second gRPC stack (@grpc/grpc-js) connects at start.
   const connection = await NativeConnection.connect({ address });
-  // The steps' ssh connections to lab machines, kept between steps; closed with the worker.
+  // The steps' ssh connections to lab machines and the client pods they picked, kept between steps; the
+  // connections close with the worker.
   const sshPool = new SshPool();
+  const pods = new PodNames();
   try {
     // Worker.create spends most of its time waiting for its workflow thread to load the bundle, so the
     // server chores run meanwhile: registering the runs' search attributes (a workflow task that upserts
     // them fails while the server does not know them) and handing the dead workers' steps back. Both end
     // before createWorker returns, so before run() polls, as when they ran first.
-    const building = createWorkers(connection, { ...options, deps: { ...deps, sshPool } });
+    const building = createWorkers(connection, { ...options, deps: { ...deps, sshPool, pods } });
     const preparing = prepareServer(connection, namespace, deps.stateRoot);
     const [prepared, built] = await Promise.allSettled([preparing, building]);
     if (prepared.status === 'rejected') {

@@ -13,6 +13,7 @@ import type { ActionDefinition } from '../../activities/action.js';
 import { toActivity } from '../../activities/index.js';
 import { loadLab, type LabDefinition } from '../../src/lab/definition.js';
 import { keptLabsDir, runDir, runLabDir } from '../../src/state-layout.js';
+import { PodNames } from '../../src/lab/pod-names.js';
 import { LabRuntime, type ToolResult } from '../../src/lab/runtime.js';
 import type { StepOutcome } from '../../workflows/types.js';
 import { root } from './temporal.js';
@@ -35,6 +36,8 @@ export interface SimLab {
   simState: string;
   def: LabDefinition;
   runtime: LabRuntime;
+  /** The pod names its steps keep between them, as a worker does. */
+  pods: PodNames;
   /** Runs the lab's vagrant; never throws on a non-zero exit. */
   vagrant(args: string[]): Promise<ToolResult>;
   /** Runs an action's activity against this lab, as the worker would. */
@@ -77,7 +80,8 @@ export async function simLab(
     signal: new AbortController().signal,
     heartbeat: () => undefined,
   });
-  const deps = { projectRoot: root, stateRoot };
+  const pods = new PodNames();
+  const deps = { projectRoot: root, stateRoot, pods };
   return {
     stateRoot,
     labRef,
@@ -85,6 +89,7 @@ export async function simLab(
     simState: def.env.TUNNEL_LAB_SIM_STATE!,
     def,
     runtime,
+    pods,
     vagrant: (args) => runtime.vagrant(args, { check: false }),
     run: (action, input, attempt = 1) =>
       new MockActivityEnvironment({ attempt }, { logger: new DefaultLogger('ERROR') }).run(

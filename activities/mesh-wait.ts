@@ -162,18 +162,17 @@ export const meshWaitAction = defineAction({
       if (input.sidecar && sidecar) {
         const { pod, routes } = sidecar;
         output.sidecar = { pod, routes: {} };
-        for (const sni of input.sidecar.toGateway ?? []) {
+        // Each SNI with the cluster it must go to: the gateway's, or its own (`outbound|PORT||SNI`).
+        const { toGateway = [], direct = [], gatewayHost } = input.sidecar;
+        const wanted = [
+          ...toGateway.map((sni) => ({ sni, suffix: `|${gatewayHost}`, to: 'the gateway' })),
+          ...direct.map((sni) => ({ sni, suffix: `||${sni}`, to: 'directly' })),
+        ];
+        for (const { sni, suffix, to } of wanted) {
           const cluster = routes[sni];
           if (cluster) output.sidecar.routes[sni] = cluster;
-          if (!cluster?.endsWith(`|${input.sidecar.gatewayHost}`)) {
-            missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not the gateway`);
-          }
-        }
-        for (const sni of input.sidecar.direct ?? []) {
-          const cluster = routes[sni];
-          if (cluster) output.sidecar.routes[sni] = cluster;
-          if (!cluster?.endsWith(`||${sni}`)) {
-            missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not directly`);
+          if (!cluster?.endsWith(suffix)) {
+            missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not ${to}`);
           }
         }
       }

@@ -104,10 +104,20 @@ describe('Temporal Web UI', () => {
             const height = (await element.boundingBox())?.height ?? 0;
             // Evaluated in the page (no DOM types here): its text, and the bottom of its last table row,
             // which the frame must show whole.
-            const inside: { text: string; lastRow?: number } | undefined = await frame?.evaluate(
-              `({ text: document.body.innerText,
+            // The UI may replace a frame while it renders: a detached one is read again on the next look.
+            const inside = await frame
+              ?.evaluate<{ text: string; lastRow?: number }>(
+                `({ text: document.body.innerText,
                   lastRow: [...document.querySelectorAll('tr')].at(-1)?.getBoundingClientRect().bottom })`,
-            );
+              )
+              .catch((err: unknown) => {
+                if (
+                  err instanceof Error &&
+                  /Frame was detached|Execution context was destroyed/.test(err.message)
+                )
+                  return undefined;
+                throw err;
+              });
             return { height, text: inside?.text ?? '', lastRow: inside?.lastRow };
           }),
         );

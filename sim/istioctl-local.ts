@@ -17,6 +17,7 @@ import { fail, simEnv } from './lib/env.js';
 import { outboundPolicyOf, runningIstiod } from './lib/istiod.js';
 import { installLocalIstio } from './lib/local-istio.js';
 import { flagValue, parseArgs, UsageError, type ParsedArgs } from './lib/pflag.js';
+import { runAsProcess } from './lib/tool-io.js';
 
 const FLAGS = {
   kubeconfig: { value: true, short: 'c' },
@@ -123,7 +124,5 @@ async function proxyFor(get: KubeGet, target: string, namespace: string): Promis
   return proxyOfPod((await get(['-n', ns, 'pod', pod])) as PodJson);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+// Always a process of its own: the stand-in host serves the model cluster's tools, not the local lab's.
+runAsProcess(main, 'Error: ');

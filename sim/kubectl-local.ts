@@ -24,6 +24,7 @@ import { labPoints, machineRunning } from './lib/kube-client.js';
 import { flagOn, flagValue, parseArgs, type ParsedArgs } from './lib/pflag.js';
 import { deliver, type ObjectLookup } from './lib/pod-curl.js';
 import { publicAddress } from './mesh/model.js';
+import { runAsProcess } from './lib/tool-io.js';
 
 const EXEC_FLAGS = {
   kubeconfig: { value: true },
@@ -197,7 +198,5 @@ async function podFor(get: KubeGet, namespace: string, target: string): Promise<
   return pod as Pod;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+// Always a process of its own: the stand-in host serves the model cluster's tools, not the local lab's.
+runAsProcess(main, 'error: ');

@@ -22,6 +22,7 @@ import { execa } from 'execa';
 import { pinnedTool } from '../src/lab/provisioning.js';
 import { injectedFault, simulateCall } from './lib/call.js';
 import { latencyFor, simEnv, sleep, type SimEnv } from './lib/env.js';
+import { CliExit } from './lib/exit.js';
 import { CLUSTER_STATE } from './lib/kube-cluster.js';
 import { writeKubeconfig } from './lib/kubeconfig.js';
 import {
@@ -955,8 +956,10 @@ run(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(
-      `vagrant (simulated lab): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      err instanceof CliExit
+        ? `${err.message}\n`
+        : `vagrant (simulated lab): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
     );
-    process.exitCode = 1;
+    process.exitCode = err instanceof CliExit ? err.code : 1;
   },
 );

@@ -1,5 +1,5 @@
 /**
- * What the verbs of the stand-in kubectl (sim/kubectl.ts) share: the command's context (`Ctx`) and the
+ * What the verbs of the stand-in kubectl (sim/kubectl/main.ts) share: the command's context (`Ctx`) and the
  * output it collects (`Io`, printed by `finish`), reading and changing the simulated cluster in the sim
  * state folder, reading the manifests of `-f` arguments, and resolving `TYPE NAME...` / `TYPE/NAME...`
  * arguments to kinds.
@@ -19,6 +19,7 @@ import {
 } from '../lib/kube-cluster.js';
 import type { ParsedArgs } from '../lib/pflag.js';
 import { readState, updateState } from '../lib/state.js';
+import { callerPath, err, exit, out, toolCall } from '../lib/tool-io.js';
 
 export interface Io {
   out: string[];
@@ -34,10 +35,11 @@ export interface Ctx {
   namespace: string;
 }
 
-export function finish(io: Io): never {
-  if (io.out.length > 0) process.stdout.write(io.out.join('\n') + '\n');
-  if (io.err.length > 0) process.stderr.write(io.err.join('\n') + '\n');
-  process.exit(io.code);
+/** Prints what the command collected and ends it with its exit code. */
+export function finish(io: Io): void {
+  if (io.out.length > 0) out(io.out.join('\n') + '\n');
+  if (io.err.length > 0) err(io.err.join('\n') + '\n');
+  if (io.code !== 0) exit(io.code);
 }
 
 export function readCluster(env: SimEnv): ClusterState {
@@ -55,17 +57,18 @@ export function readManifests(ctx: Ctx): { file: string; docs: unknown[] }[] {
   const sources: { file: string; text: string }[] = [];
   for (const file of files) {
     if (file === '-') {
-      sources.push({ file: 'STDIN', text: readFileSync(0, 'utf8') });
+      sources.push({ file: 'STDIN', text: toolCall().stdin() });
       continue;
     }
-    if (!existsSync(file)) abort(`error: the path "${file}" does not exist`);
-    if (statSync(file).isDirectory()) {
-      for (const entry of readdirSync(file).sort()) {
+    const local = callerPath(file);
+    if (!existsSync(local)) abort(`error: the path "${file}" does not exist`);
+    if (statSync(local).isDirectory()) {
+      for (const entry of readdirSync(local).sort()) {
         if (/\.(ya?ml|json)$/.test(entry))
-          sources.push({ file: path.join(file, entry), text: readFileSync(path.join(file, entry), 'utf8') });
+          sources.push({ file: path.join(file, entry), text: readFileSync(path.join(local, entry), 'utf8') });
       }
     } else {
-      sources.push({ file, text: readFileSync(file, 'utf8') });
+      sources.push({ file, text: readFileSync(local, 'utf8') });
     }
   }
   return sources.map(({ file, text }) => {

@@ -17,6 +17,7 @@ import {
 } from '../lib/kube-cluster.js';
 import { flagValue } from '../lib/pflag.js';
 import { changeCluster, type Ctx } from './context.js';
+import { callerPath } from '../lib/tool-io.js';
 
 export async function create(ctx: Ctx, rest: string[]): Promise<void> {
   const [what, ...more] = rest;
@@ -34,14 +35,15 @@ export async function create(ctx: Ctx, rest: string[]): Promise<void> {
       const [key, source] = spec.includes('=')
         ? (spec.split(/=(.*)/s) as [string, string])
         : [undefined, spec];
-      if (!existsSync(source)) abort(`error: error reading ${source}: no such file or directory`);
-      if (statSync(source).isDirectory()) {
-        for (const entry of readdirSync(source)) {
-          if (statSync(path.join(source, entry)).isFile())
-            data[entry] = readFileSync(path.join(source, entry), 'utf8');
+      const local = callerPath(source);
+      if (!existsSync(local)) abort(`error: error reading ${source}: no such file or directory`);
+      if (statSync(local).isDirectory()) {
+        for (const entry of readdirSync(local)) {
+          if (statSync(path.join(local, entry)).isFile())
+            data[entry] = readFileSync(path.join(local, entry), 'utf8');
         }
       } else {
-        data[key ?? path.basename(source)] = readFileSync(source, 'utf8');
+        data[key ?? path.basename(source)] = readFileSync(local, 'utf8');
       }
     }
     for (const literal of ctx.args.flags.get('from-literal') ?? []) {

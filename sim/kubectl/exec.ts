@@ -24,6 +24,7 @@ import { flagOn, flagValue } from '../lib/pflag.js';
 import { pushStatusOf, simulateRequest, type MeshObject } from '../mesh/model.js';
 import { deliver, type ObjectLookup } from '../lib/pod-curl.js';
 import { readCluster, type Ctx } from './context.js';
+import { err, exit, out } from '../lib/tool-io.js';
 
 export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
   const command = ctx.args.rest ?? [];
@@ -55,7 +56,7 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
   if (!container) {
     container = containers[0]!;
     if (containers.length > 1 && !flagOn(ctx.args, 'quiet')) {
-      process.stderr.write(
+      err(
         `Defaulted container "${container}" out of: ${containers.join(', ')}${containers.includes('istio-proxy') ? ', istio-init (init)' : ''}\n`,
       );
     }
@@ -65,10 +66,10 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
   }
   const program = path.basename(command[0]!);
   if (program !== 'curl') {
-    process.stderr.write(
+    err(
       `error: the simulated cluster runs only curl inside containers, not "${command[0]}"\ncommand terminated with exit code 126\n`,
     );
-    process.exit(126);
+    exit(126);
   }
   const parsed = parseCurl(command.slice(1));
   if ('exitCode' in parsed) return terminate(ctx, '', parsed.stderr, parsed.exitCode);
@@ -127,8 +128,8 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
 
 /** Prints what the command in the container printed; kubectl reports a non-zero exit and passes it on. */
 function terminate(_ctx: Ctx, stdout: string, stderr: string, exitCode: number): never {
-  if (stdout) process.stdout.write(stdout);
-  if (stderr) process.stderr.write(stderr);
-  if (exitCode !== 0) process.stderr.write(`command terminated with exit code ${exitCode}\n`);
-  process.exit(exitCode);
+  if (stdout) out(stdout);
+  if (stderr) err(stderr);
+  if (exitCode !== 0) err(`command terminated with exit code ${exitCode}\n`);
+  exit(exitCode);
 }

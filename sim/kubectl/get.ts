@@ -20,6 +20,7 @@ import { executeJsonPath, JsonPathError } from '../lib/kube-jsonpath.js';
 import { flagOn, flagValue } from '../lib/pflag.js';
 import { readCluster, resourceArgs, type Ctx } from './context.js';
 import { table } from './table.js';
+import { out } from '../lib/tool-io.js';
 
 export function get(ctx: Ctx, rest: string[]): void {
   const state = readCluster(ctx.env);
@@ -71,7 +72,7 @@ export function get(ctx: Ctx, rest: string[]): void {
   if (output.startsWith('jsonpath=') || output.startsWith('jsonpath-as-json=')) {
     try {
       const text = executeJsonPath(output.slice(output.indexOf('=') + 1), data);
-      if (text) process.stdout.write(text);
+      if (text) out(text);
     } catch (err) {
       if (err instanceof JsonPathError) abort(`error: ${err.message}`);
       throw err;

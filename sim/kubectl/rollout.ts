@@ -8,6 +8,7 @@ import { goDuration } from '../lib/kube-client.js';
 import { getObject, podRunning, podsOf, reconcilePods, resourceRef, typeRef } from '../lib/kube-cluster.js';
 import { flagValue } from '../lib/pflag.js';
 import { changeCluster, readCluster, resourceArgs, type Ctx } from './context.js';
+import { out } from '../lib/tool-io.js';
 
 export async function rollout(ctx: Ctx, rest: string[]): Promise<void> {
   const [sub, ...targets] = rest;
@@ -59,7 +60,7 @@ export async function rollout(ctx: Ctx, rest: string[]): Promise<void> {
       const ready = podsOf(state, ctx.namespace, name).filter((p) => podRunning(state, p)).length;
       if (ready >= want) break;
       if (!waiting) {
-        process.stdout.write(
+        out(
           `Waiting for deployment "${name}" rollout to finish: ${ready} of ${want} updated replicas are available...\n`,
         );
         waiting = true;

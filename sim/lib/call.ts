@@ -1,5 +1,6 @@
 /** Applies the simulated lab's latency and failure injection to one stand-in invocation. */
-import { fail, latencyFor, sleep, type SimEnv, type SimFault } from './env.js';
+import { latencyFor, sleep, type SimEnv, type SimFault } from './env.js';
+import { abort } from './exit.js';
 import { updateState } from './state.js';
 
 /**
@@ -11,7 +12,7 @@ export async function simulateCall(env: SimEnv, tool: string, args: string[]): P
   const failing = await injectedFault(env, commandLine);
   const delay = latencyFor(env.sim, commandLine);
   if (delay > 0) await sleep(delay);
-  if (failing) fail(failing.stderr ?? `simulated failure of: ${commandLine}`, failing.exitCode ?? 1);
+  if (failing) abort(failing.stderr ?? `simulated failure of: ${commandLine}`, failing.exitCode ?? 1);
 }
 
 /**

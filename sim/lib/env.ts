@@ -6,6 +6,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { toMs } from '../../src/duration.js';
+import { abort, CliExit } from './exit.js';
+import { callerPath, toolCall } from './tool-io.js';
 
 export interface SimFault {
   /** Regular expression tested against the command line (tool name and arguments joined by spaces). */
@@ -44,11 +46,14 @@ export interface SimEnv {
 }
 
 export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
-  const stateDir = env.TUNNEL_LAB_SIM_STATE;
-  const labFile = env.TUNNEL_LAB_CONFIG;
-  const labState = env.TUNNEL_LAB_STATE_DIR;
+  // Relative to the caller's folder, as a path in the environment is for a process of its own.
+  const [stateDir, labFile, labState] = [
+    env.TUNNEL_LAB_SIM_STATE,
+    env.TUNNEL_LAB_CONFIG,
+    env.TUNNEL_LAB_STATE_DIR,
+  ].map((value) => (value ? callerPath(value) : undefined));
   if (!stateDir || !labFile || !labState) {
-    fail(
+    abort(
       'this is a stand-in tool of the simulated lab: run it through a lab definition ' +
         '(TUNNEL_LAB_SIM_STATE, TUNNEL_LAB_CONFIG and TUNNEL_LAB_STATE_DIR must be set)',
     );
@@ -57,6 +62,9 @@ export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
   const { lab, sim } = labOf(stateDir, labFile, labState);
   return { stateDir, lab, labFile, sim };
 }
+
+/** Cache files this process wrote: concurrent calls in the stand-in host each write their own. */
+let cacheWrites = 0;
 
 /** `<sim state>/lab-file.json`: what simEnv made of the lab file, and from which text and paths. */
 interface LabCache {
@@ -99,7 +107,7 @@ function labOf(stateDir: string, labFile: string, labState: string): Pick<SimEnv
   const cache: LabCache = { labFile, labState, text, lab: substituted, sim };
   try {
     // Stand-ins run in parallel: each writes its own file and renames it into place.
-    const temporary = `${cacheFile}.${process.pid}.tmp`;
+    const temporary = `${cacheFile}.${process.pid}.${++cacheWrites}.tmp`;
     writeFileSync(temporary, JSON.stringify(cache), { mode: 0o600 });
     renameSync(temporary, cacheFile);
   } catch {
@@ -114,8 +122,21 @@ export function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
+/** Waits `ms`; in the stand-in host, a call whose caller went away ends instead (see tool-io.ts). */
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  const { signal } = toolCall();
+  return new Promise((resolve, reject) => {
+    const gone = () => {
+      clearTimeout(timer);
+      reject(new CliExit('', 130));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', gone);
+      resolve();
+    }, ms);
+    if (signal.aborted) gone();
+    else signal.addEventListener('abort', gone, { once: true });
+  });
 }
 
 export function latencyFor(sim: SimConfig, commandLine: string): number {

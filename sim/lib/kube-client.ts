@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { readMachines } from './machines.js';
+import { callerPath, toolCall } from './tool-io.js';
 
 interface Kubeconfig {
   'current-context'?: string;
@@ -25,12 +26,12 @@ export function kubeconfigProblem(
   env: NodeJS.ProcessEnv,
   apiServer: string,
 ): string | undefined {
-  const file = explicit || (env.KUBECONFIG ?? '').split(':').find((f) => f && existsSync(f));
+  const file = explicit || (env.KUBECONFIG ?? '').split(':').find((f) => f && existsSync(callerPath(f)));
   if (!file) return NO_CONFIG;
-  if (!existsSync(file)) return `stat ${file}: no such file or directory`;
+  if (!existsSync(callerPath(file))) return `stat ${file}: no such file or directory`;
   let config: Kubeconfig;
   try {
-    config = (parse(readFileSync(file, 'utf8')) ?? {}) as Kubeconfig;
+    config = (parse(readFileSync(callerPath(file), 'utf8')) ?? {}) as Kubeconfig;
     if (typeof config !== 'object') throw new Error('not a mapping');
   } catch (err) {
     return `error loading config file "${file}": ${(err as Error).message.split('\n')[0]}`;
@@ -111,7 +112,7 @@ export function clusterProblem(
   lab: LabPoints,
   kubeconfig: string | undefined,
 ): string | undefined {
-  const problem = kubeconfigProblem(kubeconfig, process.env, lab.apiServer);
+  const problem = kubeconfigProblem(kubeconfig, toolCall().env, lab.apiServer);
   if (problem) return problem;
   if (!machineRunning(simState, lab.kubernetes?.name)) {
     const url = safeUrl(lab.apiServer);

@@ -15,6 +15,7 @@ import { machineRunning, type LabPoints } from './kube-client.js';
 import { daemonUp, readDaemon } from './machines.js';
 import { runningProxy } from './proxy.js';
 import { tunnelRequest } from './tunnel-client.js';
+import { toolCall } from './tool-io.js';
 
 /** The file the stand-in kubectl appends every decision of the mesh to, in the sim state folder. */
 export const MESH_TRACE = 'mesh-trace.log';
@@ -135,6 +136,10 @@ async function appCurl(
       [...args, '--connect-to', `${request.host}:${request.port}:127.0.0.1:${port}`],
       {
         reject: false,
+        // The caller's environment, whether this runs as the caller's own process or in the stand-in host.
+        env: toolCall().env,
+        extendEnv: false,
+        cancelSignal: toolCall().signal,
         timeout: ((call.maxTime ?? 60) + 5) * 1000,
         stripFinalNewline: false,
       },

@@ -1,7 +1,8 @@
 /**
  * `vagrant` of the simulated lab (run through sim/bin/vagrant). It takes the argv the lab actions give the
  * real Vagrant and answers in Vagrant's formats and error texts, while its "machines" are folders under
- * `{state}/vms/<name>/` plus real daemons on 127.0.0.1: one OpenSSH sshd for every machine's shell,
+ * `{state}/vms/<name>/` plus real daemons on 127.0.0.1: one OpenSSH sshd for every machine's shell and
+ * one stand-in host that answers the stand-in kubectl and istioctl (both while any machine runs),
  * for the app machine nginx with mutual TLS, and for the proxy machine a real Envoy running
  * envoy/envoy.yaml. Machine records live in the sim state folder (see
  * sim/lib/machines.ts); latency and failure injection come from the lab file's `sim` section.
@@ -48,6 +49,7 @@ import { installAppCerts, startApp, stopApp } from './lib/nginx.js';
 import { startProxy, stopProxy } from './lib/proxy.js';
 import { isAlive } from './lib/procs.js';
 import { ensureSshd, sshdFiles, sshUser, stopSshd } from './lib/sshd.js';
+import { ensureStandinHost, stopStandinHost } from './lib/standin-host.js';
 import { readState, updateState } from './lib/state.js';
 
 const VERSION = '2.3.4';
@@ -498,7 +500,7 @@ async function release(
       if (provider && next === 'running') record.provider = provider;
     }
     const inUse = Object.values(table).some((r) => r.state === 'running' || (r.busy && isAlive(r.busy.pid)));
-    if (!inUse) await stopSshd(lab.simState);
+    if (!inUse) await Promise.all([stopSshd(lab.simState), stopStandinHost(lab.simState)]);
   });
 }
 
@@ -629,7 +631,12 @@ async function boot(
     for (const file of Object.values(lab.machines[name]!.files ?? {})) {
       mkdirSync(path.dirname(file), { recursive: true });
     }
-    const [sshd] = await Promise.all([ensureSshd(lab.simState), delay > 0 ? sleep(delay) : undefined]);
+    const [sshd] = await Promise.all([
+      ensureSshd(lab.simState),
+      // The model cluster's kubectl and istioctl calls are answered by the lab's stand-in host.
+      lab.env.sim.controlPlane === 'model' ? ensureStandinHost(lab.simState) : undefined,
+      delay > 0 ? sleep(delay) : undefined,
+    ]);
     ui.detail(name, `SSH address: 127.0.0.1:${sshd.port}`);
     ui.detail(name, `SSH username: ${sshUser()}`);
     ui.detail(name, 'SSH auth method: private key');

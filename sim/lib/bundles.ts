@@ -15,6 +15,7 @@ export const SIM_PROGRAMS = [
   'istioctl-local',
   'supervisor',
   'internet',
+  'standin-host',
 ] as const;
 
 export type SimProgram = (typeof SIM_PROGRAMS)[number];

@@ -1,5 +1,5 @@
 /**
- * What the test run leaves running: the daemons its tests start (sshd and nginx of simulated machines,
+ * What the test run leaves running: the daemons its tests start (sshd, nginx and the stand-in host of simulated machines,
  * workers, Temporal servers, the production stack, Envoy, the real control plane, istiod) must all be
  * gone when it ends. The global setup notes which processes exist before; the teardown looks for new
  * daemons, gives them a moment to finish stopping, then stops the rest and fails the run, naming them.
@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 const DAEMONS =
-  /sshd -f|nginx: master|worker\/main\.js|temporal server start-dev|temporal-server|ui-server|postgres -D|envoy .*-c |kube-apiserver|kube-controller-manager|kube-scheduler|\betcd\b|pilot-discovery|\bkwok\b/;
+  /sshd -f|nginx: master|worker\/main\.js|temporal server start-dev|temporal-server|ui-server|postgres -D|envoy .*-c |kube-apiserver|kube-controller-manager|kube-scheduler|\betcd\b|pilot-discovery|\bkwok\b|standin-host\.mjs/;
 
 function commandLine(pid) {
   try {

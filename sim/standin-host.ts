@@ -1,10 +1,11 @@
 /**
  * The simulated lab's stand-in host: one long-lived process per lab that answers the calls of the
- * stand-in kubectl and istioctl (sim/lib/standin-host.ts starts and stops it with the lab's machines).
+ * stand-in kubectl and istioctl, and the vagrant calls that only read (`status`, `ssh-config`, `box
+ * list`); sim/lib/standin-host.ts starts and stops it with the lab's machines.
  * A stand-in run as a process of its own costs a Node start and the load of its bundle on every call,
  * about 0.13 s of CPU, and a run makes some thirty of them; through the host a call costs a bash client
  * (sim/lib/standin-client.sh), a loopback connection and the command's own work. The host runs the very
- * code the processes run (sim/kubectl/main.ts, sim/istioctl/main.ts), with the caller's arguments,
+ * code the processes run (sim/kubectl/main.ts, sim/istioctl/main.ts, sim/vagrant/main.ts), with the caller's arguments,
  * environment and working folder (sim/lib/tool-io.ts); a call the host cannot serve (one that reads
  * stdin), or any call while no host answers, runs as a process of its own and behaves the same.
  *
@@ -12,8 +13,8 @@
  * `address`, the tool, the working folder, the argument count, the arguments, its environment as
  * NAME=VALUE fields, and an empty field. The host answers a line `CODE STDERR_BYTES STDOUT_BYTES`, then
  * stderr's bytes, then stdout's, and closes; or the line `retry` (before doing anything) when the caller
- * should run the stand-in as its own process: the build changed since the host started, or it is
- * stopping. When the client goes away mid-call, the call's waits end (its signal aborts).
+ * should run the stand-in as its own process: the build changed since the host started, it is
+ * stopping, or it does not serve that command. When the client goes away mid-call, the call's waits end (its signal aborts).
  *
  * Usage: standin-host.mjs DIR (DIR: `<sim state>/standin-host`).
  */
@@ -24,12 +25,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { istioctl } from './istioctl/main.js';
 import { kubectl } from './kubectl/main.js';
+import { servedByHost, vagrant } from './vagrant/main.js';
 import { parseHostRequest, type HostRequest } from './lib/standin-host.js';
 import { runCall, type ToolMain } from './lib/tool-io.js';
 
-const TOOLS: Record<string, { main: ToolMain; errorPrefix: string }> = {
+interface HostedTool {
+  main: ToolMain;
+  errorPrefix: string;
+  /** The calls the host answers; the others it sends back to run as processes. All when absent. */
+  serves?: (argv: string[]) => boolean;
+}
+
+const TOOLS: Record<string, HostedTool> = {
   kubectl: { main: kubectl, errorPrefix: 'error: ' },
   istioctl: { main: istioctl, errorPrefix: 'Error: ' },
+  vagrant: { main: vagrant, errorPrefix: 'vagrant (simulated lab): ', serves: servedByHost },
 };
 
 /** A request larger than this is no client's: the connection is dropped. */
@@ -78,6 +88,10 @@ function main(): void {
     if (stopping || !existsSync(build) || statSync(build).mtimeMs !== builtAt) {
       socket.end('retry\n');
       if (!stopping) stop('the build changed');
+      return;
+    }
+    if (tool.serves && !tool.serves(request.argv)) {
+      socket.end('retry\n');
       return;
     }
     active++;

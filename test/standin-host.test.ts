@@ -1,6 +1,7 @@
 /**
  * The simulated lab's stand-in host (sim/standin-host.ts): `vagrant up` starts it and the last machine's
- * halt stops it; it answers kubectl and istioctl calls with the caller's folder and environment; and every
+ * halt stops it; it answers kubectl and istioctl calls, and vagrant's that only read, with the caller's
+ * folder and environment; and every
  * call it cannot or should not answer (one that reads stdin, a host that died, a build that changed
  * under it) runs as a process of its own instead, with the same result. sim-kubectl.test.ts runs the
  * stand-ins' whole command-line checks both ways.
@@ -42,7 +43,7 @@ function answered(): string[] {
   if (!existsSync(log)) return [];
   return readFileSync(log, 'utf8')
     .split('\n')
-    .filter((line) => / (kubectl|istioctl) \S+ → \d+ \(/.test(line));
+    .filter((line) => / (kubectl|istioctl|vagrant) \S+ → \d+ \(/.test(line));
 }
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -84,6 +85,21 @@ describe('the stand-in host', () => {
     expect(lines[0]).toMatch(/ kubectl apply → 0 \(/);
     expect(lines[3]).toMatch(/ kubectl get → 1 \(/);
     expect(readFileSync(standinHostFiles(lab.simState).log, 'utf8')).not.toContain('s3cr3t');
+  });
+
+  it('answers the vagrant commands that only read, and leaves the others to processes', async () => {
+    const before = answered().length;
+    expect((await lab.vagrant(['status', '--machine-readable'])).stdout).toMatch(/,k8s,state,running\n/);
+    expect((await lab.vagrant(['ssh-config', 'k8s'])).stdout).toMatch(
+      /^Host k8s\n {2}HostName 127\.0\.0\.1\n/,
+    );
+    expect((await lab.vagrant(['ssh-config', 'external-app'])).exitCode).not.toBe(0);
+    expect((await lab.vagrant(['validate'])).exitCode).toBe(0);
+    expect(
+      answered()
+        .slice(before)
+        .map((line) => / vagrant (\S+ → \d+)/.exec(line)?.[1]),
+    ).toEqual(['status → 0', 'ssh-config → 0', 'ssh-config → 1']);
   });
 
   it('leaves a call that reads stdin to a process of its own', async () => {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by sim/bin/kubectl and sim/bin/istioctl: hands the call to the lab's stand-in host
+# Sourced by sim/bin/kubectl, istioctl and vagrant: hands the call to the lab's stand-in host
 # (sim/standin-host.ts, which also documents the protocol) and exits with its answer. Returns instead when
 # no host serves the call, and the launcher then runs the stand-in as a process of its own.
 

@@ -66,7 +66,7 @@ export const meshWaitInput = z
     interval: z
       .string()
       .refine(isDuration, 'must be a duration such as 1s')
-      .default('500ms')
+      .default('250ms')
       .describe('How often to look.'),
   })
   .strict()

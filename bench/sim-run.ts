@@ -27,8 +27,9 @@ export function machineCounters(): MachineCounters {
     .trim()
     .split(/\s+/)
     .map(Number);
-  // user nice system idle iowait irq softirq steal (guest time is already inside user).
-  const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + (cpu[7] ?? 0);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user). Steal is time the
+  // hypervisor gave to other guests while this one wanted to run: nothing of it was spent on the run.
+  const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]!;
   const forks = Number(stat.match(/^processes\s+(\d+)$/m)![1]);
   return { cpuSeconds: busy / 100, forks };
 }

@@ -28,7 +28,8 @@ let lab: SimLab;
 
 beforeAll(async () => {
   await ensureOracle(projectRoot());
-  lab = await clusterLab();
+  // Long enough that the probe right after an apply (four stand-in processes here) still meets the old config.
+  lab = await clusterLab({ configDelay: '3s' });
 }, 1_800_000);
 afterAll(async () => {
   await lab?.close();

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { LabRuntime } from '../src/lab/runtime.js';
 import { SshPool } from '../src/lab/ssh-pool.js';
 import { runDir } from '../src/state-layout.js';
-import { simLab, type SimLab } from './support/sim-lab.js';
+import { simLab, vagrantCalls, type SimLab } from './support/sim-lab.js';
 import { eventually } from './support/temporal.js';
 
 describe('the shared ssh connections of a worker', () => {
@@ -50,11 +50,7 @@ describe('the shared ssh connections of a worker', () => {
 
   /** The ssh-config calls vagrant has served so far. */
   const sshConfigCalls = async () =>
-    (await readFile(path.join(lab.simState, 'vagrant-calls.jsonl'), 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => (JSON.parse(line) as { argv: string[] }).argv)
-      .filter((argv) => argv[0] === 'ssh-config');
+    (await vagrantCalls(lab)).map((call) => call.argv).filter((argv) => argv[0] === 'ssh-config');
 
   it('asks vagrant once for the machines reached at once, and each alone when one of them is down', async () => {
     const before = (await sshConfigCalls()).length;

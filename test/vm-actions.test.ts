@@ -7,18 +7,9 @@ import { vmDestroyAction } from '../activities/vm-destroy.js';
 import { vmHaltAction } from '../activities/vm-halt.js';
 import { vmTeardownAction } from '../activities/vm-teardown.js';
 import { parseMachineReadable, vmUpAction } from '../activities/vm-up.js';
-import { simLab, type SimLab } from './support/sim-lab.js';
+import { simLab, vagrantCalls, type SimLab } from './support/sim-lab.js';
 
 const ALL = ['external-proxy', 'k8s', 'external-app'];
-
-/** The vagrant invocations the stand-in recorded, in order. */
-async function vagrantCalls(lab: SimLab): Promise<{ at: string; argv: string[] }[]> {
-  const text = await readFile(path.join(lab.simState, 'vagrant-calls.jsonl'), 'utf8');
-  return text
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as { at: string; argv: string[] });
-}
 
 const outputs: unknown[] = [];
 async function output<T>(promise: Promise<{ output: unknown }>): Promise<T> {

@@ -103,3 +103,12 @@ export async function simLab(
     },
   };
 }
+
+/** The vagrant invocations the lab's stand-in recorded (`<sim state>/vagrant-calls.jsonl`), in order. */
+export async function vagrantCalls(lab: Pick<SimLab, 'simState'>): Promise<{ at: string; argv: string[] }[]> {
+  const text = await readFile(path.join(lab.simState, 'vagrant-calls.jsonl'), 'utf8');
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { at: string; argv: string[] });
+}

@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { istioctl } from './istioctl/main.js';
 import { kubectl } from './kubectl/main.js';
 import { servedByHost, vagrant } from './vagrant/main.js';
+import { abort } from './lib/exit.js';
 import { parseHostRequest, type HostRequest } from './lib/standin-host.js';
 import { runCall, type ToolMain } from './lib/tool-io.js';
 
@@ -96,7 +97,9 @@ function main(): void {
     }
     active++;
     const started = Date.now();
-    const call = { argv: request.argv, env: request.env, cwd: request.cwd, stdin: () => '', signal };
+    // The client sends calls that read stdin to a process of their own; one that slips through fails.
+    const stdin = () => abort(`${request.tool}: the simulated lab's stand-in host cannot read stdin`);
+    const call = { argv: request.argv, env: request.env, cwd: request.cwd, stdin, signal };
     const result = await runCall(tool.main, call, tool.errorPrefix);
     active--;
     // The command only: arguments may carry secrets (`create secret --from-literal`).

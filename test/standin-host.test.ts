@@ -109,6 +109,10 @@ describe('the stand-in host', () => {
       exitCode: 0,
       stdout: 'configmap/piped created',
     });
+    expect(await kubectl(['apply', '-f-'], { input: manifest })).toMatchObject({
+      exitCode: 0,
+      stdout: 'configmap/piped unchanged',
+    });
     expect(answered().length).toBe(before);
   });
 

@@ -12,8 +12,8 @@ standin_host_call() {
   [[ -r $address ]] || return 0
   local arg
   for arg in "$@"; do
-    # The host gets no stdin: a call that reads it (`-f -`) runs as its own process.
-    [[ $arg == - || $arg == *=- ]] && return 0
+    # The host gets no stdin: a call that reads it (`-f -`, `-f-`, `--filename=-`) runs as its own process.
+    [[ $arg == - || $arg == *=- || $arg == -[!-]- ]] && return 0
   done
   local port token pid
   read -r port token pid <"$address" || return 0

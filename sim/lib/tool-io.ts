@@ -19,7 +19,7 @@ export interface ToolCall {
   cwd: string;
   stdout(text: string): void;
   stderr(text: string): void;
-  /** The whole of stdin (the host never serves a call that reads it, see sim/lib/host-client.sh). */
+  /** The whole of stdin (the host never serves a call that reads it, see sim/lib/standin-client.sh). */
   stdin(): string;
   /** Aborted when the caller is gone (the host's client disconnected): waits end early. */
   signal: AbortSignal;

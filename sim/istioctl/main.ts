@@ -76,8 +76,8 @@ const NAMESPACE = 'istio-system';
 
 /** One call of the stand-in istioctl: as its own process (sim/istioctl.ts) or in the lab's stand-in host. */
 export async function istioctl(): Promise<void> {
-  const { argv, env: callEnv } = toolCall();
-  const env = simEnv(callEnv);
+  const { argv } = toolCall();
+  const env = simEnv();
   await simulateCall(env, 'istioctl', argv);
   let args: ParsedArgs;
   try {

@@ -63,8 +63,8 @@ const FLAGS: Record<string, FlagSpec> = {
 
 /** One call of the stand-in kubectl: as its own process (sim/kubectl.ts) or in the lab's stand-in host. */
 export async function kubectl(): Promise<void> {
-  const { argv, env: callEnv } = toolCall();
-  const env = simEnv(callEnv);
+  const { argv } = toolCall();
+  const env = simEnv();
   await simulateCall(env, 'kubectl', argv);
   let args: ParsedArgs;
   try {

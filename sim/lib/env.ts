@@ -42,10 +42,13 @@ export interface SimEnv {
     machines: Record<string, { files?: Record<string, string>; ip?: string }>;
   };
   labFile: string;
+  /** The run's lab state folder (TUNNEL_LAB_STATE_DIR), what `{state}` in the lab file stands for. */
+  labState: string;
   sim: SimConfig;
 }
 
-export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
+/** The simulated lab as the current call's environment names it (see tool-io.ts). */
+export function simEnv(env: NodeJS.ProcessEnv = toolCall().env): SimEnv {
   // Relative to the caller's folder, as a path in the environment is for a process of its own.
   const [stateDir, labFile, labState] = [
     env.TUNNEL_LAB_SIM_STATE,
@@ -60,7 +63,7 @@ export function simEnv(env: NodeJS.ProcessEnv = process.env): SimEnv {
   }
   mkdirSync(stateDir, { recursive: true });
   const { lab, sim } = labOf(stateDir, labFile, labState);
-  return { stateDir, lab, labFile, sim };
+  return { stateDir, lab, labFile, labState, sim };
 }
 
 /** Cache files this process wrote: concurrent calls in the stand-in host each write their own. */

@@ -2,10 +2,10 @@
  * `vagrant` of the simulated lab (run through sim/bin/vagrant). It takes the argv the lab actions give the
  * real Vagrant and answers in Vagrant's formats and error texts, while its "machines" are folders under
  * `{state}/vms/<name>/` plus real daemons on 127.0.0.1: one OpenSSH sshd for every machine's shell and
- * one stand-in host that answers the stand-in kubectl and istioctl (both while any machine runs),
- * for the app machine nginx with mutual TLS, and for the proxy machine a real Envoy running
- * envoy/envoy.yaml. Machine records live in the sim state folder (see
- * sim/lib/machines.ts); latency and failure injection come from the lab file's `sim` section.
+ * one stand-in host that answers kubectl, istioctl and vagrant's read-only commands (both while any
+ * machine runs), for the app machine nginx with mutual TLS, and for the proxy machine a real Envoy
+ * running envoy/envoy.yaml. Machine records live in the sim state folder (see sim/lib/machines.ts);
+ * latency and failure injection come from the lab file's `sim` section.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -24,7 +24,7 @@ import { pinnedTool } from '../../src/lab/provisioning.js';
 import { injectedFault, simulateCall } from '../lib/call.js';
 import { latencyFor, simEnv, sleep, type SimEnv } from '../lib/env.js';
 import { CliExit } from '../lib/exit.js';
-import { callerPath, err, exit, out, setCommand, toolCall } from '../lib/tool-io.js';
+import { err, exit, out, setCommand, toolCall } from '../lib/tool-io.js';
 import { CLUSTER_STATE } from '../lib/kube-cluster.js';
 import { writeKubeconfig } from '../lib/kubeconfig.js';
 import {
@@ -236,7 +236,7 @@ interface Lab {
 
 function labContext(env: SimEnv): Lab {
   const { env: callEnv } = toolCall();
-  const labState = callerPath(callEnv.TUNNEL_LAB_STATE_DIR!);
+  const { labState } = env;
   const labDir = path.dirname(env.labFile);
   const vagrant = (env.lab.vagrant ?? {}) as {
     provider?: string;
@@ -917,7 +917,7 @@ async function run(argv: string[]): Promise<number> {
     ui.info(USAGE);
     return 0;
   }
-  const env = simEnv(toolCall().env);
+  const env = simEnv();
   const lab = labContext(env);
   appendFileSync(
     path.join(lab.simState, 'vagrant-calls.jsonl'),

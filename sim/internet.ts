@@ -20,7 +20,8 @@ export interface InternetConfig {
   siteIp: string;
   dir: string;
   /**
-   * The external proxy's Envoy, started as this process's child once DNS and the sites are up: Envoy
+   * The external proxy's Envoy, started as this process's child first of all, so that its start overlaps
+   * the CA's and the sites' (it resolves names only when a CONNECT arrives); killed if they fail. Envoy
    * ends itself when its parent process ends, so it needs a parent that stays.
    */
   envoy?: { binary: string; args: string[]; pidFile: string };
@@ -66,6 +67,34 @@ export function dnsAnswer(query: Buffer, ip: string): Buffer | undefined {
 
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as InternetConfig;
+  if (config.envoy) startEnvoy(config.envoy);
+  await serve(config);
+  process.stdout.write('ready\n');
+}
+
+/** Starts Envoy as this process's child; it ends with this process, and this process with it. */
+function startEnvoy(settings: NonNullable<InternetConfig['envoy']>): void {
+  const envoy = spawn(settings.binary, settings.args, { stdio: 'ignore' });
+  envoy.on('exit', (code, signal) => {
+    process.stderr.write(`envoy exited (${signal ?? code})\n`);
+    process.exit(1);
+  });
+  writeFileSync(settings.pidFile, String(envoy.pid));
+  const stop = () => {
+    envoy.removeAllListeners('exit');
+    envoy.kill('SIGTERM');
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // A failure of this process (the sites cannot start) must not leave Envoy behind.
+  process.on('exit', () => {
+    if (envoy.exitCode === null && envoy.signalCode === null) envoy.kill('SIGTERM');
+  });
+}
+
+/** The public CA, the HTTPS sites on port 443 and the DNS server, once they listen. */
+async function serve(config: InternetConfig): Promise<void> {
   const ca = publicCa(config.dir);
   mkdirSync(path.join(config.dir, 'sites'), { recursive: true });
   if (!existsSync(ca.cert)) {
@@ -139,22 +168,6 @@ async function main(): Promise<void> {
     dns.once('error', reject);
     dns.bind(config.dnsPort, '127.0.0.1', resolve);
   });
-  if (config.envoy) {
-    const envoy = spawn(config.envoy.binary, config.envoy.args, { stdio: 'ignore' });
-    envoy.on('exit', (code, signal) => {
-      process.stderr.write(`envoy exited (${signal ?? code})\n`);
-      process.exit(1);
-    });
-    writeFileSync(config.envoy.pidFile, String(envoy.pid));
-    const stop = () => {
-      envoy.removeAllListeners('exit');
-      envoy.kill('SIGTERM');
-      process.exit(0);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  }
-  process.stdout.write('ready\n');
 }
 
 if (process.argv[1] && path.basename(process.argv[1]).startsWith('internet')) {

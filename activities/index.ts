@@ -6,17 +6,14 @@ import { mkdir } from 'node:fs/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { StepOutcome } from '../workflows/types.js';
 import { InputError } from '../src/errors.js';
-import { keptLabsDir, runDir, runLabDir } from '../src/state-layout.js';
-import { loadLab } from '../src/lab/definition.js';
+import { runDir } from '../src/state-layout.js';
+import { loadRunLab } from '../src/lab/definition.js';
 import { LabRuntime } from '../src/lab/runtime.js';
 import type { ActionContext, ActionDefinition, ActionDeps, StepMeta } from './action.js';
 import { createEngineActivities } from './engine.js';
 import { actions } from './registry.js';
 
 export type { ActionDeps } from './action.js';
-
-/** The lab actions drive when neither the run nor the playbook names one: the real VMs. */
-export const DEFAULT_LAB = 'vagrant';
 
 export function createActivities(deps: ActionDeps): Record<string, (...args: never[]) => Promise<unknown>> {
   const activities: Record<string, (...args: never[]) => Promise<unknown>> = {
@@ -56,11 +53,7 @@ export function toActivity(
           ...(meta.scenario ? { scenario: meta.scenario } : {}),
         },
         lab: () => {
-          lab ??= loadLab(meta.lab ?? DEFAULT_LAB, {
-            projectRoot: deps.projectRoot,
-            stateDir: runLabDir(deps.stateRoot, workflowId),
-            labsDir: keptLabsDir(deps.stateRoot),
-          }).then(async (def) => {
+          lab ??= loadRunLab(meta, deps, workflowId).then(async (def) => {
             // The simulated lab runs its tools in this folder, so it must exist before the first one runs.
             await mkdir(def.stateDir, { recursive: true });
             return new LabRuntime(def, ctx, deps.sshPool, deps.pods);

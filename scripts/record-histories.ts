@@ -4,12 +4,13 @@
  * (and then guard the old path with `patched()` so runs in flight still replay), or to add one:
  * `node dist/scripts/record-histories.js [NAME...]` records only the named runs.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
 import { projectRoot } from '../src/config.js';
 import { queryProgress, resumeScenario, scenarioOutcome } from '../src/client.js';
 import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
@@ -82,7 +83,34 @@ async function main(): Promise<void> {
     // Recorded before cancelled steps were waited for (the wait-for-cancelled-steps patch), and after.
     cancelled: () => cancelled('cancelled'),
     'cancelled-waited': () => cancelled('cancelled-waited'),
+    // A run that waits for its lab while another holds it, then takes and releases the lab's lease.
+    'lab-waited': async () => {
+      const lab = await keptSimLab('recorded');
+      const hold = await playbook(
+        'hold',
+        "name: hold\nsteps:\n  - { id: tools, uses: tools.check, with: { tools: [vagrant] } }\n  - { id: hold, uses: exec, with: { command: [sleep, '2'] } }\nfinally:\n  - { id: z, uses: exec, with: { command: ['true'] } }\n",
+      );
+      const holder = await start('lab-held', { playbook: hold, lab });
+      for (;;) {
+        const state = await queryProgress(holder).catch(() => undefined);
+        if (state?.steps[0]?.status === 'passed') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return start('lab-waited', { playbook: hold, lab });
+    },
   };
+  /** labs/sim.yaml as a kept lab (its machines outlive runs, so runs on it share it). */
+  async function keptSimLab(name: string): Promise<string> {
+    const source = path.join(root, 'labs', 'sim.yaml');
+    const def = parse(await readFile(source, 'utf8')) as Record<string, unknown> & {
+      tools: Record<string, string>;
+    };
+    for (const [tool, file] of Object.entries(def.tools)) def.tools[tool] = path.resolve(root, 'labs', file);
+    Object.assign(def, { name, lifetime: 'lab' });
+    const file = path.join(tmp, `${name}.yaml`);
+    await writeFile(file, stringify(def));
+    return file;
+  }
   async function cancelled(id: string): Promise<WorkflowHandle> {
     const handle = await start(id, {
       playbook: await playbook(

@@ -9,6 +9,16 @@ const base = (steps: ScenarioResult['steps'], extra: Partial<ScenarioResult> = {
 });
 
 describe('Web UI current details', () => {
+  it('says which lab a waiting run waits for, and which run holds it', () => {
+    const waiting = base([{ id: 'vms', uses: 'vm.up', phase: 'main', status: 'pending', attempts: 0 }], {
+      waitingForLab: { lab: 'vagrant', heldBy: 'tunnel-lab-mtls-123' },
+    });
+    expect(renderDetails(waiting, 'run-2')).toContain(
+      'Now: waiting for lab vagrant, held by run tunnel-lab-mtls-123',
+    );
+    expect(renderDetails(base([]), 'run-2')).not.toContain('waiting for lab');
+  });
+
   it('names the current step with its target, and the last check with its evidence', () => {
     const text = renderDetails(
       base([

@@ -67,8 +67,12 @@ it('runs two scenarios at once, each one on its own lab host: its worker, its si
         e.activityTaskScheduledEventAttributes &&
         e.activityTaskScheduledEventAttributes.activityType?.name !== 'loadPlaybook',
     );
+    // Which lab the steps drive (for its lease) is read on the pinned host too, where the lab's folders are.
+    expect(steps.map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)[0]).toBe(
+      'labIdentity',
+    );
     expect(steps.map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name)).toEqual(
-      Array(4).fill(`${lab.taskQueue}@${host}`),
+      Array(5).fill(`${lab.taskQueue}@${host}`),
     );
     const identities = history
       .events!.filter((e) => e.activityTaskStartedEventAttributes)

@@ -106,6 +106,22 @@ class Screen implements Terminal {
 }
 
 describe('progress rendering', () => {
+  it('shows a run waiting for its lab in the live block, the printed events and the summary', () => {
+    const waiting: ScenarioResult = {
+      ...state,
+      steps: state.steps.map((s) => ({ ...s, status: 'pending', attempts: 0 })),
+      waitingForLab: { lab: 'vagrant', heldBy: 'run-y' },
+    };
+    expect(progressLines(waiting)[0]).toBe('hello: running — waiting for lab vagrant, held by run run-y');
+    expect(summaryTable(waiting).split('\n').at(-1)).toBe('waiting for lab vagrant, held by run run-y');
+    const printed: string[] = [];
+    const printer = new ProgressPrinter((line) => printed.push(line));
+    printer.update(waiting);
+    printer.update(waiting);
+    printer.update({ ...waiting, waitingForLab: undefined });
+    expect(printed).toEqual(['⧗ waiting for lab vagrant, held by run run-y']);
+  });
+
   it('reads the current attempt from the pending activities, also for `<id>#n` after a resume', () => {
     const parsed = liveAttempts([
       ...[

@@ -66,6 +66,29 @@ describe('the action registry', () => {
   });
 });
 
+describe('which runs drive the lab (and so hold its lease)', () => {
+  const plan = (uses: string[]) =>
+    parsePlaybook(
+      `name: p\nsteps:\n${uses.map((u, i) => `  - { id: s${i}, uses: ${u}${u === 'exec' ? ", with: { command: ['true'] }" : ''} }`).join('\n')}\n`,
+      'p.yaml',
+      { playbooksDir: path.join(root, 'playbooks'), actions },
+    );
+
+  it('is every run with a step whose action does not say `drivesLab: false`', () => {
+    expect(plan(['exec', 'exec']).usesLab).toBe(false);
+    expect(plan(['exec', 'tools.check']).usesLab).toBe(true);
+  });
+
+  it('takes an action at its word: one that says `drivesLab: false` never asks for the lab', async () => {
+    const free = actions.filter((a) => a.drivesLab === false).map((a) => a.name);
+    expect(free).toEqual(['exec']);
+    for (const name of free) {
+      const source = await readFile(path.join(root, 'activities', `${name.replace(/\./g, '-')}.ts`), 'utf8');
+      expect(source).not.toMatch(/\.lab\(\)/);
+    }
+  });
+});
+
 describe('docs/actions.md', () => {
   it('is the reference the registry generates (regenerate: npm run schema)', async () => {
     const shipped = await readFile(path.join(root, 'docs', 'actions.md'), 'utf8');

@@ -30,6 +30,7 @@ it('replays every recorded history against the current workflow code', async () 
     'failed-with-finally',
     'flaky-retried',
     'hello-passed',
+    'lab-waited',
     'paused-retried-skipped',
   ]);
   const results = Worker.runReplayHistories({ workflowBundle: { codePath: freshBundle(root) } }, recorded);

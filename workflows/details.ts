@@ -1,4 +1,4 @@
-import { STATUS_MARKS, type ScenarioResult } from './types.js';
+import { labWaitText, STATUS_MARKS, type ScenarioResult } from './types.js';
 
 const EVIDENCE_CHARS = 600;
 
@@ -17,6 +17,7 @@ export function forWebUi(markdown: string): string {
  */
 export function renderDetails(state: ScenarioResult, workflowId: string): string {
   const lines = [`**${state.playbook}**: ${state.status}`, ''];
+  if (state.waitingForLab) lines.push(`Now: ${labWaitText(state.waitingForLab)}`, '');
   const current = state.steps.filter((s) => s.status === 'running');
   for (const step of current) {
     const retry = step.attempts > 0 ? ` (attempts so far: ${step.attempts})` : '';

@@ -1,2 +1,3 @@
 /** What the worker's workflow bundle exports. */
+export { labLease } from './labLease.js';
 export { tunnelScenario } from './tunnelScenario.js';

@@ -7,20 +7,25 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ChildWorkflowCancellationType,
   condition,
   defineQuery,
   defineSignal,
   defineUpdate,
   isCancellation,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
+  type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { RetryState } from '@temporalio/common';
+import { RetryState, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { labLease, releaseLab } from './labLease.js';
 import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from './search-attributes.js';
 import {
   activityIdOf,
@@ -41,6 +46,8 @@ import {
   type RunStatus,
   type ScenarioInput,
   type ScenarioResult,
+  type LabHolder,
+  type LabIdentity,
   type StepMeta,
   type StepOutcome,
   type StepRecord,
@@ -60,6 +67,34 @@ const loader = proxyActivities<Loader>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlaybookError'] },
   summary: 'load and validate the playbook',
 });
+
+interface LeaseActivities {
+  labIdentity(meta: StepMeta): Promise<LabIdentity>;
+  labHolder(leaseId: string): Promise<LabHolder>;
+  awaitLabRelease(leaseId: string): Promise<void>;
+}
+
+/** Which lab the steps drive: read like the playbook, on the host whose worker runs the steps. */
+function labIdentityOn(taskQueue: string | undefined): LeaseActivities['labIdentity'] {
+  return proxyActivities<LeaseActivities>({
+    startToCloseTimeout: '30s',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlaybookError', 'LabConfigError'] },
+    summary: 'which lab the steps drive',
+    ...(taskQueue ? { taskQueue } : {}),
+  }).labIdentity;
+}
+
+const leases = proxyActivities<LeaseActivities>({ startToCloseTimeout: '30s', summary: 'who holds the lab' });
+// A run may wait for its lab as long as another run takes on it: hours on real VMs.
+const waiting = proxyActivities<LeaseActivities>({
+  startToCloseTimeout: '24h',
+  heartbeatTimeout: '30s',
+  retry: { maximumInterval: '30s' },
+  summary: 'wait for the lab',
+});
+
+/** Patch id: a run that drives a shared lab holds its lease (workflows/labLease.ts) from its first step on. */
+const LAB_LEASE = 'lab-lease';
 
 /** Runs a playbook. Passing runs return their result; failed runs fail with the result as the failure's details. */
 export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResult> {
@@ -127,6 +162,28 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
   publish();
 
+  let lease: ChildWorkflowHandle<typeof labLease> | undefined;
+  if (plan.usesLab && patched(LAB_LEASE)) {
+    try {
+      lease = await holdLab(plan);
+    } catch (err) {
+      // Nothing ran on the lab, so nothing needs its `finally` steps.
+      const cancelled = isCancellation(err);
+      for (const record of records.values()) record.status = cancelled ? 'cancelled' : 'skipped';
+      state.waitingForLab = undefined;
+      state.error = cancelled ? 'the run was cancelled before it had its lab' : messageOf(err);
+      setStatus(cancelled ? 'cancelled' : 'failed');
+      if (cancelled) throw err;
+      throw ApplicationFailure.create({
+        type: SCENARIO_FAILED,
+        message: `playbook ${plan.name} could not take its lab: ${state.error}`,
+        nonRetryable: true,
+        details: [state],
+        cause: err as Error,
+      });
+    }
+  }
+
   const pauseOnFailure = input.pauseOnFailure ?? plan.onFailure === 'pause';
   let firstFailure: Error | undefined;
   let cancellation: Error | undefined;
@@ -150,6 +207,14 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     }
   });
 
+  if (lease) {
+    const held = lease;
+    await CancellationScope.nonCancellable(async () => {
+      await held.signal(releaseLab);
+      await held.result();
+    });
+  }
+
   state.pausedStep = undefined;
   upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: '' }]);
   if (cancellation) {
@@ -169,6 +234,44 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
   setStatus('passed');
   return state;
+
+  /**
+   * Takes the lab's lease when the lab is shared, waiting while another run holds it; the lease ends with
+   * this run. Undefined when the lab is the run's own.
+   */
+  async function holdLab(plan: Plan): Promise<ChildWorkflowHandle<typeof labLease> | undefined> {
+    const identity = await labIdentityOn(plan.stepQueue)(metaOf(plan));
+    const leaseId = identity.leaseId;
+    if (!leaseId) return undefined;
+    const { workflowId } = workflowInfo();
+    for (;;) {
+      try {
+        // Once started the lease is this run's until it releases it: a cancellation of the run must not
+        // end it while `finally` steps still use the lab.
+        const handle = await CancellationScope.nonCancellable(() =>
+          startChild(labLease, {
+            workflowId: leaseId,
+            args: [{ lab: identity.name, where: identity.where, holder: workflowId }],
+            parentClosePolicy: ParentClosePolicy.TERMINATE,
+            cancellationType: ChildWorkflowCancellationType.ABANDON,
+            staticSummary: `lab ${identity.name} (${identity.where})`,
+          }),
+        );
+        if (state.waitingForLab) {
+          state.waitingForLab = undefined;
+          publish();
+        }
+        return handle;
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+      const holder = await leases.labHolder(leaseId);
+      if (!holder.held) continue;
+      state.waitingForLab = { lab: identity.name, ...(holder.heldBy ? { heldBy: holder.heldBy } : {}) };
+      publish();
+      await waiting.awaitLabRelease(leaseId);
+    }
+  }
 
   /** Runs a step or a group until it passes or is given up; false means the run must stop. */
   async function runNode(node: PlanNode): Promise<boolean> {
@@ -218,11 +321,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: step.id }]);
     publish();
     try {
-      const outcome = await activityFor(
-        step,
-        record.attempts,
-        plan.stepQueue,
-      )(step.with, { scenario: plan.name, ...(plan.lab ? { lab: plan.lab } : {}) });
+      const outcome = await activityFor(step, record.attempts, plan.stepQueue)(step.with, metaOf(plan));
       settleStep(record, {
         outcome: 'passed',
         attempts: outcome.attempt,
@@ -271,6 +370,11 @@ function activityFor(
   if (taskQueue) options.taskQueue = taskQueue;
   const activities = proxyActivities<Record<string, ActionActivity>>(options);
   return activities[step.uses]!;
+}
+
+/** What every step's activity receives beside its input. */
+function metaOf(plan: Plan): StepMeta {
+  return { scenario: plan.name, ...(plan.lab ? { lab: plan.lab } : {}) };
 }
 
 function attemptsOf(err: unknown, step: PlanStep): number {

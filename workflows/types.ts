@@ -77,6 +77,8 @@ export interface Plan {
   lab?: string;
   /** Task queue of the lab host the steps run on; the run's own queue when unset. */
   stepQueue?: string;
+  /** Whether a step drives the lab (any action but those that declare `drivesLab: false`). */
+  usesLab?: boolean;
   vars: Record<string, unknown>;
   onFailure: 'fail' | 'pause';
   steps: PlanNode[];
@@ -117,6 +119,47 @@ export interface ScenarioResult {
   pausedStep?: string;
   /** Why the run failed, when it did. */
   error?: string;
+  /** Set while the run waits for its lab, which another run holds (see LabIdentity). */
+  waitingForLab?: LabWait;
+}
+
+/** What a run waiting for its lab shows: which lab, and the run that holds it (when it could be read). */
+export interface LabWait {
+  lab: string;
+  heldBy?: string;
+}
+
+/**
+ * The lab a run drives, as the lab host's worker resolves it. Runs whose labs share a lease id never
+ * overlap: the id is the host and the lab's Vagrant folder, where its machines live. A lab whose machines
+ * are the run's own (a simulated lab with `lifetime: run`) has no lease id and is never waited for.
+ */
+export interface LabIdentity {
+  /** The lab's name, for people. */
+  name: string;
+  /** The workflow id of the lab's lease (a `labLease` run, child of the run that holds the lab). */
+  leaseId?: string;
+  /** Where the lab is, for people: host and folder. */
+  where: string;
+}
+
+/** The line every view shows for a waiting run: `waiting for lab X, held by run Y`. */
+export function labWaitText(wait: LabWait): string {
+  return `waiting for lab ${wait.lab}, held by run ${wait.heldBy ?? '(unknown)'}`;
+}
+
+/** Whether a lab's lease is open, and which run holds it when that could be read. */
+export interface LabHolder {
+  held: boolean;
+  heldBy?: string;
+}
+
+/** Input of the `labLease` workflow. */
+export interface LabLeaseInput {
+  lab: string;
+  where: string;
+  /** The workflow id of the run that holds the lab. */
+  holder: string;
 }
 
 /** How a paused run can be answered. */
@@ -225,6 +268,9 @@ export const WORKFLOW_TYPE = 'tunnelScenario';
 export const PROGRESS_QUERY = 'progress';
 export const RESUME = 'resume';
 export const LOAD_PLAYBOOK_ACTIVITY = 'loadPlaybook';
+export const LAB_LEASE_WORKFLOW = 'labLease';
+/** The signal that ends a lab's lease: its holder has finished with the lab. */
+export const RELEASE_LAB = 'release';
 
 /** The task queue of a lab host's activity worker. */
 export function hostQueue(taskQueue: string, host: string): string {

@@ -4,7 +4,13 @@
  * The rendering is pure (state in, lines out) so that it can be tested without a terminal.
  */
 import type proto from '@temporalio/proto';
-import { STATUS_MARKS, stepOfActivity, type ScenarioResult, type StepRecord } from '../../workflows/types.js';
+import {
+  labWaitText,
+  STATUS_MARKS,
+  stepOfActivity,
+  type ScenarioResult,
+  type StepRecord,
+} from '../../workflows/types.js';
 
 const MARK = STATUS_MARKS;
 
@@ -112,6 +118,7 @@ export function summaryTable(state: ScenarioResult, options: RenderOptions = {})
     }
   }
   out.push('', `${state.playbook}: ${state.status}${state.error ? ` — ${state.error}` : ''}`);
+  if (state.waitingForLab) out.push(labWaitText(state.waitingForLab));
   return out.join('\n');
 }
 
@@ -125,8 +132,9 @@ export function progressLines(
     options.runStartedAt !== undefined && options.now !== undefined
       ? `, ${clock(options.now - options.runStartedAt)}`
       : '';
-  const where =
-    state.steps.length === 0 && state.status === 'running'
+  const where = state.waitingForLab
+    ? labWaitText(state.waitingForLab)
+    : state.steps.length === 0 && state.status === 'running'
       ? 'loading the playbook'
       : `${done}/${state.steps.length} steps done`;
   const lines = [`${state.playbook}: ${state.status} — ${where}${took}`];
@@ -231,6 +239,7 @@ export class LiveProgress {
 export class ProgressPrinter {
   private seen = new Map<string, string>();
   private lastRunStatus: string | undefined;
+  private lastWait: string | undefined;
 
   constructor(
     private readonly write: Write,
@@ -238,6 +247,9 @@ export class ProgressPrinter {
   ) {}
 
   update(state: ScenarioResult): void {
+    const wait = state.waitingForLab && labWaitText(state.waitingForLab);
+    if (wait && wait !== this.lastWait) this.write(`⧗ ${wait}`);
+    this.lastWait = wait;
     for (const step of state.steps) {
       const key = `${step.status}/${step.attempts}`;
       if (this.seen.get(step.id) === key) continue;

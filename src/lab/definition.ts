@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { LabConfigError, PlaybookError } from '../errors.js';
 import { unknownName } from '../suggest.js';
 import { YamlSource } from '../yaml-source.js';
+import { keptLabsDir, runLabDir } from '../state-layout.js';
 
 const machineSchema = z
   .object({
@@ -155,6 +156,25 @@ export async function loadLab(ref: string, options: LoadLabOptions): Promise<Lab
     stateDir,
     certsDir,
   };
+}
+
+/** The lab actions drive when neither the run nor the playbook names one: the real VMs. */
+export const DEFAULT_LAB = 'vagrant';
+
+/**
+ * The lab a run's steps drive (`lab`, or the default), with `{state}` the run's own lab folder under
+ * `stateRoot` (or the kept lab's with `lifetime: lab`).
+ */
+export function loadRunLab(
+  { lab }: { lab?: string | undefined },
+  deps: { projectRoot: string; stateRoot: string },
+  workflowId: string,
+): Promise<LabDefinition> {
+  return loadLab(lab ?? DEFAULT_LAB, {
+    projectRoot: deps.projectRoot,
+    stateDir: runLabDir(deps.stateRoot, workflowId),
+    labsDir: keptLabsDir(deps.stateRoot),
+  });
 }
 
 function substitute(value: unknown, vars: Record<string, string>): unknown {

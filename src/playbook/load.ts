@@ -7,7 +7,14 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { ActionDefinition } from '../../activities/action.js';
-import type { Plan, PlanGroup, PlanNode, PlanStep, PlanStepOptions } from '../../workflows/types.js';
+import {
+  isGroup,
+  type Plan,
+  type PlanGroup,
+  type PlanNode,
+  type PlanStep,
+  type PlanStepOptions,
+} from '../../workflows/types.js';
 import { fromMs, toMs } from '../duration.js';
 import { InputError, PlaybookError } from '../errors.js';
 import { within } from '../paths.js';
@@ -226,6 +233,8 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   };
   if (playbook.description) plan.description = playbook.description;
   if (playbook.lab) plan.lab = playbook.lab;
+  const all = [...steps.flatMap((node) => (isGroup(node) ? node.parallel : [node])), ...finallySteps];
+  plan.usesLab = all.some((step) => options.actions.find((a) => a.name === step.uses)?.drivesLab !== false);
   return plan;
 
   function planGroup(raw: object, at: Path): PlanGroup | undefined {

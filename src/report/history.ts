@@ -224,9 +224,8 @@ export function buildRunReport(history: History, options: BuildOptions): RunRepo
     const step: StepReport = {
       ...record,
       attemptSpans: stepSpans(
-        executions.filter(
-          (a) => a.type !== LOAD_PLAYBOOK_ACTIVITY && stepOfActivity(a.activityId) === record.id,
-        ),
+        // The step's own activities: the engine's (loading, the lab's lease) have other types.
+        executions.filter((a) => a.type === record.uses && stepOfActivity(a.activityId) === record.id),
         pending,
         end,
       ),

@@ -15,7 +15,12 @@ export function createEngineActivities(deps: ActionDeps) {
     /** Loads and validates the playbook on the worker; a bad file fails with PlaybookError (not retried). */
     async loadPlaybook(input: ScenarioInput): Promise<Plan> {
       const file = runPlaybookFile(input.playbook, dirs);
-      const plan = await loadPlaybookFile(file, { playbooksDir, actions, vars: input.vars ?? {} });
+      const plan = await loadPlaybookFile(file, {
+        playbooksDir,
+        actions,
+        vars: input.vars ?? {},
+        ...(input.cell !== undefined ? { cell: input.cell } : {}),
+      });
       if (input.lab) plan.lab = input.lab;
       const host = input.labHost ?? deps.labHost;
       if (host) plan.stepQueue = hostQueue(Context.current().info.taskQueue, host);

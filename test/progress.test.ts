@@ -106,6 +106,40 @@ class Screen implements Terminal {
 }
 
 describe('progress rendering', () => {
+  it('shows a matrix run as its cells, with their child runs', () => {
+    const matrix: ScenarioResult = {
+      playbook: 'grid',
+      status: 'running',
+      steps: [],
+      cells: [
+        {
+          id: 'a=1',
+          vars: { a: 1 },
+          workflowId: 'r/a=1',
+          status: 'passed',
+          startedAt: at(0),
+          durationMs: 2000,
+        },
+        { id: 'a=2', vars: { a: 2 }, workflowId: 'r/a=2', status: 'running', startedAt: at(1000) },
+        { id: 'a=3', vars: { a: 3 }, workflowId: 'r/a=3', status: 'pending' },
+      ],
+    };
+    expect(progressLines(matrix, { now: T0 + 3500 })).toEqual([
+      'grid: running — 1/3 cells done',
+      '  ✔ cell a=1  passed   2.00s',
+      '  ▶ cell a=2  running  2.50s  r/a=2',
+      '  · cell a=3  pending',
+    ]);
+    expect(summaryTable({ ...matrix, status: 'failed', error: 'x' }, { now: T0 + 3500 })).toContain(
+      'a=2   ▶ running  2.50s  r/a=2',
+    );
+    const printed: string[] = [];
+    const printer = new ProgressPrinter((line) => printed.push(line));
+    printer.update(matrix);
+    printer.update(matrix);
+    expect(printed).toEqual(['✔ cell a=1  passed  2.00s', '▶ cell a=2  running  r/a=2']);
+  });
+
   it('shows a run waiting for its lab in the live block, the printed events and the summary', () => {
     const waiting: ScenarioResult = {
       ...state,

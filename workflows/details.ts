@@ -49,6 +49,17 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
   } else if (state.error && state.status !== 'running') {
     lines.push(`Error: ${state.error}`, '');
   }
+  if (state.cells) {
+    // A matrix run: its cells are child runs (the Web UI lists them under "Relationships").
+    lines.push('| cell | status | run |', '| --- | --- | --- |');
+    for (const cell of state.cells) {
+      const why = cell.status === 'passed' || !cell.error ? '' : ` — ${cell.error.replace(/\|/g, '\\|')}`;
+      lines.push(
+        `| ${cell.id} | ${STATUS_MARKS[cell.status]} ${cell.status}${why} | \`${cell.workflowId}\` |`,
+      );
+    }
+    return forWebUi(lines.join('\n'));
+  }
   lines.push('| step | action | status | attempts |', '| --- | --- | --- | --- |');
   for (const step of state.steps) {
     const id = step.phase === 'finally' ? `${step.id} (finally)` : step.id;

@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   ChildWorkflowCancellationType,
   condition,
   defineQuery,
@@ -26,6 +27,7 @@ import {
 } from '@temporalio/workflow';
 import { RetryState, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { labLease, releaseLab } from './labLease.js';
+import { runCells } from './matrix.js';
 import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from './search-attributes.js';
 import {
   activityIdOf,
@@ -40,6 +42,7 @@ import {
   RESUME,
   type Plan,
   type PlanNode,
+  type PlanMatrix,
   type PlanStep,
   type ResumeAction,
   type ResumeRequest,
@@ -155,6 +158,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
   state.playbook = plan.name;
   upsertSearchAttributes([{ key: PLAYBOOK_ATTRIBUTE, value: plan.name }]);
+  if (plan.matrix) return runMatrix(plan.matrix);
   for (const { step, phase, group } of planSteps(plan)) {
     const record = pendingRecord(step, phase, group);
     records.set(step.id, record);
@@ -234,6 +238,37 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   }
   setStatus('passed');
   return state;
+
+  /** A matrix run: its cells are child runs, and it passes when every cell passed. */
+  async function runMatrix(matrix: PlanMatrix): Promise<ScenarioResult> {
+    try {
+      await runCells(input, matrix, state, publish);
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      state.error = 'the run was cancelled';
+      setStatus('cancelled');
+      throw err;
+    }
+    const cells = state.cells ?? [];
+    const notPassed = cells.filter((c) => c.status !== 'passed');
+    if (CancellationScope.current().consideredCancelled) {
+      state.error = 'the run was cancelled';
+      setStatus('cancelled');
+      throw new CancelledFailure('the run was cancelled');
+    }
+    if (notPassed.length > 0) {
+      state.error = `${notPassed.length} of ${cells.length} cells did not pass: ${notPassed.map((c) => `${c.id} (${c.status})`).join(', ')}`;
+      setStatus('failed');
+      throw ApplicationFailure.create({
+        type: SCENARIO_FAILED,
+        message: `playbook ${state.playbook} failed: ${state.error}`,
+        nonRetryable: true,
+        details: [state],
+      });
+    }
+    setStatus('passed');
+    return state;
+  }
 
   /**
    * Takes the lab's lease when the lab is shared, waiting while another run holds it; the lease ends with

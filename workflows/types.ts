@@ -18,6 +18,42 @@ export interface ScenarioInput {
    * the worker that loads the playbook, or the run's own task queue when that worker names no host.
    */
   labHost?: string;
+  /**
+   * Set by a matrix run for each of its child runs: the cell (see MatrixCell.id) this run is. The run
+   * then runs the playbook's steps with the cell's values in `vars`, and no matrix of its own.
+   */
+  cell?: string;
+}
+
+/** One combination of a matrix's values: its id (`name=value,...`) and the variables it sets. */
+export interface MatrixCell {
+  id: string;
+  vars: Record<string, string | number | boolean>;
+}
+
+/** A playbook's matrix, expanded: a run of it starts one child run per cell. */
+export interface PlanMatrix {
+  cells: MatrixCell[];
+  failFast: boolean;
+  maxParallel?: number;
+}
+
+/** How a matrix run's cell went: its child run's id and outcome. */
+export interface CellRecord {
+  id: string;
+  vars: MatrixCell['vars'];
+  /** The child run's workflow id. */
+  workflowId: string;
+  status: StepStatus;
+  startedAt?: string;
+  durationMs?: number;
+  /** Why the cell failed, or was cancelled or skipped. */
+  error?: string;
+}
+
+/** The workflow id of a matrix run's cell: the parent's id, then the cell's. */
+export function cellWorkflowId(parentId: string, cellId: string): string {
+  return `${parentId}/${cellId}`;
 }
 
 /** Temporal retry policy fields the plan carries for each step. */
@@ -79,6 +115,8 @@ export interface Plan {
   stepQueue?: string;
   /** Whether a step drives the lab (any action but those that declare `drivesLab: false`). */
   usesLab?: boolean;
+  /** The playbook's matrix, when it has one and the run is not one of its cells. */
+  matrix?: PlanMatrix;
   vars: Record<string, unknown>;
   onFailure: 'fail' | 'pause';
   steps: PlanNode[];
@@ -121,6 +159,8 @@ export interface ScenarioResult {
   error?: string;
   /** Set while the run waits for its lab, which another run holds (see LabIdentity). */
   waitingForLab?: LabWait;
+  /** A matrix run's cells, each a child run; a matrix run has no steps of its own. */
+  cells?: CellRecord[];
 }
 
 /** What a run waiting for its lab shows: which lab, and the run that holds it (when it could be read). */

@@ -8,6 +8,7 @@ import {
   labWaitText,
   STATUS_MARKS,
   stepOfActivity,
+  type CellRecord,
   type ScenarioResult,
   type StepRecord,
 } from '../../workflows/types.js';
@@ -86,7 +87,10 @@ export function attemptOf(step: StepRecord, live?: LiveAttempts): number {
   return current ? step.attempts + current.attempt : step.attempts;
 }
 
-function elapsed(step: StepRecord, now: number | undefined): number | undefined {
+function elapsed(
+  step: Pick<StepRecord, 'status' | 'startedAt' | 'durationMs'>,
+  now: number | undefined,
+): number | undefined {
   if (step.status === 'running' && step.startedAt && now !== undefined) {
     return Math.max(0, now - Date.parse(step.startedAt));
   }
@@ -95,6 +99,7 @@ function elapsed(step: StepRecord, now: number | undefined): number | undefined 
 
 /** The summary table: one row per step; running steps show their current attempt and time so far. */
 export function summaryTable(state: ScenarioResult, options: RenderOptions = {}): string {
+  if (state.cells) return cellsTable(state, state.cells, options);
   // Once the run has ended, a step still pending never ran: say so rather than "pending".
   const ended = state.status !== 'running' && state.status !== 'paused';
   const rows = state.steps.map((s) => {
@@ -122,22 +127,60 @@ export function summaryTable(state: ScenarioResult, options: RenderOptions = {})
   return out.join('\n');
 }
 
+/** A matrix run's summary: one row per cell, with its child run's id. */
+function cellsTable(state: ScenarioResult, cells: CellRecord[], options: RenderOptions): string {
+  const rows = cells.map((c) => {
+    const time = elapsed(c, options.now);
+    return [
+      c.id,
+      `${MARK[c.status]} ${c.status}`,
+      time === undefined ? '' : seconds(time),
+      c.workflowId,
+      c.status === 'passed' ? '' : (c.error ?? ''),
+    ];
+  });
+  const out = table(['cell', 'status', 'time', 'run', 'error'], rows).map((line) => line.trimEnd());
+  out.push('', `${state.playbook}: ${state.status}${state.error ? ` — ${state.error}` : ''}`);
+  return out.join('\n');
+}
+
+/** One line for a cell's new state, as the non-terminal view prints it. */
+export function cellEventLine(cell: CellRecord): string {
+  const parts = [`${MARK[cell.status]} cell ${cell.id}`, cell.status];
+  if (cell.status === 'running') parts.push(cell.workflowId);
+  if (cell.durationMs !== undefined && cell.status !== 'running') parts.push(seconds(cell.durationMs));
+  if (cell.error && cell.status !== 'passed') parts.push(`— ${cell.error}`);
+  return parts.join('  ');
+}
+
 /** The live block: a header line, then one line per step. Lines are cut to `columns` so none wraps. */
 export function progressLines(
   state: ScenarioResult,
   options: RenderOptions & { columns?: number; runStartedAt?: number } = {},
 ): string[] {
-  const done = state.steps.filter((s) => !['pending', 'running'].includes(s.status)).length;
+  const units: { status: string }[] = state.cells ?? state.steps;
+  const done = units.filter((s) => !['pending', 'running'].includes(s.status)).length;
   const took =
     options.runStartedAt !== undefined && options.now !== undefined
       ? `, ${clock(options.now - options.runStartedAt)}`
       : '';
   const where = state.waitingForLab
     ? labWaitText(state.waitingForLab)
-    : state.steps.length === 0 && state.status === 'running'
-      ? 'loading the playbook'
-      : `${done}/${state.steps.length} steps done`;
+    : state.cells
+      ? `${done}/${state.cells.length} cells done`
+      : state.steps.length === 0 && state.status === 'running'
+        ? 'loading the playbook'
+        : `${done}/${state.steps.length} steps done`;
   const lines = [`${state.playbook}: ${state.status} — ${where}${took}`];
+  const cellRows = (state.cells ?? []).map((c) => {
+    const time = elapsed(c, options.now);
+    return [
+      `  ${MARK[c.status]} cell ${c.id}`,
+      c.status,
+      time === undefined ? '' : seconds(time),
+      c.status === 'running' ? c.workflowId : (c.error ?? ''),
+    ];
+  });
   const rows = state.steps.map((s) => {
     const current = s.status === 'running' ? options.live?.get(s.id) : undefined;
     const attempt = attemptOf(s, options.live);
@@ -160,7 +203,7 @@ export function progressLines(
       detail,
     ];
   });
-  lines.push(...table(undefined, rows));
+  lines.push(...table(undefined, state.cells ? cellRows : rows));
   if (state.status === 'paused') {
     lines.push(`  ⏸ paused at ${state.pausedStep ?? '?'}: ${state.error ?? ''}`);
     lines.push(`    ${resumeHint(options.runId)}`);
@@ -250,6 +293,14 @@ export class ProgressPrinter {
     const wait = state.waitingForLab && labWaitText(state.waitingForLab);
     if (wait && wait !== this.lastWait) this.write(`⧗ ${wait}`);
     this.lastWait = wait;
+    for (const cell of state.cells ?? []) {
+      const key = `cell:${cell.id}`;
+      if (this.seen.get(key) === cell.status) continue;
+      const first = !this.seen.has(key);
+      this.seen.set(key, cell.status);
+      if (first && cell.status === 'pending') continue;
+      this.write(cellEventLine(cell));
+    }
     for (const step of state.steps) {
       const key = `${step.status}/${step.attempts}`;
       if (this.seen.get(step.id) === key) continue;

@@ -21,6 +21,7 @@ import { within } from '../paths.js';
 import { fieldPath, valueAt, YamlSource, type Path, type Problem } from '../yaml-source.js';
 import { interpolate, wholeExpression, type InterpolationProblem } from './interpolate.js';
 import { z as zod } from 'zod';
+import { expandMatrix } from './matrix.js';
 import { genericStep, groupSchema, playbookShape } from './schema.js';
 
 export interface LoadOptions {
@@ -29,6 +30,8 @@ export interface LoadOptions {
   actions: readonly ActionDefinition[];
   /** Run-time overrides of the playbook's vars. */
   vars?: Record<string, unknown>;
+  /** The matrix cell the run is (its values are in `vars`): the plan then has no matrix. */
+  cell?: string;
 }
 
 /** `hello` → `<playbooksDir>/hello.yaml`; anything that looks like a path is taken as one. */
@@ -141,6 +144,31 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
       );
     }
   }
+  const matrix = playbook.matrix && expandMatrix(playbook.matrix, declared, source, ['matrix'], problems);
+  if (options.cell !== undefined && matrix && !matrix.cells.some((c) => c.id === options.cell)) {
+    const known = matrix.cells.map((c) => c.id).join('; ');
+    problems.push(
+      source.problem(
+        ['matrix'],
+        `the run is cell "${options.cell}", which the matrix has not (cells: ${known})`,
+      ),
+    );
+  } else if (options.cell !== undefined && !playbook.matrix) {
+    problems.push(
+      source.problem([], `the run is cell "${options.cell}" of a matrix, but the playbook has none`),
+    );
+  } else if (matrix && options.cell === undefined) {
+    const varied = new Set(matrix.cells.flatMap((c) => Object.keys(c.vars)));
+    for (const name of Object.keys(options.vars ?? {})) {
+      if (varied.has(name))
+        problems.push(
+          source.problem(
+            ['matrix'],
+            `the run sets variable "${name}", which the matrix varies: each cell sets it`,
+          ),
+        );
+    }
+  }
   const context = { vars: { ...declared, ...options.vars } };
   const seen = new Map<string, string>();
   const checkId = (id: string, at: Path): void => {
@@ -233,6 +261,19 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   };
   if (playbook.description) plan.description = playbook.description;
   if (playbook.lab) plan.lab = playbook.lab;
+  if (matrix && options.cell === undefined) {
+    // Every cell must plan as well: a value that breaks a step is found now, not when its cell runs.
+    for (const cell of matrix.cells) {
+      try {
+        parsePlaybook(text, file, { ...options, vars: { ...options.vars, ...cell.vars }, cell: cell.id });
+      } catch (err) {
+        if (!(err instanceof PlaybookError)) throw err;
+        problems.push(...err.problems.map((p) => ({ ...p, message: `in cell ${cell.id}: ${p.message}` })));
+      }
+    }
+    if (problems.length > 0) throw new PlaybookError(problems);
+    plan.matrix = matrix;
+  }
   const all = [...steps.flatMap((node) => (isGroup(node) ? node.parallel : [node])), ...finallySteps];
   plan.usesLab = all.some((step) => options.actions.find((a) => a.name === step.uses)?.drivesLab !== false);
   return plan;

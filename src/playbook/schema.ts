@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { ActionDefinition } from '../../activities/action.js';
 import { isDuration } from '../duration.js';
+import { matrixSchema } from './matrix.js';
 
 export const duration = z.string().refine(isDuration, 'must be a duration such as 500ms, 30s, 5m or 1h');
 
@@ -71,6 +72,7 @@ export const playbookFields = {
     .enum(['fail', 'pause'])
     .default('fail')
     .describe('What a step that still fails after its retries does: fail the run, or pause it for a resume.'),
+  matrix: matrixSchema.optional(),
 };
 
 /** The top level, with steps left for a second pass. */

@@ -1,0 +1,157 @@
+/**
+ * A matrix run starts one child run per cell (ids `<parent>/<cell>`, children of the parent in Temporal
+ * and so in its Web UI), at most `maxParallel` at once, and ends with a table of its cells. With
+ * `failFast`, the first cell that fails cancels the running cells (whose `finally` steps still run) and
+ * the cells not started are skipped.
+ */
+import type { ScenarioResult } from '../workflows/types.js';
+import { outcome, start, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
+
+let lab: TestLab;
+useWorker('matrix', (created) => (lab = created));
+
+const statuses = (result: ScenarioResult) =>
+  Object.fromEntries((result.cells ?? []).map((c) => [c.id, c.status]));
+
+/** The most cells that ran at the same time, from their start and duration. */
+function mostAtOnce(result: ScenarioResult): number {
+  const edges = (result.cells ?? []).flatMap((c) => {
+    if (!c.startedAt || c.durationMs === undefined) return [];
+    const from = Date.parse(c.startedAt);
+    return [
+      { at: from, step: 1 },
+      { at: from + c.durationMs, step: -1 },
+    ];
+  });
+  edges.sort((a, b) => a.at - b.at || a.step - b.step);
+  let now = 0;
+  let most = 0;
+  for (const edge of edges) most = Math.max(most, (now += edge.step));
+  return most;
+}
+
+describe('a matrix run', () => {
+  it('runs one child run per cell, at most maxParallel at once, and fails when a cell fails', async () => {
+    const playbook = await writePlaybook(
+      'grid',
+      [
+        'name: grid',
+        'vars: { a: 1, b: x }',
+        'matrix:',
+        '  axes: { a: [1, 2], b: [x, y] }',
+        '  exclude: [{ a: 2, b: y }]',
+        '  include: [{ a: 3, b: z }]',
+        '  failFast: false',
+        '  maxParallel: 2',
+        'steps:',
+        "  - { id: say, uses: exec, with: { command: [echo, 'a=${{ vars.a }}'] } }",
+        "  - { id: check, uses: exec, with: { command: [test, 'a=${{ vars.a }}', '!=', 'a=2'] } }",
+        "  - { id: nap, uses: exec, with: { command: [sleep, '1'] } }",
+        '',
+      ].join('\n'),
+    );
+    const handle = await start(lab, { playbook });
+    const result = await outcome(handle);
+    expect(result).toMatchObject({ status: 'failed', steps: [] });
+    expect(statuses(result)).toEqual({
+      'a=1,b=x': 'passed',
+      'a=1,b=y': 'passed',
+      'a=2,b=x': 'failed',
+      'a=3,b=z': 'passed',
+    });
+    expect(result.error).toBe('1 of 4 cells did not pass: a=2,b=x (failed)');
+    expect(mostAtOnce(result)).toBe(2);
+
+    for (const cell of result.cells!) {
+      expect(cell.workflowId).toBe(`${handle.workflowId}/${cell.id}`);
+      const child = lab.client.workflow.getHandle(cell.workflowId);
+      expect((await child.describe()).parentExecution?.workflowId).toBe(handle.workflowId);
+      const run = await outcome(child);
+      // Each cell ran the steps with its own values.
+      const say = run.steps.find((s) => s.id === 'say')!;
+      expect((say.output as { stdout: string }).stdout).toBe(`a=${cell.vars.a}`);
+    }
+  }, 120_000);
+
+  it('with failFast, cancels the running cells (their finally steps run) and skips the rest', async () => {
+    const playbook = await writePlaybook(
+      'fast',
+      [
+        'name: fast',
+        "vars: { name: '', cmd: 'true', arg: '' }",
+        'matrix:',
+        '  include:',
+        "    - { name: slow, cmd: sleep, arg: '60' }",
+        "    - { name: broken, cmd: 'false' }",
+        "    - { name: later, cmd: 'true' }",
+        '  maxParallel: 2',
+        'steps:',
+        "  - { id: run, uses: exec, with: { command: ['${{ vars.cmd }}', '${{ vars.arg }}'] } }",
+        'finally:',
+        "  - { id: after, uses: exec, with: { command: ['true'] } }",
+        '',
+      ].join('\n'),
+    );
+    const handle = await start(lab, { playbook });
+    const result = await outcome(handle);
+    expect(result.status).toBe('failed');
+    const cells = new Map(result.cells!.map((c) => [String(c.vars.name), c]));
+    const [slowCell, brokenCell, laterCell] = ['slow', 'broken', 'later'].map((name) => cells.get(name)!);
+    expect(brokenCell!.status).toBe('failed');
+    expect(slowCell!.status).toBe('cancelled');
+    expect(slowCell!.error).toBe(`cancelled: cell ${brokenCell!.id} did not pass (failFast)`);
+    expect(laterCell!.status).toBe('skipped');
+    // The cancelled cell's run ran its finally step; the skipped cell never started a run.
+    const slow = await lab.client.workflow.getHandle(slowCell!.workflowId).describe();
+    expect(slow.status.name).toBe('CANCELLED');
+    const slowRun = await lab.client.workflow
+      .getHandle(slowCell!.workflowId)
+      .query<ScenarioResult>('progress');
+    expect(slowRun.steps.map((st) => [st.id, st.status])).toEqual([
+      ['run', 'cancelled'],
+      ['after', 'passed'],
+    ]);
+    await expect(lab.client.workflow.getHandle(laterCell!.workflowId).describe()).rejects.toThrow();
+  }, 120_000);
+
+  it('cancels its running cells when it is cancelled; their finally steps run', async () => {
+    const playbook = await writePlaybook(
+      'cancel-grid',
+      [
+        'name: cancel-grid',
+        'vars: { n: 1 }',
+        'matrix: { axes: { n: [1, 2] } }',
+        'steps:',
+        "  - { id: nap, uses: exec, with: { command: [sleep, '60'] } }",
+        'finally:',
+        "  - { id: after, uses: exec, with: { command: [echo, 'n=${{ vars.n }}'] } }",
+        '',
+      ].join('\n'),
+    );
+    const handle = await start(lab, { playbook });
+    const running = async () => {
+      const state = await handle.query<ScenarioResult>('progress');
+      return state.cells?.every((c) => c.status === 'running') ? state : undefined;
+    };
+    let state = await running();
+    for (let i = 0; i < 200 && !state; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await running();
+    }
+    expect(state).toBeDefined();
+    // The cells' first step has started before the run is cancelled.
+    await new Promise((r) => setTimeout(r, 1500));
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    for (const cell of state!.cells!) {
+      const child = lab.client.workflow.getHandle(cell.workflowId);
+      expect((await child.describe()).status.name).toBe('CANCELLED');
+      // A closed run still answers the progress query (its worker replays it): its finally step ran.
+      const ended = await child.query<ScenarioResult>('progress');
+      const after = ended.steps.find((st) => st.id === 'after')!;
+      expect(after.status).toBe('passed');
+      expect((after.output as { stdout: string }).stdout).toBe(`n=${cell.vars.n}`);
+    }
+  }, 120_000);
+});

@@ -5,10 +5,19 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { parse, stringify } from 'yaml';
 import { runDir } from '../src/state-layout.js';
 import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
-import { outcome, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
+import {
+  outcome,
+  root,
+  start,
+  uniqueQueue,
+  writePlaybook,
+  type TestLab,
+  useWorker,
+} from './support/temporal.js';
 import {
   expectNoTunnelOnTheGateway,
   simLabVariant,
@@ -66,6 +75,35 @@ describe('tls-passthrough on the simulated lab', () => {
     expect(byId.teardown).toMatchObject({ status: 'passed', output: { mode: 'destroy' } });
     expect(await exportedHistory(id)).not.toMatch(/PRIVATE KEY/);
   }, 120_000);
+
+  it("passes as a matrix over the tunnel: the PoC's EnvoyFilter and Istio's native tunnel API, one child run each", async () => {
+    const doc = parse(await readFile(path.join(root, 'playbooks', 'tls-passthrough.yaml'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    doc.matrix = { axes: { tunnel: ['tcp-tunnel-filter', 'native-tunnel'] } };
+    const playbook = await writePlaybook('tunnels', stringify(doc));
+    const handle = await start(lab, { ...onSim(playbook) });
+    const result = await outcome(handle);
+    expect(result.error).toBeUndefined();
+    expect(result.cells!.map((c) => [c.id, c.status])).toEqual([
+      ['tunnel=tcp-tunnel-filter', 'passed'],
+      ['tunnel=native-tunnel', 'passed'],
+    ]);
+    const applied: Record<string, string[]> = {};
+    for (const cell of result.cells!) {
+      const run = await outcome(lab.client.workflow.getHandle(cell.workflowId));
+      const byId = Object.fromEntries(run.steps.map((st) => [st.id, st]));
+      expect(byId['proxy-saw-a']!.status).toBe('passed');
+      applied[cell.id] = (byId.tunnel!.output as { lines: string[] }).lines;
+    }
+    // Each cell tunnelled its own way: an EnvoyFilter, or the proxy's DestinationRule with tunnel settings.
+    expect(applied['tunnel=tcp-tunnel-filter']).toContainEqual(expect.stringMatching(/^envoyfilter\./));
+    expect(applied['tunnel=native-tunnel']).not.toContainEqual(expect.stringMatching(/^envoyfilter\./));
+    expect(applied['tunnel=native-tunnel']).toContainEqual(
+      expect.stringMatching(/^destinationrule\..*external-proxy/),
+    );
+  }, 180_000);
 
   it('fails at the proxy log check when the tunnel resources are left out', async () => {
     const file = await variant('tls-passthrough', (steps) =>

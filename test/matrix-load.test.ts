@@ -6,7 +6,7 @@ import path from 'node:path';
 import { actions } from '../activities/registry.js';
 import { PlaybookError } from '../src/errors.js';
 import { parsePlaybook } from '../src/playbook/load.js';
-import type { PlanStep } from '../workflows/types.js';
+import { cellWorkflowIds, type PlanStep } from '../workflows/types.js';
 import { root } from './support/temporal.js';
 
 const playbooksDir = path.join(root, 'playbooks');
@@ -109,6 +109,17 @@ describe('a playbook matrix', () => {
     expect(problemsOf(broken).join('\n')).toMatch(
       /^grid\.yaml:5:\d+: steps\[0\]\.with\.expect\.exitCode: in cell code=many: /,
     );
+  });
+
+  it("names each cell's run after the matrix run and the cell's values, in characters any path takes", () => {
+    expect(
+      cellWorkflowIds('run-1', [
+        { id: 'tunnel=native,proxy=http2', vars: { tunnel: 'native', proxy: 'http2' } },
+        { id: 'host=a b/c', vars: { host: 'a b/c' } },
+        { id: 'host=a_b_c', vars: { host: 'a_b_c' } },
+        { id: 'n=1', vars: { n: 1 } },
+      ]),
+    ).toEqual(['run-1.native-http2', 'run-1.a_b_c', 'run-1.a_b_c-2', 'run-1.1']);
   });
 
   it('has at most 64 cells, and needs axes or include entries', () => {

@@ -1,5 +1,5 @@
 /**
- * A matrix run starts one child run per cell (ids `<parent>/<cell>`, children of the parent in Temporal
+ * A matrix run starts one child run per cell (ids `<parent>.<values>`, children of the parent in Temporal
  * and so in its Web UI), at most `maxParallel` at once, and ends with a table of its cells. With
  * `failFast`, the first cell that fails cancels the running cells (whose `finally` steps still run) and
  * the cells not started are skipped.
@@ -63,7 +63,7 @@ describe('a matrix run', () => {
     expect(mostAtOnce(result)).toBe(2);
 
     for (const cell of result.cells!) {
-      expect(cell.workflowId).toBe(`${handle.workflowId}/${cell.id}`);
+      expect(cell.workflowId).toBe(`${handle.workflowId}.${cell.vars.a}-${cell.vars.b}`);
       const child = lab.client.workflow.getHandle(cell.workflowId);
       expect((await child.describe()).parentExecution?.workflowId).toBe(handle.workflowId);
       const run = await outcome(child);

@@ -148,6 +148,23 @@ describe('simulated vagrant', () => {
     expect(curl.stdout).toBe('400');
   });
 
+  it('serves ssh for a run whose id is escaped in its folder name (a/b=c → a%2Fb%3Dc)', async () => {
+    const escaped = await simLab(undefined, 'sim', 'matrix/tunnel=native');
+    try {
+      expect(escaped.labState).toContain('matrix%2Ftunnel%3Dnative');
+      expect((await escaped.vagrant(['up', 'external-app'])).exitCode).toBe(0);
+      const { stdout } = await escaped.vagrant(['ssh-config', 'external-app']);
+      const session = await SshSession.open(parseSshConfig(stdout));
+      try {
+        expect((await session.run(['echo', 'up'])).stdout).toBe('up\n');
+      } finally {
+        session.close();
+      }
+    } finally {
+      await escaped.close();
+    }
+  });
+
   it("prints ssh-config in vagrant's format, and ssh2 runs commands on the machine through it", async () => {
     const { exitCode, stdout } = await lab.vagrant(['ssh-config', 'k8s']);
     expect(exitCode).toBe(0);

@@ -14,7 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import {
-  cellWorkflowId,
+  cellWorkflowIds,
   WORKFLOW_TYPE,
   type CellRecord,
   type PlanMatrix,
@@ -29,11 +29,11 @@ export async function runCells(
   state: ScenarioResult,
   publish: () => void,
 ): Promise<void> {
-  const parent = workflowInfo().workflowId;
-  const cells: CellRecord[] = matrix.cells.map((cell) => ({
+  const ids = cellWorkflowIds(workflowInfo().workflowId, matrix.cells);
+  const cells: CellRecord[] = matrix.cells.map((cell, i) => ({
     id: cell.id,
     vars: cell.vars,
-    workflowId: cellWorkflowId(parent, cell.id),
+    workflowId: ids[i]!,
     status: 'pending',
   }));
   state.cells = cells;

@@ -51,9 +51,23 @@ export interface CellRecord {
   error?: string;
 }
 
-/** The workflow id of a matrix run's cell: the parent's id, then the cell's. */
-export function cellWorkflowId(parentId: string, cellId: string): string {
-  return `${parentId}/${cellId}`;
+/**
+ * The workflow ids of a matrix run's cells: the parent's id, a dot, and the cell's values joined by `-`
+ * (`run-1.native-tunnel-http2`), in characters that every tool takes in a path (a run's folder is named
+ * after its id); a second cell with the same values gets a number too.
+ */
+export function cellWorkflowIds(parentId: string, cells: readonly MatrixCell[]): string[] {
+  const taken = new Set<string>();
+  return cells.map((cell) => {
+    const slug =
+      Object.values(cell.vars)
+        .map((v) => String(v).replace(/[^A-Za-z0-9_.-]+/g, '_'))
+        .join('-') || 'cell';
+    let id = `${parentId}.${slug}`;
+    for (let n = 2; taken.has(id); n++) id = `${parentId}.${slug}-${n}`;
+    taken.add(id);
+    return id;
+  });
 }
 
 /** Temporal retry policy fields the plan carries for each step. */

@@ -63,7 +63,8 @@ function renderConfig(files: SshdFiles, port: number): string {
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
     `HostKey ${quote(files.hostKey)}`,
-    `AuthorizedKeysFile ${quote(files.userPub)}`,
+    // sshd expands %-tokens in this path (%h, %u): a literal % (a run id's escaped character) is %%.
+    `AuthorizedKeysFile ${quote(files.userPub.replace(/%/g, '%%'))}`,
     `PidFile ${quote(files.pidFile)}`,
     `AllowUsers ${sshUser()}`,
     'PubkeyAuthentication yes',

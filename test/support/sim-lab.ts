@@ -53,6 +53,8 @@ export interface SimLab {
 export async function simLab(
   edit?: (lab: LabYaml, stateRoot: string) => void,
   name: 'sim' | 'local' = 'sim',
+  /** The run whose lab it is: its folder is named after it (see state-layout.ts). */
+  runId = 'test',
 ): Promise<SimLab> {
   const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'tunnel-lab-sim-'));
   let labRef: string = name;
@@ -69,14 +71,14 @@ export async function simLab(
   }
   const def = await loadLab(labRef, {
     projectRoot: root,
-    stateDir: runLabDir(stateRoot, 'test'),
+    stateDir: runLabDir(stateRoot, runId),
     labsDir: keptLabsDir(stateRoot),
   });
   const labState = def.stateDir;
   // The sim lab's vagrant runs in the lab state folder, which the first action creates.
   await mkdir(labState, { recursive: true });
   const runtime = new LabRuntime(def, {
-    stateDir: runDir(stateRoot, 'test'),
+    stateDir: runDir(stateRoot, runId),
     signal: new AbortController().signal,
     heartbeat: () => undefined,
   });

@@ -43,7 +43,12 @@ export interface KillResult {
 }
 
 /** A worker process, its output appended to `<stateRoot>/worker.log`. */
-function startWorker(root: string, address: string, stateRoot: string, taskQueue: string): ChildProcess {
+export function startWorker(
+  root: string,
+  address: string,
+  stateRoot: string,
+  taskQueue: string,
+): ChildProcess {
   const log = openSync(path.join(stateRoot, 'worker.log'), 'a');
   const child = spawn(process.execPath, [path.join(root, 'dist', 'src', 'worker', 'main.js')], {
     env: {
@@ -58,7 +63,8 @@ function startWorker(root: string, address: string, stateRoot: string, taskQueue
   return child;
 }
 
-function stopped(child: ChildProcess): Promise<void> {
+/** Resolves once the process has exited. */
+export function stopped(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null
     ? Promise.resolve()
     : new Promise((resolve) => child.once('exit', () => resolve()));

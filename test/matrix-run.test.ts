@@ -4,8 +4,13 @@
  * `failFast`, the first cell that fails cancels the running cells (whose `finally` steps still run) and
  * the cells not started are skipped.
  */
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { collectRunReport, writeReport } from '../src/report/index.js';
 import type { ScenarioResult } from '../workflows/types.js';
-import { outcome, start, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
+import { outcome, root, start, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
 
 let lab: TestLab;
 useWorker('matrix', (created) => (lab = created));
@@ -61,6 +66,40 @@ describe('a matrix run', () => {
     });
     expect(result.error).toBe('1 of 4 cells did not pass: a=2,b=x (failed)');
     expect(mostAtOnce(result)).toBe(2);
+
+    // The report: a grid of the cells, a page per cell, and one JUnit suite per cell.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'matrix-report-'));
+    const report = await collectRunReport(handle, { namespace: 'default' });
+    await writeReport(dir, report);
+    const junit = await readFile(path.join(dir, 'junit.xml'), 'utf8');
+    const schema = path.join(root, 'test', 'fixtures', 'junit.xsd');
+    expect(
+      (await execa('xmllint', ['--noout', '--schema', schema, path.join(dir, 'junit.xml')])).exitCode,
+    ).toBe(0);
+    expect(
+      [...junit.matchAll(/<testsuite name="([^"]+)"[^>]* failures="(\d)"/g)].map((m) => [m[1], m[2]]),
+    ).toEqual([
+      ['grid [a=1,b=x]', '0'],
+      ['grid [a=1,b=y]', '0'],
+      ['grid [a=2,b=x]', '1'],
+      ['grid [a=3,b=z]', '0'],
+    ]);
+    const html = await readFile(path.join(dir, 'report.html'), 'utf8');
+    const grid = /<table class="grid">(.*?)<\/table>/s.exec(html)?.[1] ?? '';
+    // Rows a=1..3, columns b=x, y, z; the combinations that are no cell are dashes.
+    expect(
+      [...grid.matchAll(/<tr><th>([^<]*)<\/th>(.*?)<\/tr>/g)].map((m) => [
+        m[1],
+        [...m[2]!.matchAll(/>(passed|failed|—)</g)].map((c) => c[1]),
+      ]),
+    ).toEqual([
+      ['a \\ b', []],
+      ['1', ['passed', 'passed', '—']],
+      ['2', ['failed', '—', '—']],
+      ['3', ['—', '—', 'passed']],
+    ]);
+    const second = await readFile(path.join(dir, 'cells', '2.html'), 'utf8');
+    expect(second).toContain(result.cells![1]!.workflowId);
 
     for (const cell of result.cells!) {
       expect(cell.workflowId).toBe(`${handle.workflowId}.${cell.vars.a}-${cell.vars.b}`);

@@ -136,6 +136,17 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
     publish();
   };
+  /** Marks the run failed; the failure it ends with carries the run's state as its details. */
+  const failed = (message: string, cause?: Error): ApplicationFailure => {
+    setStatus('failed');
+    return ApplicationFailure.create({
+      type: SCENARIO_FAILED,
+      message,
+      nonRetryable: true,
+      details: [state],
+      ...(cause ? { cause } : {}),
+    });
+  };
 
   upsertSearchAttributes([
     { key: PLAYBOOK_ATTRIBUTE, value: input.playbook },
@@ -147,14 +158,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   } catch (err) {
     if (isCancellation(err)) throw err;
     state.error = messageOf(err);
-    setStatus('failed');
-    throw ApplicationFailure.create({
-      type: SCENARIO_FAILED,
-      message: `playbook ${input.playbook} could not be loaded: ${state.error}`,
-      nonRetryable: true,
-      details: [state],
-      cause: err as Error,
-    });
+    throw failed(`playbook ${input.playbook} could not be loaded: ${state.error}`, err as Error);
   }
   state.playbook = plan.name;
   upsertSearchAttributes([{ key: PLAYBOOK_ATTRIBUTE, value: plan.name }]);
@@ -176,15 +180,11 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
       for (const record of records.values()) record.status = cancelled ? 'cancelled' : 'skipped';
       state.waitingForLab = undefined;
       state.error = cancelled ? 'the run was cancelled before it had its lab' : messageOf(err);
-      setStatus(cancelled ? 'cancelled' : 'failed');
-      if (cancelled) throw err;
-      throw ApplicationFailure.create({
-        type: SCENARIO_FAILED,
-        message: `playbook ${plan.name} could not take its lab: ${state.error}`,
-        nonRetryable: true,
-        details: [state],
-        cause: err as Error,
-      });
+      if (cancelled) {
+        setStatus('cancelled');
+        throw err;
+      }
+      throw failed(`playbook ${plan.name} could not take its lab: ${state.error}`, err as Error);
     }
   }
 
@@ -225,17 +225,8 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     setStatus('cancelled');
     throw cancellation;
   }
-  if (state.error) {
-    setStatus('failed');
-    throw ApplicationFailure.create({
-      type: SCENARIO_FAILED,
-      message: `playbook ${plan.name} failed: ${state.error}`,
-      nonRetryable: true,
-      details: [state],
-      // The first step failure, with its own chain (ActivityFailure → the action's typed failure).
-      ...(firstFailure ? { cause: firstFailure } : {}),
-    });
-  }
+  // The first step failure is the cause, with its own chain (ActivityFailure → the action's typed failure).
+  if (state.error) throw failed(`playbook ${plan.name} failed: ${state.error}`, firstFailure);
   setStatus('passed');
   return state;
 
@@ -258,13 +249,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     }
     if (notPassed.length > 0) {
       state.error = `${notPassed.length} of ${cells.length} cells did not pass: ${notPassed.map((c) => `${c.id} (${c.status})`).join(', ')}`;
-      setStatus('failed');
-      throw ApplicationFailure.create({
-        type: SCENARIO_FAILED,
-        message: `playbook ${state.playbook} failed: ${state.error}`,
-        nonRetryable: true,
-        details: [state],
-      });
+      throw failed(`playbook ${state.playbook} failed: ${state.error}`);
     }
     setStatus('passed');
     return state;

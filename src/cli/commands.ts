@@ -86,7 +86,7 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
     const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, handle.workflowId) : undefined;
     const result = await follow(handle, out, { uiUrl });
     const report = string(values.report);
-    if (report) await saveReport(handle, report, config, uiUrl, out);
+    if (report) await saveReport(handle, report, config, session.uiUrl, out);
     if (session.ownsServer && uiUrl) {
       out(
         '(that Web UI lives only while this command runs; keep `tunnel-lab server` running for one that stays)',
@@ -183,7 +183,7 @@ export async function resumeCommand(argv: string[], out: Out): Promise<number> {
     const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, id) : undefined;
     const result = await follow(handle, out, { uiUrl });
     const report = string(values.report);
-    if (report) await saveReport(handle, report, config, uiUrl, out);
+    if (report) await saveReport(handle, report, config, session.uiUrl, out);
     return exitCodeOf(result);
   });
 }
@@ -195,8 +195,7 @@ export async function reportCommand(argv: string[], out: Out): Promise<number> {
   const config = settings();
   return withSession(config, { worker: false }, out, async (session) => {
     const handle = session.client.workflow.getHandle(id);
-    const uiUrl = session.uiUrl ? runUrl(session.uiUrl, config.namespace, id) : undefined;
-    await saveReport(handle, dir, config, uiUrl, out);
+    await saveReport(handle, dir, config, session.uiUrl, out);
     return 0;
   });
 }
@@ -205,12 +204,12 @@ async function saveReport(
   handle: WorkflowHandle,
   dir: string,
   config: Settings,
-  uiUrl: string | undefined,
+  uiBase: string | undefined,
   out: Out,
 ): Promise<void> {
   const files = await reportRun(handle, dir, {
     namespace: config.namespace,
-    uiUrl,
+    uiBase,
     localPaths: { [config.stateRoot]: '$TUNNEL_LAB_STATE', [config.projectRoot]: '.' },
   });
   out(`report: ${files.html} and ${files.junit}`);

@@ -12,6 +12,7 @@ import {
   planSteps,
   settleStep,
   stepOfActivity,
+  type CellRecord,
   type Plan,
   type RunStatus,
   type ScenarioInput,
@@ -90,8 +91,15 @@ export interface RunReport {
   /** Loading and validating the playbook, shown in the timeline before the steps. */
   load?: AttemptSpan[];
   steps: StepReport[];
+  /** A matrix run's cells, each with the report of its own run once it started one. */
+  cells?: CellReport[];
   /** When the report was built; the end of spans still running. */
   generatedAt: string;
+}
+
+/** A matrix run's cell: how it went, and its run's report (none for a cell that never started). */
+export interface CellReport extends CellRecord {
+  report?: RunReport;
 }
 
 export interface BuildOptions {
@@ -264,6 +272,7 @@ export function buildRunReport(history: History, options: BuildOptions): RunRepo
   const identity = executions.find((a) => a.identity)?.identity;
   if (identity) report.workerIdentity = identity;
   if (loads.length > 0) report.load = stepSpans(loads, pending, end);
+  if (state.cells) report.cells = state.cells.map((cell) => ({ ...cell }));
   return report;
 }
 

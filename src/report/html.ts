@@ -3,7 +3,7 @@
  * the steps and each step's evidence (its output). Inline CSS and SVG only, so the file can be archived as
  * a CI artifact and opened anywhere, offline.
  */
-import type { AttemptOutcome, AttemptSpan, RunReport, StepReport } from './history.js';
+import type { AttemptOutcome, AttemptSpan, CellReport, RunReport, StepReport } from './history.js';
 
 const COLORS: Record<AttemptOutcome, string> = {
   passed: '#2e7d32',
@@ -55,13 +55,17 @@ export function renderHtml(report: RunReport): string {
     '</head>',
     '<body>',
     header(report),
-    '<h2>Timeline</h2>',
-    timeline(report),
-    legend(),
-    '<h2>Steps</h2>',
-    stepsTable(report),
-    '<h2>Evidence</h2>',
-    ...report.steps.map(evidence),
+    ...(report.cells
+      ? ['<h2>Cells</h2>', cellsGrid(report.cells), cellsTable(report.cells)]
+      : [
+          '<h2>Timeline</h2>',
+          timeline(report),
+          legend(),
+          '<h2>Steps</h2>',
+          stepsTable(report),
+          '<h2>Evidence</h2>',
+          ...report.steps.map(evidence),
+        ]),
     `<p class="muted">Report of run ${esc(report.workflowId)}, built from its Temporal history at ${esc(report.generatedAt)}.</p>`,
     '</body>',
     '</html>',
@@ -279,6 +283,55 @@ function evidence(step: StepReport): string {
   }
   parts.push('</section>');
   return parts.join('\n');
+}
+
+/** Where a matrix report's page of a cell is, relative to the matrix's own page (see writeReport). */
+export function cellPage(index: number): string {
+  return `cells/${index + 1}.html`;
+}
+
+function cellLink(cell: CellReport, index: number, text: string): string {
+  return cell.report ? `<a href="${esc(cellPage(index))}">${text}</a>` : text;
+}
+
+/**
+ * The cells as a grid when they all set the same two or more variables: one row per combination of all
+ * but the last, one column per value of the last. Otherwise nothing (the table below lists them).
+ */
+function cellsGrid(cells: CellReport[]): string {
+  const keys = Object.keys(cells[0]?.vars ?? {});
+  const same = cells.every((c) => Object.keys(c.vars).join('\0') === keys.join('\0'));
+  if (!same || keys.length < 2) return '';
+  const last = keys.at(-1)!;
+  const rowKey = (c: CellReport) =>
+    keys
+      .slice(0, -1)
+      .map((k) => String(c.vars[k]))
+      .join(', ');
+  const rows = [...new Set(cells.map(rowKey))];
+  const columns = [...new Set(cells.map((c) => String(c.vars[last])))];
+  const head = `<tr><th>${esc(keys.slice(0, -1).join(', '))} \\ ${esc(last)}</th>${columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>`;
+  const body = rows.map((row) => {
+    const tds = columns.map((column) => {
+      const index = cells.findIndex((c) => rowKey(c) === row && String(c.vars[last]) === column);
+      return index < 0
+        ? '<td class="muted">—</td>'
+        : `<td>${cellLink(cells[index]!, index, badge(cells[index]!.status))}</td>`;
+    });
+    return `<tr><th>${esc(row)}</th>${tds.join('')}</tr>`;
+  });
+  return `<table class="grid">${head}${body.join('')}</table>`;
+}
+
+function cellsTable(cells: CellReport[]): string {
+  const head = '<tr><th>cell</th><th>status</th><th>duration</th><th>run</th><th>error</th></tr>';
+  const rows = cells.map(
+    (c, i) =>
+      `<tr class="cell"><td>${cellLink(c, i, `<code>${esc(c.id)}</code>`)}</td><td>${badge(c.status)}</td>` +
+      `<td class="num">${c.durationMs === undefined ? '' : esc(duration(c.durationMs))}</td>` +
+      `<td><code>${esc(c.workflowId)}</code></td><td class="error">${c.status === 'passed' ? '' : esc(c.error ?? '')}</td></tr>`,
+  );
+  return `<table class="cells">${head}${rows.join('')}</table>`;
 }
 
 function badge(status: string): string {

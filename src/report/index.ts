@@ -3,18 +3,25 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressWithin } from '../client.js';
+import { runUrl } from '../config.js';
 import { buildRunReport, type RunReport } from './history.js';
-import { renderHtml } from './html.js';
+import { cellPage, renderHtml } from './html.js';
 import { renderJunit } from './junit.js';
 
-export { buildRunReport, type AttemptSpan, type RunReport, type StepReport } from './history.js';
+export {
+  buildRunReport,
+  type AttemptSpan,
+  type CellReport,
+  type RunReport,
+  type StepReport,
+} from './history.js';
 export { renderHtml } from './html.js';
 export { renderJunit } from './junit.js';
 
 export interface CollectOptions {
   namespace: string;
-  /** Link to the run in the Web UI. */
-  uiUrl?: string;
+  /** The Web UI's address: the report links to the run (and a matrix run's cells) there. */
+  uiBase?: string;
   /**
    * This machine's folders, by the name a report shows instead (e.g. the state root as `$TUNNEL_LAB_STATE`):
    * a shared report names no local paths.
@@ -29,19 +36,29 @@ const PROGRESS_TIMEOUT_MS = 3000;
  * Works for finished runs without any worker: closed runs are told by their history alone.
  */
 export async function collectRunReport(handle: WorkflowHandle, options: CollectOptions): Promise<RunReport> {
+  const report = await collectOne(handle, options);
+  // A matrix run's cells are runs of their own: each cell's report comes from its run's history.
+  for (const cell of report.cells ?? []) {
+    if (cell.status === 'skipped' || cell.status === 'pending') continue;
+    const child = handle.client.getHandle(cell.workflowId);
+    cell.report = await collectOne(child, options).catch(() => undefined);
+  }
+  return options.localPaths ? withoutLocalPaths(report, options.localPaths) : report;
+}
+
+async function collectOne(handle: WorkflowHandle, options: CollectOptions): Promise<RunReport> {
   const [history, description] = await Promise.all([handle.fetchHistory(), handle.describe()]);
   const running = description.status.name === 'RUNNING';
   // Skipped steps and pauses exist only in the workflow's state; a running run is asked, if a worker answers.
   const progress = running ? await progressWithin(handle, PROGRESS_TIMEOUT_MS) : undefined;
-  const report = buildRunReport(history, {
+  return buildRunReport(history, {
     workflowId: handle.workflowId,
     runId: description.runId,
     namespace: options.namespace,
-    uiUrl: options.uiUrl,
+    uiUrl: options.uiBase ? runUrl(options.uiBase, options.namespace, handle.workflowId) : undefined,
     pending: running ? description.raw.pendingActivities : undefined,
     progress,
   });
-  return options.localPaths ? withoutLocalPaths(report, options.localPaths) : report;
 }
 
 /** The report with each local folder written as its name, in every string it holds. */
@@ -62,12 +79,21 @@ export interface ReportFiles {
   html: string;
 }
 
-/** Writes `junit.xml` and `report.html` into `dir` (created when missing). */
+/**
+ * Writes `junit.xml` and `report.html` into `dir` (created when missing); for a matrix run, also each
+ * cell's page (`cells/<n>.html`), which the matrix's page links to.
+ */
 export async function writeReport(dir: string, report: RunReport): Promise<ReportFiles> {
   await mkdir(dir, { recursive: true });
   const files = { junit: path.join(dir, 'junit.xml'), html: path.join(dir, 'report.html') };
   await writeFile(files.junit, renderJunit(report));
   await writeFile(files.html, renderHtml(report));
+  for (const [i, cell] of (report.cells ?? []).entries()) {
+    if (!cell.report) continue;
+    const page = path.join(dir, cellPage(i));
+    await mkdir(path.dirname(page), { recursive: true });
+    await writeFile(page, renderHtml(cell.report));
+  }
   return files;
 }
 

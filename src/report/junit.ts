@@ -2,10 +2,36 @@
  * JUnit XML for CI systems (Jenkins, GitLab, GitHub test reporters): one testsuite per run, one testcase per
  * step (finally steps included), in the shape of the Jenkins/Ant JUnit schema.
  */
-import type { RunReport, StepReport } from './history.js';
+import type { CellReport, RunReport, StepReport } from './history.js';
 
-/** Renders the report as a JUnit XML document. */
+/**
+ * Renders the report as a JUnit XML document: one testsuite for a run; for a matrix run, one testsuite per
+ * cell (`playbook [cell]`), each its run's steps, and a cell that never ran as a skipped testcase.
+ */
 export function renderJunit(report: RunReport): string {
+  const suites = report.cells
+    ? report.cells.map((cell, i) =>
+        cell.report
+          ? suite(cell.report, String(i), `${report.playbook} [${cell.id}]`)
+          : notRunSuite(report, cell, String(i)),
+      )
+    : [suite(report, '0', report.playbook)];
+  const total = (key: keyof Suite['counts']) => String(suites.reduce((sum, s) => sum + s.counts[key], 0));
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="tunnel-lab" tests="${total('tests')}" failures="${total('failures')}" errors="${total('errors')}" time="${seconds(runMs(report))}">`,
+    ...suites.flatMap((s) => s.lines),
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
+
+interface Suite {
+  counts: { tests: number; failures: number; errors: number };
+  lines: string[];
+}
+
+function suite(report: RunReport, id: string, name: string): Suite {
   const cases = report.steps.map((step) => testcase(report, step));
   // A run that failed without a failing step (bad playbook, terminated, timed out) must still fail in CI.
   const stepFailed = report.steps.some((s) => s.status === 'failed');
@@ -14,9 +40,9 @@ export function renderJunit(report: RunReport): string {
   const failures = report.steps.filter((s) => s.status === 'failed').length;
   const skipped = report.steps.filter((s) => skippedReason(s) !== undefined).length;
   const attrs = {
-    name: report.playbook,
+    name,
     package: 'tunnel-lab',
-    id: '0',
+    id,
     hostname: hostOf(report.workerIdentity),
     timestamp: report.startedAt.replace(/\.\d+Z$|Z$/, ''),
     tests: String(cases.length),
@@ -45,8 +71,6 @@ export function renderJunit(report: RunReport): string {
     ]),
   ];
   const lines = [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="tunnel-lab" tests="${attrs.tests}" failures="${attrs.failures}" errors="${attrs.errors}" time="${attrs.time}">`,
     `  <testsuite${attributes(attrs)}>`,
     '    <properties>',
     ...props.map(([name, value]) => `      <property${attributes({ name, value })}/>`),
@@ -55,10 +79,33 @@ export function renderJunit(report: RunReport): string {
     `    <system-out>${text(summaryText(report))}</system-out>`,
     `    <system-err>${text(report.error ?? '')}</system-err>`,
     '  </testsuite>',
-    '</testsuites>',
-    '',
   ];
-  return lines.join('\n');
+  return { counts: { tests: cases.length, failures, errors: runError ? 1 : 0 }, lines };
+}
+
+/** The suite of a matrix cell that started no run (skipped after another cell failed, or cancelled). */
+function notRunSuite(matrix: RunReport, cell: CellReport, id: string): Suite {
+  const reason = cell.error ?? cell.status;
+  const attrs = {
+    name: `${matrix.playbook} [${cell.id}]`,
+    package: 'tunnel-lab',
+    id,
+    hostname: hostOf(matrix.workerIdentity),
+    timestamp: matrix.startedAt.replace(/\.\d+Z$|Z$/, ''),
+    tests: '1',
+    failures: '0',
+    errors: '0',
+    skipped: '1',
+    time: '0.000',
+  };
+  const lines = [
+    `  <testsuite${attributes(attrs)}>`,
+    `    <testcase${attributes({ name: '(cell)', classname: matrix.playbook, time: '0.000' })}>`,
+    `      <skipped${attributes({ message: reason })}/>`,
+    '    </testcase>',
+    '  </testsuite>',
+  ];
+  return { counts: { tests: 1, failures: 0, errors: 0 }, lines };
 }
 
 function testcase(report: RunReport, step: StepReport): string {

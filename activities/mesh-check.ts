@@ -4,7 +4,7 @@ import { machineWithRole } from '../src/lab/definition.js';
 import { renderManifestSet, oracleRequest, type MeshSettings } from '../src/mesh/manifest-set.js';
 import { ensureOracle, findOracle, runOracle } from '../src/mesh/oracle.js';
 import { describeVerdict, type MeshVerdict, type VerdictKind } from '../src/mesh/verdict.js';
-import { modelAnswer, MODEL_LAB } from '../sim/mesh/answer.js';
+import { modelAnswer, modelLab } from '../sim/mesh/answer.js';
 import { defineAction } from './action.js';
 
 const VERDICTS = ['blocked', 'direct', 'tunnel', 'fail'] as const satisfies readonly VerdictKind[];
@@ -145,9 +145,10 @@ export const meshCheckAction = defineAction({
       analysisErrors = answer.analysis.filter((f) => f.level === 'Error').map((f) => f.message);
     } else {
       const [, proxy] = machineWithRole(lab.def, 'proxy');
+      const model = modelLab();
       const answer = modelAnswer(set.documents, settings, probes, {
-        ...MODEL_LAB,
-        proxy: { ip: proxy.ip, port: lab.def.network.proxyPort },
+        ...model,
+        proxy: { ...model.proxy!, ip: proxy.ip },
       });
       verdicts = answer.verdicts;
       output = evidence('sim-model', verdicts, {

@@ -17,6 +17,8 @@ import { ENVOY_WHEEL, ensureEnvoy } from '../src/lab/envoy-binary.js';
 import { selfSigned } from '../sim/lib/openssl.js';
 import { freePort } from '../sim/lib/procs.js';
 import { renderEnvoyConfig } from '../sim/lib/proxy.js';
+import { tunnelRequest } from '../sim/lib/tunnel-client.js';
+import { proxyAnswer, proxyListeners, proxyLogLines } from '../sim/mesh/proxy-listeners.js';
 
 const root = projectRoot();
 let envoy: string;
@@ -24,6 +26,7 @@ let dir: string;
 let config: string;
 let accessLog: string;
 let proxyPort: number;
+let plainPort: number;
 let upstream: tls.Server;
 let upstreamPort: number;
 let running: ChildProcess | undefined;
@@ -37,7 +40,7 @@ async function renderForLoopback(file: string, edit: (text: string) => string = 
   await writeFile(
     file,
     renderEnvoyConfig(text, {
-      port: proxyPort,
+      ports: { 3128: proxyPort, 3129: plainPort },
       adminPort: await freePort(),
       cert: path.join(dir, 'proxy.crt'),
       key: path.join(dir, 'proxy.key'),
@@ -52,6 +55,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'envoy-proxy-'));
   accessLog = path.join(dir, 'access.log');
   proxyPort = await freePort();
+  plainPort = await freePort();
   await selfSigned({
     subject: '/CN=external-proxy',
     days: 2,
@@ -238,6 +242,7 @@ test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', a
     .flatMap((s) => s.parallel ?? [s])
     .find((s) => s.id === 'proxy-saw-a')!
     .with!.pattern!.replace('${{ vars.hostA }}:443', target)
+    .replace('${{ vars.proxyProtocol }}', 'HTTP/1\\.1')
     .replace('\\S+:443', '\\S+');
   expect(more.slice(2).filter((line) => new RegExp(pattern).test(line))).toHaveLength(1);
   expect(more.slice(2)).toEqual([
@@ -251,3 +256,60 @@ test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', a
     ),
   ]);
 }, 60_000);
+
+test('serves each way the mesh may open a tunnel as sim/mesh/proxy-listeners.ts says it does', async () => {
+  // The Envoy of the test above still runs.
+  const listeners = proxyListeners(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'));
+  expect(listeners.map((l) => [l.port, l.tls])).toEqual([
+    [3128, true],
+    [3129, false],
+  ]);
+  const loopback: Record<number, number> = { 3128: proxyPort, 3129: plainPort };
+  const target = `127.0.0.1:${upstreamPort}`;
+  const rows: string[] = [];
+  for (const port of [3128, 3129]) {
+    for (const proxyTls of [true, false]) {
+      for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
+        for (const method of ['CONNECT', 'POST']) {
+          const before = (await logLines(0, 0)).length;
+          const result = await tunnelRequest({
+            proxyPort: loopback[port]!,
+            proxyTls,
+            protocol,
+            method,
+            authority: target,
+            host: 'upstream.test',
+            insecure: false,
+            publicCa: path.join(dir, 'upstream.crt'),
+            timeoutMs: 5_000,
+          });
+          // A served tunnel writes two lines; a refused request one or none.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const lines = (await logLines(0, 0)).slice(before);
+          const ask = { port, tls: proxyTls, protocol, method };
+          const answer = proxyAnswer(listeners, ask);
+          const name = `${port} ${proxyTls ? 'tls' : 'plain'} ${protocol} ${method}`;
+          rows.push(`${name}: ${result.exitCode === 0 ? 'served' : 'refused'}`);
+          expect(`${name}: ${answer.served ? 'served' : 'refused'}`).toBe(rows.at(-1));
+          // The lines the model writes where no Envoy runs, but for the time and the client's port.
+          const model = proxyLogLines(ask, answer, {
+            time: new Date(0),
+            client: '127.0.0.1:1',
+            target,
+            authority: target,
+          });
+          const normal = (line: string) =>
+            line.replace(/^\[[^\]]+\] 127\.0\.0\.1:\d+ /, '[1970-01-01T00:00:00.000Z] 127.0.0.1:1 ');
+          expect(lines.map(normal)).toEqual(model);
+        }
+      }
+    }
+  }
+  // Both listeners serve HTTP/1.1 and HTTP/2 CONNECT of their own kind.
+  expect(rows.filter((r) => r.endsWith(': served'))).toEqual([
+    '3128 tls HTTP/1.1 CONNECT: served',
+    '3128 tls HTTP/2 CONNECT: served',
+    '3129 plain HTTP/1.1 CONNECT: served',
+    '3129 plain HTTP/2 CONNECT: served',
+  ]);
+}, 120_000);

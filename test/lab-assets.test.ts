@@ -1,5 +1,7 @@
 import { execa } from 'execa';
+import { loadLab as loadLabDefinition } from '../src/lab/definition.js';
 import { ENVOY_WHEEL } from '../src/lab/envoy-binary.js';
+import { proxyListeners } from '../sim/mesh/proxy-listeners.js';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -251,6 +253,22 @@ describe('envoy/envoy.yaml', () => {
     expect(config.static_resources.clusters.map((c) => c.name)).toContain(route.route.cluster);
   });
 
+  it('serves a plain-text listener on 3129 beside the TLS one, and every lab names them as they are', async () => {
+    const listeners = proxyListeners(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'));
+    expect(listeners).toEqual([
+      { name: 'connect_proxy_tls', port: 3128, tls: true, http2: true, methods: ['CONNECT'] },
+      { name: 'connect_proxy_plain', port: 3129, tls: false, http2: true, methods: ['CONNECT'] },
+    ]);
+    for (const name of ['vagrant', 'local', 'sim']) {
+      const { network } = await loadLabDefinition(name, { projectRoot: root, stateDir: '/nonexistent' });
+      expect({ name, tls: network.proxyPort, plain: network.proxyPlainPort }).toEqual({
+        name,
+        tls: 3128,
+        plain: 3129,
+      });
+    }
+  });
+
   it('is what the systemd unit runs', async () => {
     const unit = await readFile(path.join(root, 'envoy', 'envoy.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\S*envoy -c \/etc\/envoy\/envoy\.yaml --file-flush-interval-msec 200$/m);
@@ -282,7 +300,12 @@ describe('labs/vagrant.yaml', () => {
       ip: '192.168.56.30',
       files: { accessLog: '/var/log/nginx/access.log' },
     });
-    expect(lab.network).toEqual({ proxyPort: 3128, appPort: 443, apiServer: 'https://192.168.56.20:6443' });
+    expect(lab.network).toEqual({
+      proxyPort: 3128,
+      proxyPlainPort: 3129,
+      appPort: 443,
+      apiServer: 'https://192.168.56.20:6443',
+    });
     expect(Object.keys(lab.tools).sort()).toEqual(['istioctl', 'kubectl', 'vagrant']);
   });
 

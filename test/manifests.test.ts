@@ -68,6 +68,7 @@ describe('manifest templates', () => {
         }
         expect(yaml).not.toContain('${{');
         expect(yaml).not.toContain('$forEach');
+        expect(yaml).not.toContain('$if');
       }
     });
   }
@@ -136,6 +137,82 @@ describe('manifest templates', () => {
     expect(() =>
       renderManifest('$forEach: h in values.n\n$item: {}\n', { lab: {}, values: { n: 1 } }, 'f.yaml'),
     ).toThrow(/values\.n is not a list/);
+  });
+
+  it('choose a $if branch for a document, a list item and a value, and leave out one without a branch', () => {
+    const text = [
+      'a: { $if: values.mode == tls, $then: 1, $else: 2 }',
+      'b: { $if: values.mode != tls, $then: 3 }',
+      'c: [x, { $if: values.on, $then: y }, { $if: values.off, $then: z, $else: { $forEach: n in values.list, $item: "${{ n }}" } }]',
+      'd: { $if: values.list, $then: { port: "${{ values.port }}" } }',
+      '---',
+      '$if: values.off',
+      '$then: { kind: Dropped }',
+      '',
+    ].join('\n');
+    const render = (values: Record<string, unknown>) =>
+      renderManifest(text, { lab: {}, values: { list: ['p', 'q'], port: 3129, ...values } }, 'i.yaml')
+        .documents;
+    expect(render({ mode: 'tls', on: true, off: false })).toEqual([
+      { a: 1, c: ['x', 'y', 'p', 'q'], d: { port: 3129 } },
+    ]);
+    expect(render({ mode: 'plain', on: '', off: 0, list: [] })).toEqual([{ a: 2, b: 3, c: ['x'] }]);
+    expect(() => render({ mode: 'tls', on: true })).toThrow(
+      /i\.yaml: document 1\.c\[2\]: \$\{\{ values\.off \}\} names nothing/,
+    );
+    expect(() => renderManifest('a: { $if: x y, $then: 1 }\n', { lab: {}, values: {} }, 'j.yaml')).toThrow(
+      /j\.yaml: document 1\.a: write \$if as/,
+    );
+    expect(() =>
+      renderManifest('a: { $if: values.x, $than: 1 }\n', { lab: {}, values: { x: 1 } }, 'j.yaml'),
+    ).toThrow(/write \$if as/);
+  });
+
+  it('render the tunnel manifests for each way to the proxy', async () => {
+    const def = await labDef('sim');
+    const defaults = await defaultValues(dir);
+    const seen: Record<string, unknown> = {};
+    for (const transport of ['tls', 'plain']) {
+      for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
+        const values = mergeValues(defaults, { proxy: { transport, protocol } });
+        const context = { lab: labValues(def), values };
+        const filter = JSON.stringify(
+          (await renderManifestFile(path.join(dir, 'tls-passthrough/tcp-tunnel-filter.yaml'), context))
+            .documents,
+        );
+        const native = (
+          await renderManifestFile(path.join(dir, 'tls-passthrough/native-tunnel.yaml'), context)
+        ).documents as { kind: string; spec: Record<string, unknown> }[];
+        const entry = native.find((d) => d.kind === 'ServiceEntry')!.spec as { ports: unknown[] };
+        const rule = JSON.stringify(native.find((d) => d.kind === 'DestinationRule')!.spec);
+        seen[`${transport} ${protocol}`] = {
+          filter: [
+            /"port_value":(\d+)/.exec(filter)![1],
+            filter.includes('UpstreamTlsContext'),
+            filter.includes('http2_protocol_options'),
+          ],
+          native: [entry.ports[0], rule.includes('SIMPLE')],
+        };
+      }
+    }
+    expect(seen).toEqual({
+      'tls HTTP/1.1': {
+        filter: ['3128', true, false],
+        native: [{ number: 3128, name: 'tcp-proxy', protocol: 'TCP' }, true],
+      },
+      'tls HTTP/2': {
+        filter: ['3128', true, true],
+        native: [{ number: 3128, name: 'http2-proxy', protocol: 'HTTP2' }, true],
+      },
+      'plain HTTP/1.1': {
+        filter: ['3129', false, false],
+        native: [{ number: 3129, name: 'tcp-proxy', protocol: 'TCP' }, false],
+      },
+      'plain HTTP/2': {
+        filter: ['3129', false, true],
+        native: [{ number: 3129, name: 'http2-proxy', protocol: 'HTTP2' }, false],
+      },
+    });
   });
 
   it('refuse paths outside manifests/', () => {

@@ -12,6 +12,7 @@ import {
   renderManifestFile,
 } from '../src/lab/render.js';
 import { ISTIO_COMPONENTS } from '../sim/lib/kube-cluster.js';
+import { modelLab } from '../sim/mesh/answer.js';
 import {
   CONFLICT_TCP_OVER_TCP,
   pushStatusOf,
@@ -23,11 +24,7 @@ import { pocVirtualService } from './support/mesh-corpus.js';
 import { root } from './support/temporal.js';
 
 const dir = manifestsDir(root);
-const LAB = {
-  nodeIp: '192.168.56.20',
-  proxy: { ip: '192.168.56.10', port: 3128 },
-  app: { ip: '192.168.56.30', port: 443 },
-};
+const LAB = modelLab();
 const NOW = new Date('2022-01-28T13:23:03.527Z');
 const LOG_LINE =
   /^\[2022-01-28T13:23:03\.527Z\] 192\.168\.56\.20:47191 "CONNECT (\d+\.\d+\.\d+\.\d+):443 - HTTP\/1\.1" - 200 - (-|DC) ([\w.-]+):443 (DownstreamTunnelSuccessfullyEstablished|DownstreamEnd)$/;

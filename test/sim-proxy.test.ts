@@ -26,7 +26,11 @@ beforeAll(async () => {
   lab = await simLab();
   const up = await lab.vagrant(['up', 'external-proxy', '--provider', 'sim']);
   expect(up.exitCode).toBe(0);
-  expect(up.stdout).toContain(`external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT over TLS`);
+  expect(up.stdout).toMatch(
+    new RegExp(
+      `external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT \\(:3128 on 127\\.0\\.0\\.1:\\d+, :3129 on`,
+    ),
+  );
 }, 120_000);
 afterAll(async () => {
   await lab?.close();
@@ -51,16 +55,19 @@ test('runs the pinned Envoy binary on envoy/envoy.yaml, changed only in paths, p
       return value;
     });
     const copy = JSON.parse(json) as Doc;
-    const listener = (copy.static_resources as { listeners: Doc[] }).listeners[0]!;
-    const fromListener = (from.static_resources as { listeners: Doc[] }).listeners[0]!;
-    listener.address = fromListener.address;
+    const listeners = (copy.static_resources as { listeners: Doc[] }).listeners;
+    const fromListeners = (from.static_resources as { listeners: Doc[] }).listeners;
     copy.admin = from.admin;
-    const chain = (listener.filter_chains as Doc[])[0]!;
-    const fromChain = (fromListener.filter_chains as Doc[])[0]!;
-    chain.transport_socket = fromChain.transport_socket;
-    const hcm = ((chain.filters as Doc[])[0]!.typed_config as { access_log: { typed_config: Doc }[] })
-      .access_log[0]!;
-    hcm.typed_config.path = '/var/log/envoy/access.log';
+    listeners.forEach((listener, i) => {
+      const fromListener = fromListeners[i]!;
+      listener.address = fromListener.address;
+      const chain = (listener.filter_chains as Doc[])[0]!;
+      const fromChain = (fromListener.filter_chains as Doc[])[0]!;
+      if (fromChain.transport_socket) chain.transport_socket = fromChain.transport_socket;
+      const hcm = ((chain.filters as Doc[])[0]!.typed_config as { access_log: { typed_config: Doc }[] })
+        .access_log[0]!;
+      hcm.typed_config.path = '/var/log/envoy/access.log';
+    });
     return copy;
   };
   expect(normalize(rendered, original)).toEqual(original);
@@ -73,9 +80,10 @@ test('runs the pinned Envoy binary on envoy/envoy.yaml, changed only in paths, p
 
 test("carries a tunnel to the simulated internet and writes the lines to the lab's access log", async () => {
   const proxy = runningProxy(lab.simState)!;
-  expect(proxy).toMatchObject({ port: expect.any(Number) });
+  expect(proxy).toMatchObject({ ports: { 3128: expect.any(Number), 3129: expect.any(Number) } });
   const result = await tunnelRequest({
-    proxyPort: proxy.port,
+    proxyPort: proxy.ports[3128]!,
+    proxyTls: true,
     authority: 'www.example.org:443',
     host: 'www.example.org',
     insecure: false,
@@ -85,7 +93,8 @@ test("carries a tunnel to the simulated internet and writes the lines to the lab
   expect(result).toEqual({ exitCode: 0, httpCode: 200 });
   // The certificate check is real: another name than the one asked for fails as curl's exit 60 would.
   const wrong = await tunnelRequest({
-    proxyPort: proxy.port,
+    proxyPort: proxy.ports[3128]!,
+    proxyTls: true,
     authority: 'www.example.org:443',
     host: 'www.example.org',
     insecure: false,
@@ -109,6 +118,34 @@ test("carries a tunnel to the simulated internet and writes the lines to the lab
     expect.stringMatching(
       new RegExp(`"CONNECT ${site}:443 - HTTP/1\\.1" - 200 - DC www\\.example\\.org:443 DownstreamEnd$`),
     ),
+  ]);
+});
+
+test('serves HTTP/2 CONNECT in plain text on its second listener, and says so in the log', async () => {
+  const proxy = runningProxy(lab.simState)!;
+  const accessLog = lab.def.machines['external-proxy']!.files.accessLog!;
+  const before = (await readFile(accessLog, 'utf8')).split('\n').filter(Boolean).length;
+  const result = await tunnelRequest({
+    proxyPort: proxy.ports[3129]!,
+    proxyTls: false,
+    protocol: 'HTTP/2',
+    authority: 'www.example.net:443',
+    host: 'www.example.net',
+    insecure: false,
+    publicCa: proxy.publicCa,
+    timeoutMs: 10_000,
+  });
+  expect(result).toEqual({ exitCode: 0, httpCode: 200 });
+  let lines: string[] = [];
+  for (let i = 0; i < 100 && lines.length < 2; i++) {
+    lines = (await readFile(accessLog, 'utf8')).split('\n').filter(Boolean).slice(before);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(lines).toEqual([
+    expect.stringMatching(
+      /"CONNECT \S+:443 - HTTP\/2" - 200 - - www\.example\.net:443 DownstreamTunnelSuccessfullyEstablished$/,
+    ),
+    expect.stringMatching(/"CONNECT \S+:443 - HTTP\/2" - 200 - DC www\.example\.net:443 DownstreamEnd$/),
   ]);
 });
 

@@ -105,7 +105,7 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
     istio: meshIstio(state),
     lab: {
       nodeIp: ctx.lab.kubernetes?.ip ?? '10.0.2.15',
-      proxy: proxy ? { ip: proxy.ip, port: proxy.port } : undefined,
+      proxy: proxy ? { ip: proxy.ip, listeners: proxy.listeners } : undefined,
       app: ctx.lab.app ? { ip: ctx.lab.app.ip, port: ctx.lab.app.port } : undefined,
     },
     source: { pod: pod.metadata.name, namespace: pod.metadata.namespace ?? 'default', sidecar },

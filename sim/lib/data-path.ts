@@ -6,6 +6,7 @@
  */
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
 import { publicAddress } from '../mesh/model.js';
+import { proxyAnswer, proxyLogLines, type ProxyListener, type TunnelAsk } from '../mesh/proxy-listeners.js';
 import type { CurlCall } from './curl-cli.js';
 import type { PodRequestOutcome } from './pod-curl.js';
 
@@ -15,7 +16,7 @@ export interface DataPathInput {
   lab: {
     /** Pod traffic leaving the node is masqueraded to the node's address. */
     nodeIp: string;
-    proxy?: { ip: string; port: number };
+    proxy?: { ip: string; listeners: ProxyListener[] };
     app?: { ip: string; port: number };
   };
   /** What the client's DNS answered for the host. */
@@ -92,31 +93,43 @@ export function outcomeOf(input: DataPathInput): PodRequestOutcome {
       return reach(verdict.upstream ?? `${input.remoteIp ?? host}:${call.url.port || 443}`, 'direct');
     case 'tunnel': {
       const proxy = lab.proxy;
-      if (!proxy || verdict.proxy !== `${proxy.ip}:${proxy.port}`) {
+      const [proxyIp, proxyPort] = splitHostPort(verdict.proxy ?? '?');
+      if (!proxy || proxyIp !== proxy.ip) {
         return reset(
-          `tunnel: ${verdict.proxy ?? '?'} is not the lab's proxy${proxy ? ` (${proxy.ip}:${proxy.port})` : ''}; the upstream connection fails`,
+          `tunnel: ${verdict.proxy ?? '?'} is not the lab's proxy${proxy ? ` (${proxy.ip})` : ''}; the upstream connection fails`,
         );
       }
-      if (!verdict.proxyTls) {
-        return reset(
-          'tunnel: plain text to the proxy, which only speaks TLS on its port; handshake fails, nothing logged',
-        );
-      }
-      if (verdict.method !== 'CONNECT')
-        return reset(`tunnel: the proxy routes only CONNECT, not ${verdict.method}`);
-      if (verdict.protocol !== 'HTTP/1.1') {
-        return reset(`tunnel: the proxy speaks HTTP/1.1 CONNECT, not ${verdict.protocol}`);
-      }
+      const ask: TunnelAsk = {
+        port: proxyPort ?? 0,
+        tls: !!verdict.proxyTls,
+        protocol: verdict.protocol ?? 'HTTP/1.1',
+        method: verdict.method ?? 'CONNECT',
+      };
       const authority = verdict.authority ?? `${host}:443`;
+      const answer = proxyAnswer(proxy.listeners, ask);
       const [targetHost, targetPort = 443] = splitHostPort(authority);
       const targetIp = isIp(targetHost) ? targetHost : publicAddress(targetHost);
+      const lines = (target: string) =>
+        proxyLogLines(ask, answer, {
+          time: input.now,
+          client: `${lab.nodeIp}:${input.sourcePort}`,
+          target,
+          authority,
+        });
+      const how = `${ask.method} ${authority} to :${ask.port} (${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol})`;
+      const tunnelRequest = { ...ask, authority };
+      if (!answer.served) {
+        return {
+          ...reset(`tunnel: ${how} refused: ${answer.reason}`),
+          proxyLogLines: lines('-'),
+          tunnelRequest,
+        };
+      }
       if (!targetIp) return reset(`tunnel: the proxy cannot resolve ${targetHost}`);
-      const line = (flags: string, type: string) =>
-        `[${input.now.toISOString()}] ${lab.nodeIp}:${input.sourcePort} "CONNECT ${targetIp}:${targetPort} - HTTP/1.1" - 200 - ${flags} ${authority} ${type}`;
-      trace.push(`tunnel: CONNECT ${authority} through ${verdict.proxy} (HTTP/1.1)`);
+      trace.push(`tunnel: ${how} through ${proxy.ip}`);
       return reach(authority, 'tunnel', {
-        proxyLogLines: [line('-', 'DownstreamTunnelSuccessfullyEstablished'), line('DC', 'DownstreamEnd')],
-        tunnelRequest: { authority },
+        proxyLogLines: lines(`${targetIp}:${targetPort}`),
+        tunnelRequest,
       });
     }
   }

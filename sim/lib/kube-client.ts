@@ -4,7 +4,10 @@
  * only talk to the simulated API server, which listens where the lab definition's `network.apiServer` says.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parse } from 'yaml';
+import { projectRoot } from '../../src/config.js';
+import { proxyListeners, type ProxyListener } from '../mesh/proxy-listeners.js';
 import { readMachines } from './machines.js';
 import { callerPath, toolCall } from './tool-io.js';
 
@@ -68,13 +71,22 @@ function safeUrl(text: string): URL | undefined {
 export interface LabPoints {
   apiServer: string;
   kubernetes?: { name: string; ip: string };
-  proxy?: { name: string; ip: string; port: number; accessLog?: string };
+  /** The external proxy, with the listeners of the Envoy config it runs (envoy/envoy.yaml). */
+  proxy?: { name: string; ip: string; listeners: ProxyListener[]; accessLog?: string };
   app?: { name: string; ip: string; port: number };
 }
 
 interface LabShape {
   machines: Record<string, { role?: string; ip?: string; files?: Record<string, string> }>;
-  network?: { apiServer?: string; proxyPort?: number; appPort?: number };
+  network?: { apiServer?: string; appPort?: number };
+}
+
+let listeners: ProxyListener[] | undefined;
+
+/** The listeners of envoy/envoy.yaml, the config the lab's proxy runs (read once per process). */
+export function labProxyListeners(): ProxyListener[] {
+  listeners ??= proxyListeners(readFileSync(path.join(projectRoot(), 'envoy', 'envoy.yaml'), 'utf8'));
+  return listeners;
 }
 
 export function labPoints(lab: unknown): LabPoints {
@@ -89,7 +101,7 @@ export function labPoints(lab: unknown): LabPoints {
     points.proxy = {
       name: proxy[0],
       ip: proxy[1].ip ?? '',
-      port: network.proxyPort ?? 3128,
+      listeners: labProxyListeners(),
       accessLog: proxy[1].files?.accessLog,
     };
   }

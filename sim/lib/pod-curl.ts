@@ -15,6 +15,7 @@ import { machineRunning, type LabPoints } from './kube-client.js';
 import { daemonUp, readDaemon } from './machines.js';
 import { runningProxy } from './proxy.js';
 import { tunnelRequest } from './tunnel-client.js';
+import type { TunnelAsk } from '../mesh/proxy-listeners.js';
 import { toolCall } from './tool-io.js';
 
 /** The file the stand-in kubectl appends every decision of the mesh to, in the sim state folder. */
@@ -26,8 +27,8 @@ export interface PodRequestOutcome extends CurlResult {
   proxyLogLines: string[];
   /** Set when the lab's app machine answers: the host's curl runs against its nginx. */
   appRequest?: { host: string; port: number };
-  /** Set when the connection reaches the lab's proxy as a CONNECT it serves. */
-  tunnelRequest?: { authority: string };
+  /** Set when the mesh opens a tunnel to the lab's proxy: the real Envoy, when it runs, decides. */
+  tunnelRequest?: TunnelAsk & { authority: string };
   trace: string[];
 }
 
@@ -70,17 +71,26 @@ export async function deliver(
   // Through the real Envoy when the proxy machine runs one: its access log is then Envoy's own.
   const realProxy = outcome.tunnelRequest && !outcome.appRequest ? runningProxy(simState) : undefined;
   if (outcome.tunnelRequest && realProxy) {
-    const result = await tunnelRequest({
-      proxyPort: realProxy.port,
-      authority: outcome.tunnelRequest.authority,
-      host: call.url.hostname,
-      insecure: call.insecure,
-      publicCa: realProxy.publicCa,
-      timeoutMs: (call.maxTime ?? 60) * 1000,
-    });
+    const ask = outcome.tunnelRequest;
+    const port = realProxy.ports[ask.port];
+    // A port the proxy does not listen on refuses the connection: the mesh resets the client's.
+    const result = port
+      ? await tunnelRequest({
+          proxyPort: port,
+          proxyTls: ask.tls,
+          protocol: ask.protocol,
+          method: ask.method,
+          authority: ask.authority,
+          host: call.url.hostname,
+          insecure: call.insecure,
+          publicCa: realProxy.publicCa,
+          timeoutMs: (call.maxTime ?? 60) * 1000,
+        })
+      : { exitCode: 35, httpCode: 0, error: 'Recv failure: Connection reset by peer' };
     appendFileSync(
       trace,
-      `  proxy: the real Envoy on 127.0.0.1:${realProxy.port} carried the tunnel: curl exit ${result.exitCode}, HTTP ${result.httpCode}\n`,
+      `  proxy: the real Envoy on 127.0.0.1:${port ?? '-'} (the VM's :${ask.port}) took the ${ask.method} ` +
+        `(${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol}): curl exit ${result.exitCode}, HTTP ${result.httpCode}\n`,
     );
     return curlOutput(call, { ...result, remoteIp: outcome.remoteIp });
   }

@@ -17,6 +17,7 @@ import { projectRoot } from '../../src/config.js';
 import { ENVOY_WHEEL, ensureEnvoy } from '../../src/lab/envoy-binary.js';
 import { publicCa, type InternetConfig } from '../internet.js';
 import { simProgramPath } from './bundles.js';
+import { proxyListeners } from '../mesh/proxy-listeners.js';
 import { daemonConfig, ENVOY, INTERNET, type DaemonRecord } from './machines.js';
 import { selfSigned } from './openssl.js';
 import { freePort, isOurs, portIsFree, stopTree, waitForPort } from './procs.js';
@@ -37,6 +38,8 @@ export interface ProxyStarted {
 export interface EnvoyRecord extends DaemonRecord {
   binary: string;
   version: string;
+  /** Each listener's port in envoy/envoy.yaml (the VM's) to its loopback port. */
+  ports: Record<number, number>;
 }
 
 /** `<sim state>/internet.json`: the simulated internet's DNS port and site address. */
@@ -97,11 +100,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
     });
   }
   const dnsPort = await freePort();
-  const port = await freePort(readState<Partial<EnvoyRecord>>(options.simState, ENVOY, {}).port);
+  // The same loopback ports as the last boot where they are free, as a VM keeps its ports.
+  const text = readFileSync(path.join(projectRoot(), 'envoy', 'envoy.yaml'), 'utf8');
+  const before = readState<Partial<EnvoyRecord>>(options.simState, ENVOY, {}).ports ?? {};
+  const ports: Record<number, number> = {};
+  for (const listener of proxyListeners(text)) ports[listener.port] = await freePort(before[listener.port]);
   writeFileSync(
     config,
-    renderEnvoyConfig(readFileSync(path.join(projectRoot(), 'envoy', 'envoy.yaml'), 'utf8'), {
-      port,
+    renderEnvoyConfig(text, {
+      ports,
       adminPort: await freePort(),
       cert,
       key,
@@ -161,15 +168,16 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
     );
     const pid = Number(readFileSync(pidFile, 'utf8'));
     await updateState<Partial<EnvoyRecord>, void>(options.simState, ENVOY, {}, (record) => {
-      Object.assign(record, { port, pid, binary: envoy, version: ENVOY_WHEEL.version });
+      Object.assign(record, { ports, pid, binary: envoy, version: ENVOY_WHEEL.version });
     });
-    await waitForPort(port, 20_000);
+    for (const port of Object.values(ports)) await waitForPort(port, 20_000);
   } catch (err) {
     const log = existsSync(envoyLog) ? readFileSync(envoyLog, 'utf8').slice(-1500) : '';
     await stopProxy(options.simState);
     throw new Error(`${(err as Error).message}${log ? `: ${log}` : ''}`);
   }
-  messages.push(`external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT over TLS on 127.0.0.1:${port}`);
+  const listening = Object.entries(ports).map(([vm, local]) => `:${vm} on 127.0.0.1:${local}`);
+  messages.push(`external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT (${listening.join(', ')})`);
   return { running: true, messages };
 }
 
@@ -184,12 +192,14 @@ export async function stopProxy(simState: string): Promise<void> {
 }
 
 /** Where the running proxy listens, and what the simulated internet needs of a client; undefined when not running. */
-export function runningProxy(simState: string): { port: number; publicCa: string } | undefined {
+export function runningProxy(
+  simState: string,
+): { ports: Record<number, number>; publicCa: string } | undefined {
   const envoy = readState<Partial<EnvoyRecord>>(simState, ENVOY, {});
   const internet = readState<Partial<InternetRecord>>(simState, INTERNET, {});
-  if (!envoy.port || !isOurs(envoy.pid, daemonConfig(simState, ENVOY))) return undefined;
+  if (!envoy.ports || !isOurs(envoy.pid, daemonConfig(simState, ENVOY))) return undefined;
   if (!internet.dir || !isOurs(internet.pid, daemonConfig(simState, INTERNET))) return undefined;
-  return { port: envoy.port, publicCa: publicCa(internet.dir).cert };
+  return { ports: envoy.ports, publicCa: publicCa(internet.dir).cert };
 }
 
 type Yaml = Record<string, unknown>;
@@ -203,12 +213,20 @@ function flushInterval(): string {
 }
 
 /**
- * envoy/envoy.yaml for loopback: the listener and admin on 127.0.0.1 ports, the sim's certificate and
- * access-log path, and the DNS cache resolving through the simulated internet. Everything else as is.
+ * envoy/envoy.yaml for loopback: each listener and the admin on a 127.0.0.1 port (`ports` maps each
+ * listener's port in the file to its loopback port), the sim's certificate and access-log path, and the
+ * DNS cache resolving through the simulated internet. Everything else as is.
  */
 export function renderEnvoyConfig(
   text: string,
-  values: { port: number; adminPort: number; cert: string; key: string; accessLog: string; dnsPort: number },
+  values: {
+    ports: Record<number, number>;
+    adminPort: number;
+    cert: string;
+    key: string;
+    accessLog: string;
+    dnsPort: number;
+  },
 ): string {
   const doc = parse(text) as Yaml;
   const get = (o: unknown, ...keys: (string | number)[]): Yaml => {
@@ -217,15 +235,27 @@ export function renderEnvoyConfig(
     return cur;
   };
   get(doc, 'admin', 'address').socket_address = { address: '127.0.0.1', port_value: values.adminPort };
-  const listener = get(doc, 'static_resources', 'listeners', 0);
-  get(listener, 'address').socket_address = { address: '127.0.0.1', port_value: values.port };
-  const chain = get(listener, 'filter_chains', 0);
-  get(chain, 'transport_socket', 'typed_config', 'common_tls_context', 'tls_certificates')[0] = {
-    certificate_chain: { filename: values.cert },
-    private_key: { filename: values.key },
-  };
-  const hcm = get(chain, 'filters', 0, 'typed_config');
-  get(hcm, 'access_log', 0, 'typed_config').path = values.accessLog;
+  for (const listener of get(doc, 'static_resources', 'listeners') as unknown as Yaml[]) {
+    const address = get(listener, 'address', 'socket_address');
+    const port = values.ports[Number(address.port_value)];
+    if (!port) throw new Error(`envoy.yaml: no loopback port for listener ${String(listener.name)}`);
+    get(listener, 'address').socket_address = { address: '127.0.0.1', port_value: port };
+    for (const chain of get(listener, 'filter_chains') as unknown as Yaml[]) {
+      const certificates =
+        (chain.transport_socket as Yaml | undefined) &&
+        get(chain, 'transport_socket', 'typed_config', 'common_tls_context', 'tls_certificates');
+      if (certificates) {
+        (certificates as unknown as unknown[])[0] = {
+          certificate_chain: { filename: values.cert },
+          private_key: { filename: values.key },
+        };
+      }
+      for (const filter of get(chain, 'filters') as unknown as Yaml[]) {
+        const logs = (get(filter, 'typed_config').access_log ?? []) as Yaml[];
+        for (const log of logs) get(log, 'typed_config').path = values.accessLog;
+      }
+    }
+  }
   const resolver = {
     name: 'envoy.network.dns_resolver.cares',
     typed_config: {

@@ -1,16 +1,26 @@
 /**
- * What the egress gateway and curl do together when the mesh tunnels a request: TLS to the external
- * proxy (unverified, like the gateway's UpstreamTlsContext without a validation context), an HTTP/1.1
- * CONNECT to the target, then curl's own TLS to the site through the tunnel (SNI and certificate check
- * as curl does them, against the simulated internet's public CA) and the request. The client closes the
- * tunnel at the end, as the gateway does once curl is done.
+ * What the egress gateway (or the sidecar) and curl do together when the mesh tunnels a request: a
+ * connection to the external proxy, over TLS (unverified, like an UpstreamTlsContext without a validation
+ * context) or in plain text; a CONNECT (or POST) to the target over HTTP/1.1 or HTTP/2; then curl's own
+ * TLS to the site through the tunnel (SNI and certificate check as curl does them, against the simulated
+ * internet's public CA) and the request. The client closes the tunnel at the end, as the proxy's client
+ * does once curl is done.
  */
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { CurlResult } from './curl-cli.js';
 
 export interface TunnelRequest {
   proxyPort: number;
+  /** TLS to the proxy (the proof of concept's), or plain text. */
+  proxyTls?: boolean;
+  /** `HTTP/1.1` (the default) or `HTTP/2`. */
+  protocol?: string;
+  /** `CONNECT` (the default) or `POST`. */
+  method?: string;
   /** The CONNECT authority, e.g. `www.google.com:443`. */
   authority: string;
   /** The URL's host: SNI, certificate name and Host header. */
@@ -20,33 +30,25 @@ export interface TunnelRequest {
   timeoutMs: number;
 }
 
+const RESET: CurlResult = { exitCode: 35, httpCode: 0, error: 'Recv failure: Connection reset by peer' };
+
 export async function tunnelRequest(req: TunnelRequest): Promise<CurlResult> {
-  const sockets: tls.TLSSocket[] = [];
-  const timer = setTimeout(() => sockets.forEach((s) => s.destroy(new Error('timeout'))), req.timeoutMs);
+  const closers: (() => void)[] = [];
+  const timer = setTimeout(() => closers.forEach((close) => close()), req.timeoutMs);
+  let timedOut = false;
+  closers.push(() => (timedOut = true));
   try {
-    const outer = tls.connect({
-      host: '127.0.0.1',
-      port: req.proxyPort,
-      rejectUnauthorized: false,
-      ALPNProtocols: ['http/1.1'],
-    });
-    sockets.push(outer);
-    await new Promise<void>((resolve, reject) => outer.once('secureConnect', resolve).once('error', reject));
-    outer.write(`CONNECT ${req.authority} HTTP/1.1\r\nHost: ${req.authority}\r\n\r\n`);
-    const head = await readHead(outer);
-    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
-    if (status !== 200) {
-      // The gateway's tcp_proxy gets no tunnel and resets the client's connection.
-      return { exitCode: 35, httpCode: 0, error: 'Recv failure: Connection reset by peer' };
-    }
+    const tunnel = req.protocol === 'HTTP/2' ? await openHttp2(req, closers) : await openHttp1(req, closers);
+    // The proxy's client gets no tunnel and resets the client's connection.
+    if (!tunnel) return RESET;
     const inner = tls.connect({
-      socket: outer,
+      socket: tunnel,
       servername: req.host,
       ca: readFileSync(req.publicCa),
       rejectUnauthorized: !req.insecure,
       ALPNProtocols: ['http/1.1'],
     });
-    sockets.push(inner);
+    closers.push(() => inner.destroy(new Error('timeout')));
     try {
       await new Promise<void>((resolve, reject) =>
         inner.once('secureConnect', resolve).once('error', reject),
@@ -56,7 +58,7 @@ export async function tunnelRequest(req: TunnelRequest): Promise<CurlResult> {
       if (/certificate|altname|self.signed|unable to verify/i.test(message)) {
         return { exitCode: 60, httpCode: 0, error: `SSL certificate problem: ${message}` };
       }
-      return { exitCode: 35, httpCode: 0, error: `TLS connect error: ${message}` };
+      throw err;
     }
     inner.write(`GET / HTTP/1.1\r\nHost: ${req.host}\r\nUser-Agent: curl\r\nAccept: */*\r\n\r\n`);
     const response = await readHead(inner);
@@ -65,19 +67,73 @@ export async function tunnelRequest(req: TunnelRequest): Promise<CurlResult> {
       ? { exitCode: 0, httpCode: code }
       : { exitCode: 56, httpCode: 0, error: 'Recv failure: no response' };
   } catch (err) {
-    const message = (err as Error).message;
-    if (message === 'timeout') {
+    if (timedOut) {
       return { exitCode: 28, httpCode: 0, error: `Operation timed out after ${req.timeoutMs} milliseconds` };
     }
-    return { exitCode: 35, httpCode: 0, error: `Recv failure: ${message}` };
+    return { ...RESET, error: `Recv failure: ${(err as Error).message}` };
   } finally {
     clearTimeout(timer);
-    for (const s of sockets.reverse()) s.destroy();
+    for (const close of closers.reverse()) close();
   }
 }
 
+/** HTTP/1.1: the request line and head on the connection, which then carries the tunnel. */
+async function openHttp1(req: TunnelRequest, closers: (() => void)[]): Promise<Duplex | undefined> {
+  const socket: net.Socket = req.proxyTls
+    ? tls.connect({
+        host: '127.0.0.1',
+        port: req.proxyPort,
+        rejectUnauthorized: false,
+        ALPNProtocols: ['http/1.1'],
+      })
+    : net.connect({ host: '127.0.0.1', port: req.proxyPort });
+  closers.push(() => socket.destroy());
+  await new Promise<void>((resolve, reject) =>
+    socket.once(req.proxyTls ? 'secureConnect' : 'connect', resolve).once('error', reject),
+  );
+  socket.write(
+    req.method === 'POST'
+      ? `POST / HTTP/1.1\r\nHost: ${req.authority}\r\nTransfer-Encoding: chunked\r\n\r\n`
+      : `CONNECT ${req.authority} HTTP/1.1\r\nHost: ${req.authority}\r\n\r\n`,
+  );
+  const head = await readHead(socket);
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+  return status === 200 ? socket : undefined;
+}
+
+/** HTTP/2: one stream (ALPN h2 over TLS, prior knowledge in plain text) that carries the tunnel. */
+async function openHttp2(req: TunnelRequest, closers: (() => void)[]): Promise<Duplex | undefined> {
+  const session = http2.connect(`${req.proxyTls ? 'https' : 'http'}://127.0.0.1:${req.proxyPort}`, {
+    rejectUnauthorized: false,
+  });
+  closers.push(() => session.destroy());
+  session.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) =>
+    session.once('connect', () => resolve()).once('error', reject),
+  );
+  const stream = session.request(
+    req.method === 'POST'
+      ? {
+          ':method': 'POST',
+          ':path': '/',
+          ':scheme': req.proxyTls ? 'https' : 'http',
+          ':authority': req.authority,
+        }
+      : { ':method': 'CONNECT', ':authority': req.authority },
+    { endStream: false },
+  );
+  closers.push(() => stream.destroy());
+  const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) =>
+    stream
+      .once('response', resolve)
+      .once('error', reject)
+      .once('close', () => reject(new Error('stream closed'))),
+  );
+  return Number(headers[':status']) === 200 ? stream : undefined;
+}
+
 /** Reads up to the end of an HTTP head. */
-function readHead(socket: tls.TLSSocket): Promise<string> {
+function readHead(socket: Duplex): Promise<string> {
   return new Promise((resolve, reject) => {
     let head = '';
     const onData = (chunk: Buffer) => {

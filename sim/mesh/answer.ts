@@ -14,14 +14,18 @@ import {
   meshIstio,
   meshView,
 } from '../lib/kube-cluster.js';
+import { labProxyListeners } from '../lib/kube-client.js';
 import { meshVerdicts, type PushStatus } from './model.js';
+import type { MeshInput } from './types.js';
 
-/** The lab addresses the model writes into verdicts: the proof of concept's. */
-export const MODEL_LAB = {
-  nodeIp: '192.168.56.20',
-  proxy: { ip: '192.168.56.10', port: 3128 },
-  app: { ip: '192.168.56.30', port: 443 },
-};
+/** The lab addresses the model writes into verdicts (the proof of concept's), and the proxy's listeners. */
+export function modelLab(): MeshInput['lab'] {
+  return {
+    nodeIp: '192.168.56.20',
+    proxy: { ip: '192.168.56.10', listeners: labProxyListeners() },
+    app: { ip: '192.168.56.30', port: 443 },
+  };
+}
 
 export interface ModelAnswer {
   verdicts: MeshVerdict[];
@@ -35,7 +39,7 @@ export function modelAnswer(
   documents: KubeDocument[],
   settings: MeshSettings,
   probes: { host: string; port?: number }[],
-  lab: typeof MODEL_LAB = MODEL_LAB,
+  lab: MeshInput['lab'] = modelLab(),
 ): ModelAnswer {
   const state = initialCluster();
   state.istio = {

@@ -20,6 +20,7 @@ import {
   CURL_SSL_CONNECT_ERROR,
 } from './curl-codes.js';
 import { addedClusters } from './envoy-filters.js';
+import { proxyAnswer, proxyLogLines, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
 import { gatewayListeners, pickChain, sidecarListener } from './listeners.js';
 import {
   buildRegistry,
@@ -70,8 +71,8 @@ class Walk {
   pushStatus: PushStatus = {};
   /** Lines the external proxy appends to its access log. */
   readonly logs: string[] = [];
-  /** The CONNECT the lab's proxy serves, once the connection reaches it. */
-  tunnelRequest?: { authority: string };
+  /** The tunnel the mesh opens to the lab's proxy, once the connection reaches it. */
+  tunnelRequest?: TunnelAsk & { authority: string };
   private readonly trace: string[] = [];
   private verdict?: Omit<MeshVerdict, 'host' | 'port' | 'path'>;
 
@@ -400,7 +401,7 @@ function gatewayUpstream(walk: Walk, gw: GatewayIdentity, tcpProxy: Obj): MeshOu
 
 /**
  * Stage 6: a CONNECT (or POST) tunnel to `authority` through a cluster's endpoint. It gets through only
- * when the endpoint is the lab's proxy, over TLS, as HTTP/1.1 CONNECT.
+ * when the endpoint is the lab's proxy and one of its listeners serves the tunnel as the cluster opens it.
  */
 function tunnelHop(
   walk: Walk,
@@ -423,42 +424,47 @@ function tunnelHop(
   });
   const lab = walk.input.lab.proxy;
   if (!proxy) return walk.reset(`tunnel: cluster ${cluster.name} has no endpoint`);
-  if (!lab || proxy.ip !== lab.ip || proxy.port !== lab.port) {
+  if (!lab || proxy.ip !== lab.ip) {
     return walk.reset(
-      `tunnel: ${proxy.ip}:${proxy.port} is not the lab's proxy${lab ? ` (${lab.ip}:${lab.port})` : ''}; the upstream connection fails`,
+      `tunnel: ${proxy.ip}:${proxy.port} is not the lab's proxy${lab ? ` (${lab.ip})` : ''}; the upstream connection fails`,
     );
   }
-  if (!cluster.tls) {
-    return walk.reset(
-      'tunnel: plain text to the proxy, which only speaks TLS on its port; handshake fails, nothing logged',
-    );
-  }
-  if (method !== 'CONNECT') return walk.reset(`tunnel: the proxy routes only CONNECT, not ${method}`);
-  if (protocol !== 'HTTP/1.1')
-    return walk.reset(`tunnel: the proxy speaks HTTP/1.1 CONNECT, not ${protocol}`);
-  return proxyConnect(walk, proxy, { authority, method, protocol });
+  const ask: TunnelAsk = { port: proxy.port, tls: cluster.tls, protocol, method };
+  return proxyConnect(walk, lab.listeners, ask, authority);
 }
 
 /**
- * Stage 6, at the lab's proxy (`proxy`), which serves the CONNECT: it resolves the authority, logs the
- * tunnel's opening and its close (envoy/envoy.yaml's access-log format) and connects to the target.
+ * Stage 6, at the lab's proxy, which serves the tunnel or refuses it as its Envoy config says
+ * (proxy-listeners.ts): it resolves the authority, logs the tunnel's opening and its close
+ * (envoy/envoy.yaml's access-log format) and connects to the target.
  */
 function proxyConnect(
   walk: Walk,
-  proxy: { ip: string; port: number },
-  { authority, method, protocol }: { authority: string; method: string; protocol: string },
+  listeners: ProxyListener[],
+  ask: TunnelAsk,
+  authority: string,
 ): MeshOutcome {
   const [targetHost, targetPortText] = splitHostPort(authority);
   const targetIp = isIp(targetHost) ? targetHost : publicAddress(targetHost);
-  if (!targetIp) return walk.reset(`tunnel: the proxy cannot resolve ${targetHost}`);
   const targetPort = Number(targetPortText ?? 443);
-  const line = (flags: string, type: string) =>
-    `[${walk.input.now.toISOString()}] ${walk.input.lab.nodeIp}:${walk.input.sourcePort} "${method} ${targetIp}:${targetPort} - ${protocol}" - 200 - ${flags} ${authority} ${type}`;
-  walk.logs.push(line('-', 'DownstreamTunnelSuccessfullyEstablished'), line('DC', 'DownstreamEnd'));
-  walk.tunnelRequest = { authority };
-  walk.note(
-    `tunnel: ${method} ${authority} through ${proxy.ip}:${proxy.port} (${protocol}); 2 access-log lines`,
-  );
+  const answer = proxyAnswer(listeners, ask);
+  walk.tunnelRequest = { ...ask, authority };
+  const how = `${ask.method} ${authority} to :${ask.port} (${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol})`;
+  const logLines = (target: string) =>
+    proxyLogLines(ask, answer, {
+      time: walk.input.now,
+      client: `${walk.input.lab.nodeIp}:${walk.input.sourcePort}`,
+      target,
+      authority,
+    });
+  if (!answer.served) {
+    // A refused request's line names no target.
+    walk.logs.push(...logLines('-'));
+    return walk.reset(`tunnel: ${how} refused: ${answer.reason}`);
+  }
+  if (!targetIp) return walk.reset(`tunnel: the proxy cannot resolve ${targetHost}`);
+  walk.logs.push(...logLines(`${targetIp}:${targetPort}`));
+  walk.note(`tunnel: ${how} through ${walk.input.lab.proxy!.ip}; 2 access-log lines`);
   return reachServer(walk, { ip: targetIp, port: targetPort, serverHost: targetHost }, 'tunnel');
 }
 

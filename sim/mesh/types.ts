@@ -4,6 +4,7 @@
  * and the clusters they name) that the registry, listener and request modules share.
  */
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
+import type { ProxyListener, TunnelAsk } from './proxy-listeners.js';
 import type { Obj } from './values.js';
 
 /** A Kubernetes object as stored by the simulated API server. */
@@ -26,7 +27,8 @@ export interface MeshInput {
   lab: {
     /** The Kubernetes node's address: pod traffic leaving the node is masqueraded to it. */
     nodeIp: string;
-    proxy?: { ip: string; port: number };
+    /** The external proxy: its address and the listeners its Envoy config declares (VM ports). */
+    proxy?: { ip: string; listeners: ProxyListener[] };
     app?: { ip: string; port: number };
   };
   source: {
@@ -64,10 +66,10 @@ export interface MeshOutcome {
   /** Set when the lab's app machine answers: the caller runs a real curl against it. */
   appRequest?: { host: string; port: number; via: 'direct' | 'tunnel' };
   /**
-   * Set when the connection reaches the lab's proxy as a CONNECT it serves: the caller may open that
-   * tunnel through the real proxy instead of taking `proxyLogLines` and the modelled answer.
+   * Set when the mesh opens a tunnel to the lab's proxy, served or not: the caller may open it through
+   * the real proxy, which then decides, instead of taking `proxyLogLines` and the modelled answer.
    */
-  tunnelRequest?: { authority: string };
+  tunnelRequest?: TunnelAsk & { authority: string };
   /** Conflicts istiod reports for the source pod's proxy. */
   pushStatus: PushStatus;
   /** Where the mesh sends the connection, in the shape the Istio oracle answers in. */

@@ -51,7 +51,12 @@ const labSchema = z
     machines: z.record(z.string(), machineSchema),
     network: z
       .object({
-        proxyPort: z.number().int(),
+        proxyPort: z.number().int().describe("The external proxy's TLS listener (envoy/envoy.yaml's :3128)."),
+        proxyPlainPort: z
+          .number()
+          .int()
+          .default(3129)
+          .describe("The external proxy's plain-text listener (envoy/envoy.yaml's :3129)."),
         appPort: z.number().int(),
         apiServer: z
           .string()

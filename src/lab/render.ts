@@ -11,6 +11,10 @@
  * - Mapping keys may hold expressions too (written as text).
  * - `{ $forEach: NAME in PATH, $item: {...} }` as a whole document, or as an item of a list, repeats
  *   `$item` once per element of the list at PATH; `NAME, INDEX in PATH` also names the position (0, 1, ...).
+ * - `{ $if: CONDITION, $then: ..., $else: ... }` as a document, a list item or a mapping's value stands
+ *   for `$then` when CONDITION holds, else for `$else`; without that branch the document, item or key is
+ *   left out. CONDITION is `PATH` (true unless false, 0, empty or null), `PATH == WORD` or `PATH != WORD`
+ *   (compared as text).
  *
  * Rendering works on parsed YAML, so values never need quoting or indenting; only inside flow
  * collections (`[...]`, `{...}`) must an expression be quoted, as its braces are YAML syntax there. An
@@ -36,6 +40,7 @@ export interface RenderedManifest {
 
 const EXPRESSION = /\$\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}/g;
 const WHOLE = /^\$\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}$/;
+const CONDITION = /^([A-Za-z_][\w-]*(?:\.[\w-]+)*)(?:\s*(==|!=)\s*(\S+))?$/;
 const FOR_EACH = /^([A-Za-z_]\w*)(?:\s*,\s*([A-Za-z_]\w*))?\s+in\s+([A-Za-z_][\w-]*(?:\.[\w-]+)*)$/;
 
 /** The folder of the project's manifest templates. */
@@ -63,7 +68,12 @@ export function labValues(def: LabDefinition): Record<string, unknown> {
     machines: Object.fromEntries(
       Object.entries(def.machines).map(([name, m]) => [name, { ip: m.ip, role: m.role }]),
     ),
-    proxy: { machine: proxyName, ip: proxy.ip, port: def.network.proxyPort },
+    proxy: {
+      machine: proxyName,
+      ip: proxy.ip,
+      port: def.network.proxyPort,
+      plainPort: def.network.proxyPlainPort,
+    },
     app: { machine: appName, ip: app.ip, port: def.network.appPort },
     kubernetes: { machine: k8sName, ip: k8s.ip },
   };
@@ -131,8 +141,30 @@ export function renderManifest(text: string, context: RenderContext, name: strin
   return { yaml, documents };
 }
 
-/** Renders a value that may be a `$forEach` block: the list of what it stands for. */
+/** Renders a value that may be a `$forEach` or `$if` block: the list of what it stands for. */
 function expand(value: unknown, scope: Record<string, unknown>, file: string, at: string[]): unknown[] {
+  if (isPlainObject(value) && '$if' in value) {
+    const match = typeof value.$if === 'string' ? CONDITION.exec(value.$if.trim()) : null;
+    const extra = Object.keys(value).filter((k) => !['$if', '$then', '$else'].includes(k));
+    if (!match || extra.length > 0) {
+      throw new ManifestError(
+        `${file}: ${where(at)}: write $if as { $if: PATH, $then: ..., $else: ... } (PATH == WORD and PATH != WORD compare)`,
+      );
+    }
+    const [, condPath, op, word] = match as unknown as [
+      string,
+      string,
+      string | undefined,
+      string | undefined,
+    ];
+    const found = lookup(condPath, scope, file, at);
+    const holds = op
+      ? (String(found) === word) === (op === '==')
+      : !(found === false || found === 0 || found === '' || found === null) &&
+        !(Array.isArray(found) && found.length === 0);
+    const branch = holds ? value.$then : value.$else;
+    return branch === undefined ? [] : expand(branch, scope, file, [...at, holds ? '$then' : '$else']);
+  }
   if (isPlainObject(value) && '$forEach' in value) {
     const spec = value.$forEach;
     const match = typeof spec === 'string' ? FOR_EACH.exec(spec.trim()) : null;
@@ -170,12 +202,18 @@ function render(value: unknown, scope: Record<string, unknown>, file: string, at
   }
   if (Array.isArray(value)) return value.flatMap((item, i) => expand(item, scope, file, [...at, `[${i}]`]));
   if (isPlainObject(value)) {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [
-        String(render(key, scope, file, [...at, key])),
-        render(item, scope, file, [...at, key]),
-      ]),
-    );
+    const entries: [string, unknown][] = [];
+    for (const [key, item] of Object.entries(value)) {
+      const name = String(render(key, scope, file, [...at, key]));
+      if (isPlainObject(item) && '$if' in item) {
+        // A conditional value: the key stays only with a branch to stand for it.
+        const chosen = expand(item, scope, file, [...at, key]);
+        if (chosen.length > 0) entries.push([name, chosen[0]]);
+      } else {
+        entries.push([name, render(item, scope, file, [...at, key])]);
+      }
+    }
+    return Object.fromEntries(entries);
   }
   return value;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Provisions external-proxy: Envoy as a TLS CONNECT proxy on :3128, access log in /var/log/envoy/access.log.
+# Provisions external-proxy: Envoy as a CONNECT proxy, over TLS on :3128 and in plain text on :3129, access
+# log in /var/log/envoy/access.log.
 #
 # Environment (set by the Vagrantfile from labs/vagrant.yaml):
 #   ENVOY_VERSION  Envoy release, e.g. 1.36.4 (required)
@@ -99,13 +100,13 @@ if [[ "$changed" == 1 ]] || ! systemctl is-active --quiet envoy.service; then
 fi
 
 for _ in $(seq 1 30); do
-  if (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null; then
-    log "Envoy $ENVOY_VERSION is listening on :3128"
+  if (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/3129) 2>/dev/null; then
+    log "Envoy $ENVOY_VERSION is listening on :3128 (TLS) and :3129 (plain text)"
     write_marker proxy "envoy=$ENVOY_VERSION"
     exit 0
   fi
   sleep 1
 done
-echo "external-proxy: Envoy did not start listening on :3128" >&2
+echo "external-proxy: Envoy did not start listening on :3128 and :3129" >&2
 journalctl -u envoy.service --no-pager -n 50 >&2 || true
 exit 1

@@ -1,0 +1,126 @@
+/**
+ * What the lab's external proxy serves, read from the Envoy config it runs (envoy/envoy.yaml), and what it
+ * does with a tunnel the mesh opens to it. The simulated lab asks the real Envoy when it runs one; where it
+ * cannot (port 443 not bindable), this answer stands in, and `test/proxy-listeners.test.ts` holds it to
+ * the real Envoy, combination by combination.
+ */
+import { parse } from 'yaml';
+
+export interface ProxyListener {
+  name: string;
+  /** The port in the config: the VM's port. */
+  port: number;
+  /** A TLS transport socket on its filter chain. */
+  tls: boolean;
+  /** HTTP/2 is accepted (over TLS: offered by ALPN; in plain text: prior knowledge) with CONNECT allowed. */
+  http2: boolean;
+  /** The HTTP methods its routes tunnel: CONNECT when a route has a connect_matcher. */
+  methods: string[];
+}
+
+/** How the mesh opens a tunnel: to which port, over TLS or not, with which HTTP version and method. */
+export interface TunnelAsk {
+  port: number;
+  tls: boolean;
+  protocol: string;
+  method: string;
+}
+
+/** What the proxy does with it; `logged` is the access-log line's status and flags when it writes one. */
+export type ProxyAnswer =
+  { served: true } | { served: false; reason: string; logged?: { status: number; flags: string } };
+
+type Yaml = Record<string, unknown>;
+
+const asList = (value: unknown): Yaml[] => (Array.isArray(value) ? (value as Yaml[]) : []);
+const asMap = (value: unknown): Yaml =>
+  value && typeof value === 'object' && !Array.isArray(value) ? (value as Yaml) : {};
+
+/** The listeners of an Envoy bootstrap's static resources, as far as tunnels are concerned. */
+export function proxyListeners(envoyYaml: string): ProxyListener[] {
+  const doc = asMap(parse(envoyYaml));
+  return asList(asMap(doc.static_resources).listeners).map((listener) => {
+    const chain = asList(listener.filter_chains)[0] ?? {};
+    const tlsContext = asMap(asMap(asMap(chain.transport_socket).typed_config).common_tls_context);
+    const hcm = asMap(
+      asList(chain.filters).find((f) => f.name === 'envoy.filters.network.http_connection_manager')
+        ?.typed_config,
+    );
+    const alpn = asList(tlsContext.alpn_protocols) as unknown as string[];
+    const tls = chain.transport_socket !== undefined;
+    const allowConnect = asMap(hcm.http2_protocol_options).allow_connect === true;
+    const codec = typeof hcm.codec_type === 'string' ? hcm.codec_type : 'AUTO';
+    const routes = asList(asMap(hcm.route_config).virtual_hosts).flatMap((vh) => asList(vh.routes));
+    return {
+      name: String(listener.name),
+      port: Number(asMap(asMap(listener.address).socket_address).port_value),
+      tls,
+      http2: allowConnect && codec !== 'HTTP1' && (!tls || alpn.includes('h2')),
+      methods: routes.some((r) => asMap(r.match).connect_matcher !== undefined) ? ['CONNECT'] : [],
+    };
+  });
+}
+
+/** What the proxy does with `ask`: serves it, or refuses it as Envoy would (with the line it logs). */
+export function proxyAnswer(listeners: ProxyListener[], ask: TunnelAsk): ProxyAnswer {
+  const listener = listeners.find((l) => l.port === ask.port);
+  if (!listener) return { served: false, reason: `the proxy has no listener on port ${ask.port}` };
+  if (ask.tls && !listener.tls) {
+    // The client hello reaches the HTTP codec, which answers 400 in plain text.
+    return {
+      served: false,
+      reason: `TLS to the proxy's plain-text listener ${listener.name} (:${listener.port}); Envoy answers 400`,
+      logged: { status: 400, flags: 'DPE' },
+    };
+  }
+  if (!ask.tls && listener.tls) {
+    return {
+      served: false,
+      reason: `plain text to the proxy's TLS listener ${listener.name} (:${listener.port}); the handshake fails, nothing logged`,
+    };
+  }
+  if (ask.protocol === 'HTTP/2' && !listener.http2) {
+    return {
+      served: false,
+      reason: `HTTP/2 to ${listener.name} (:${listener.port}), which speaks HTTP/1.1 only`,
+    };
+  }
+  if (!listener.methods.includes(ask.method)) {
+    return {
+      served: false,
+      reason: `${ask.method} to ${listener.name} (:${listener.port}), whose routes tunnel only ${listener.methods.join(', ') || 'nothing'}; Envoy answers 404`,
+      logged: { status: 404, flags: 'NR' },
+    };
+  }
+  return { served: true };
+}
+
+/** Where a tunnel's log lines say it came from and went to. */
+export interface TunnelEnds {
+  time: Date;
+  /** The client's `ip:port` as the proxy sees it. */
+  client: string;
+  /** The resolved CONNECT target, `ip:port`. */
+  target: string;
+  /** The CONNECT authority as asked, `host:port`. */
+  authority: string;
+}
+
+/**
+ * The lines envoy/envoy.yaml's access-log format writes for `ask` and what the proxy did with it: a served
+ * tunnel's opening and end (the client closes it: DC), a refused request's one line, or none.
+ */
+export function proxyLogLines(ask: TunnelAsk, answer: ProxyAnswer, ends: TunnelEnds): string[] {
+  const head = `[${ends.time.toISOString()}] ${ends.client}`;
+  if (answer.served) {
+    const line = (flags: string, type: string) =>
+      `${head} "${ask.method} ${ends.target} - ${ask.protocol}" - 200 - ${flags} ${ends.authority} ${type}`;
+    return [line('-', 'DownstreamTunnelSuccessfullyEstablished'), line('DC', 'DownstreamEnd')];
+  }
+  if (!answer.logged) return [];
+  const { status, flags } = answer.logged;
+  // A request the codec could not read has no method, path or authority; one no route takes has them.
+  return status === 400
+    ? [`${head} "- - - HTTP/1.1" - ${status} - ${flags} - DownstreamEnd`]
+    : [`${head} "${ask.method} - / ${ask.protocol}" - ${status} - ${flags} ${ends.authority} DownstreamEnd`];
+}

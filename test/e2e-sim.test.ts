@@ -5,16 +5,13 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { runDir } from '../src/state-layout.js';
 import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import {
   outcome,
-  root,
   start,
   uniqueQueue,
-  writePlaybook,
   type TestLab,
   useWorker,
 } from './support/temporal.js';
@@ -76,34 +73,75 @@ describe('tls-passthrough on the simulated lab', () => {
     expect(await exportedHistory(id)).not.toMatch(/PRIVATE KEY/);
   }, 120_000);
 
-  it("passes as a matrix over the tunnel: the PoC's EnvoyFilter and Istio's native tunnel API, one child run each", async () => {
-    const doc = parse(await readFile(path.join(root, 'playbooks', 'tls-passthrough.yaml'), 'utf8')) as Record<
-      string,
-      unknown
-    >;
-    doc.matrix = { axes: { tunnel: ['tcp-tunnel-filter', 'native-tunnel'] } };
-    const playbook = await writePlaybook('tunnels', stringify(doc));
-    const handle = await start(lab, { ...onSim(playbook) });
+  it('passes playbooks/tunnels.yaml: every way to tunnel, one child run per cell, each logged in its own protocol', async () => {
+    const handle = await start(lab, { ...onSim('tunnels') });
     const result = await outcome(handle);
     expect(result.error).toBeUndefined();
-    expect(result.cells!.map((c) => [c.id, c.status])).toEqual([
-      ['tunnel=tcp-tunnel-filter', 'passed'],
-      ['tunnel=native-tunnel', 'passed'],
-    ]);
-    const applied: Record<string, string[]> = {};
+    const ids = [];
+    for (const tunnel of ['tcp-tunnel-filter', 'native-tunnel']) {
+      for (const transport of ['tls', 'plain']) {
+        for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
+          ids.push(`tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol}`);
+        }
+      }
+    }
+    expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
+    const seen: Record<string, unknown> = {};
     for (const cell of result.cells!) {
       const run = await outcome(lab.client.workflow.getHandle(cell.workflowId));
       const byId = Object.fromEntries(run.steps.map((st) => [st.id, st]));
-      expect(byId['proxy-saw-a']!.status).toBe('passed');
-      applied[cell.id] = (byId.tunnel!.output as { lines: string[] }).lines;
+      const applied = (byId.tunnel!.output as { lines: string[] }).lines;
+      const [line] = (byId['proxy-saw-a']!.output as { matches: string[] }).matches;
+      const preflight = (byId.preflight!.output as { verdicts: string[] }).verdicts[0];
+      seen[cell.id] = {
+        envoyFilter: applied.some((l) => /^envoyfilter\./.test(l)),
+        // The real Envoy's line: the protocol the mesh spoke to it.
+        logged:
+          /" - 200 - DC www\.google\.com:443 DownstreamEnd$/.test(line!) &&
+          /- (HTTP\/[\d.]+)"/.exec(line!)?.[1],
+        // istiod's config (the oracle) tunnels to the listener the cell chose.
+        preflight: /via 192\.168\.56\.10:(\d+) CONNECT www\.google\.com:443 (\S+) (tls|plain)/
+          .exec(preflight ?? '')
+          ?.slice(1),
+        nothingElse: byId['proxy-saw-nothing-else']!.status,
+      };
     }
-    // Each cell tunnelled its own way: an EnvoyFilter, or the proxy's DestinationRule with tunnel settings.
-    expect(applied['tunnel=tcp-tunnel-filter']).toContainEqual(expect.stringMatching(/^envoyfilter\./));
-    expect(applied['tunnel=native-tunnel']).not.toContainEqual(expect.stringMatching(/^envoyfilter\./));
-    expect(applied['tunnel=native-tunnel']).toContainEqual(
-      expect.stringMatching(/^destinationrule\..*external-proxy/),
+    const expected = (id: string) => {
+      const tls = id.includes('proxyTransport=tls');
+      const protocol = id.endsWith('HTTP/2') ? 'HTTP/2' : 'HTTP/1.1';
+      return {
+        envoyFilter: id.includes('tcp-tunnel-filter'),
+        logged: protocol,
+        preflight: [tls ? '3128' : '3129', protocol, tls ? 'tls' : 'plain'],
+        nothingElse: 'passed',
+      };
+    };
+    expect(seen).toEqual(Object.fromEntries(ids.map((id) => [id, expected(id)])));
+  }, 300_000);
+
+  it('fails the negative log check when a host that should stay outside the tunnel reaches the proxy', async () => {
+    // The "outside" host is one the tunnel carries: only the proxy's log can tell.
+    const file = await variant('tls-passthrough', (steps) =>
+      steps
+        .filter((s) => s.id !== 'preflight')
+        .map((s) =>
+          s.id === 'tunnelled'
+            ? { ...s, parallel: s.parallel!.filter((m) => m.id !== 'outside-blocked') }
+            : s,
+        ),
     );
-  }, 180_000);
+    const result = await outcome(
+      await start(lab, { ...onSim(file), vars: { teardown: 'destroy', hostOutside: 'www.wikipedia.org' } }),
+    );
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({
+      'tunnelled-b': 'passed',
+      'proxy-saw-b': 'passed',
+      'proxy-saw-nothing-else': 'failed',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(/step proxy-saw-nothing-else: ExpectationError: .*www\.wikipedia\.org/);
+  }, 120_000);
 
   it('fails at the proxy log check when the tunnel resources are left out', async () => {
     const file = await variant('tls-passthrough', (steps) =>

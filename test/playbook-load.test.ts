@@ -1,9 +1,11 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { actions } from '../activities/registry.js';
 import { PlaybookError } from '../src/errors.js';
 import { loadPlaybookFile, parsePlaybook } from '../src/playbook/load.js';
 import { root } from './support/temporal.js';
+import type { PlanStep } from '../workflows/types.js';
 
 const playbooksDir = path.join(root, 'playbooks');
 const parse = (text: string, vars?: Record<string, unknown>) =>
@@ -182,6 +184,104 @@ describe('playbook loading', () => {
       expect(plan.name).toBe(file.replace(/\.yaml$/, ''));
       expect(plan.steps.length).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('a playbook that extends another', () => {
+  let dir: string;
+  const write = async (name: string, text: string) => writeFile(path.join(dir, `${name}.yaml`), text);
+  const load = (name: string) =>
+    loadPlaybookFile(path.join(dir, `${name}.yaml`), { playbooksDir: dir, actions });
+  const problems = async (name: string): Promise<string[]> => {
+    try {
+      await load(name);
+    } catch (err) {
+      if (err instanceof PlaybookError) return err.message.split('\n');
+      throw err;
+    }
+    throw new Error('expected the playbook to be rejected');
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'extends-'));
+    await write(
+      'base',
+      [
+        'name: base',
+        'description: the base',
+        'onFailure: pause',
+        'vars: { greeting: hello, who: world }',
+        'steps:',
+        '  - id: say',
+        '    uses: exec',
+        "    with: { command: [echo, '${{ vars.greeting }} ${{ vars.who }}'] }",
+        'finally:',
+        '  - id: bye',
+        '    uses: exec',
+        '    with: { command: [echo, bye] }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it("runs the other's steps with its own name, defaults and matrix", async () => {
+    await write(
+      'child',
+      'name: child\nextends: base\nvars: { who: mesh }\nmatrix: { axes: { greeting: [hi, hey] } }\n',
+    );
+    const plan = await load('child');
+    expect(plan).toMatchObject({ name: 'child', description: 'the base', onFailure: 'pause' });
+    expect(plan.vars).toEqual({ greeting: 'hello', who: 'mesh' });
+    expect(plan.matrix!.cells.map((c) => c.id)).toEqual(['greeting=hi', 'greeting=hey']);
+    expect((plan.steps[0] as PlanStep).with.command).toEqual(['echo', 'hello mesh']);
+    expect(plan.finally.map((s) => s.id)).toEqual(['bye']);
+    // A cell plans the base's steps with the cell's values.
+    const cell = await loadPlaybookFile(path.join(dir, 'child.yaml'), {
+      playbooksDir: dir,
+      actions,
+      vars: { greeting: 'hi' },
+      cell: 'greeting=hi',
+    });
+    expect((cell.steps[0] as PlanStep).with.command).toEqual(['echo', 'hi mesh']);
+  });
+
+  it("reports a problem in the other's steps at its own file and line", async () => {
+    await write('broken', 'name: broken\nsteps:\n  - id: x\n    uses: exec\n    with: { command: 3 }\n');
+    await write('on-broken', 'name: on-broken\nextends: broken\n');
+    expect(await problems('on-broken')).toEqual([
+      expect.stringMatching(/broken\.yaml:5:22: steps\[0\]\.with\.command: /),
+    ]);
+  });
+
+  it('refuses steps of its own, an undeclared variable, a missing or chained base, and itself', async () => {
+    await write('own-steps', 'name: own-steps\nextends: base\nsteps: []\n');
+    expect(await problems('own-steps')).toEqual([
+      expect.stringMatching(
+        /own-steps\.yaml:3:8: steps: a playbook that extends another runs that one's steps/,
+      ),
+    ]);
+    await write('new-var', 'name: new-var\nextends: base\nvars: { colour: red }\n');
+    expect(await problems('new-var')).toEqual([
+      expect.stringMatching(
+        /new-var\.yaml:3:\d+: vars\.colour: base declares no variable "colour" \(declared: greeting, who\)/,
+      ),
+    ]);
+    await write('orphan', 'name: orphan\nextends: nowhere\n');
+    expect(await problems('orphan')).toEqual([
+      expect.stringMatching(/orphan\.yaml:2:\d+: extends: no playbook .*nowhere\.yaml to extend/),
+    ]);
+    await write('grandchild', 'name: grandchild\nextends: child\n');
+    expect(await problems('grandchild')).toEqual([
+      expect.stringMatching(/extends: child extends another playbook itself/),
+    ]);
+    await write('selfish', 'name: selfish\nextends: selfish\n');
+    expect(await problems('selfish')).toEqual([
+      expect.stringMatching(/extends: a playbook cannot extend itself/),
+    ]);
+    await write('pathy', 'name: pathy\nextends: ../base\n');
+    expect(await problems('pathy')).toEqual([
+      expect.stringMatching(/extends: must be the name of a playbook in the same folder/),
+    ]);
   });
 });
 

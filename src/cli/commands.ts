@@ -238,7 +238,8 @@ export async function validateCommand(argv: string[], out: Out, err: Out): Promi
     try {
       const plan = await loadPlaybookFile(file, { playbooksDir: playbooksDir(config), actions });
       const count = plan.steps.reduce((n, node) => n + ('parallel' in node ? node.parallel.length : 1), 0);
-      out(`${file}: ok (${count} steps, ${plan.finally.length} finally)`);
+      const cells = plan.matrix ? `, a matrix of ${plan.matrix.cells.length} cells` : '';
+      out(`${file}: ok (${count} steps, ${plan.finally.length} finally${cells})`);
     } catch (e) {
       if (!(e instanceof PlaybookError)) throw e;
       failed += 1;

@@ -2,7 +2,7 @@
  * Reads a playbook file, validates it against the playbook format and each action's input schema,
  * interpolates its variables and turns it into a Plan. Every problem names file:line:column and the field.
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
@@ -22,7 +22,7 @@ import { fieldPath, valueAt, YamlSource, type Path, type Problem } from '../yaml
 import { interpolate, wholeExpression, type InterpolationProblem } from './interpolate.js';
 import { z as zod } from 'zod';
 import { expandMatrix } from './matrix.js';
-import { genericStep, groupSchema, playbookShape } from './schema.js';
+import { extendingShape, genericStep, groupSchema, playbookShape } from './schema.js';
 
 export interface LoadOptions {
   /** Where playbook names are looked up. */
@@ -116,12 +116,25 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   const source = YamlSource.parse(text, file);
   const problems: Problem[] = [];
   const data = source.value();
-  const top = playbookShape.safeParse(data);
+  const extending = !!data && typeof data === 'object' && 'extends' in data;
+  const top = (extending ? extendingShape : playbookShape).safeParse(data);
   if (!top.success) {
-    problems.push(...source.issues(top.error, []));
+    for (const key of ['steps', 'finally']) {
+      if (extending && key in (data as object)) {
+        problems.push(
+          source.problem(
+            [key],
+            `a playbook that extends another runs that one's steps; it has no ${key} of its own`,
+          ),
+        );
+      }
+    }
+    if (problems.length === 0) problems.push(...source.issues(top.error, []));
     throw new PlaybookError(problems);
   }
-  const playbook = top.data;
+  // `stepSource` holds the steps: this file, or the playbook it extends.
+  const { playbook, stepSource } =
+    'extends' in top.data ? extend(top.data, source, file) : { playbook: top.data, stepSource: source };
 
   const declared = playbook.vars;
   for (const [name, value] of Object.entries(options.vars ?? {})) {
@@ -173,14 +186,14 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   const seen = new Map<string, string>();
   const checkId = (id: string, at: Path): void => {
     const first = seen.get(id);
-    if (first) problems.push(source.problem(at, `duplicate step id "${id}" (first used at ${first})`));
+    if (first) problems.push(stepSource.problem(at, `duplicate step id "${id}" (first used at ${first})`));
     else seen.set(id, fieldPath(at));
   };
 
   const planStep = (raw: unknown, at: Path): PlanStep | undefined => {
     const parsed = genericStep.safeParse(raw);
     if (!parsed.success) {
-      problems.push(...source.issues(parsed.error, at));
+      problems.push(...stepSource.issues(parsed.error, at));
       return undefined;
     }
     const step = parsed.data;
@@ -192,22 +205,22 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
         .sort()
         .join(', ');
       problems.push(
-        source.problem([...at, 'uses'], `unknown action "${step.uses}"; known actions: ${known}`),
+        stepSource.problem([...at, 'uses'], `unknown action "${step.uses}"; known actions: ${known}`),
       );
       return undefined;
     }
-    const policy = stepOptions(action, step, at, source, problems);
+    const policy = stepOptions(action, step, at, stepSource, problems);
     const interpolationProblems: InterpolationProblem[] = [];
     const withValue = interpolate(step.with, context, [...at, 'with'], interpolationProblems);
     const name =
       step.name === undefined
         ? undefined
         : interpolate(step.name, context, [...at, 'name'], interpolationProblems);
-    for (const p of interpolationProblems) problems.push(source.problem(p.path, p.message));
+    for (const p of interpolationProblems) problems.push(stepSource.problem(p.path, p.message));
     if (interpolationProblems.length > 0) return undefined;
     const input = action.input.safeParse(withValue);
     if (!input.success) {
-      for (const [i, problem] of source.issues(input.error, [...at, 'with'], withValue).entries()) {
+      for (const [i, problem] of stepSource.issues(input.error, [...at, 'with'], withValue).entries()) {
         // A value that is one `${{ vars.X }}` set by the run came from its --var, which is what to fix.
         const raw = valueAt(step.with, input.error.issues[i]!.path as Path);
         const name =
@@ -281,7 +294,7 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
   function planGroup(raw: object, at: Path): PlanGroup | undefined {
     const shape = groupSchema(zod.unknown()).safeParse(raw);
     if (!shape.success) {
-      problems.push(...source.issues(shape.error, at));
+      problems.push(...stepSource.issues(shape.error, at));
       // The members are checked anyway, so that one pass reports every problem.
       const members = (raw as { parallel?: unknown }).parallel;
       if (Array.isArray(members)) members.forEach((member, j) => planStep(member, [...at, 'parallel', j]));
@@ -295,6 +308,63 @@ export function parsePlaybook(text: string, file: string, options: LoadOptions):
     if (shape.data.name) group.name = shape.data.name;
     return group;
   }
+}
+
+type PlaybookTop = z.output<typeof playbookShape>;
+
+/**
+ * A playbook that `extends` another: the other's steps, finally steps, vars and settings, with this
+ * one's name, description, matrix and settings, and its vars as new defaults of vars the other declares.
+ * The other playbook is read from the same folder and may not extend a third.
+ */
+function extend(
+  top: z.output<typeof extendingShape>,
+  source: YamlSource,
+  file: string,
+): { playbook: PlaybookTop; stepSource: YamlSource } {
+  const baseFile = path.join(path.dirname(file), `${top.extends}.yaml`);
+  const fail = (message: string): never => {
+    throw new PlaybookError([source.problem(['extends'], message)]);
+  };
+  if (path.resolve(baseFile) === path.resolve(file)) fail('a playbook cannot extend itself');
+  let text = '';
+  try {
+    text = readFileSync(baseFile, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    fail(code === 'ENOENT' ? `no playbook ${baseFile} to extend` : `cannot read ${baseFile}: ${String(err)}`);
+  }
+  if (Buffer.byteLength(text) > MAX_PLAYBOOK_BYTES) fail(`${baseFile} is larger than a playbook may be`);
+  const baseSource = YamlSource.parse(text, baseFile);
+  const baseData = baseSource.value();
+  if (baseData && typeof baseData === 'object' && 'extends' in baseData) {
+    fail(`${top.extends} extends another playbook itself; a playbook extends one that has steps`);
+  }
+  const base = playbookShape.safeParse(baseData);
+  if (!base.success) throw new PlaybookError(baseSource.issues(base.error, []));
+  const problems: Problem[] = [];
+  for (const name of Object.keys(top.vars)) {
+    if (!(name in base.data.vars)) {
+      problems.push(
+        source.problem(
+          ['vars', name],
+          `${top.extends} declares no variable "${name}" (declared: ${Object.keys(base.data.vars).join(', ') || 'none'})`,
+        ),
+      );
+    }
+  }
+  if (problems.length > 0) throw new PlaybookError(problems);
+  const playbook: PlaybookTop = {
+    ...base.data,
+    name: top.name,
+    vars: { ...base.data.vars, ...top.vars },
+    onFailure: 'onFailure' in (source.value() as object) ? top.onFailure : base.data.onFailure,
+  };
+  delete playbook.matrix;
+  if (top.matrix) playbook.matrix = top.matrix;
+  if (top.description !== undefined) playbook.description = top.description;
+  if (top.lab !== undefined) playbook.lab = top.lab;
+  return { playbook, stepSource: baseSource };
 }
 
 function summarize(action: ActionDefinition, input: unknown, id: string): string {

@@ -87,6 +87,15 @@ export const playbookShape = z
   })
   .strict();
 
+/** A playbook that runs another's steps with its own name, defaults and matrix (`extends: NAME`). */
+export const extendsField = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be the name of a playbook in the same folder')
+  .describe(
+    "A playbook in the same folder whose steps and finally steps this one runs; this one's vars set new defaults of the vars it declares.",
+  );
+export const extendingShape = z.object({ ...playbookFields, extends: extendsField }).strict();
+
 /** The full schema with one branch per action; used to generate the JSON Schema for editors. */
 export function playbookSchema(actions: readonly ActionDefinition[]): z.ZodType {
   const steps = actions.map((action) =>
@@ -101,13 +110,14 @@ export function playbookSchema(actions: readonly ActionDefinition[]): z.ZodType 
   const step =
     steps.length === 1 ? steps[0]! : z.union(steps as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]);
   const group = groupSchema(step);
-  return z
+  const full = z
     .object({
       ...playbookFields,
       steps: z.array(z.union([step, group])).min(1),
       finally: z.array(step).default([]),
     })
     .strict();
+  return z.union([full, extendingShape]);
 }
 
 export function playbookJsonSchema(actions: readonly ActionDefinition[]): Record<string, unknown> {

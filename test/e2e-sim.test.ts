@@ -8,13 +8,7 @@ import path from 'node:path';
 import { runDir } from '../src/state-layout.js';
 import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
-import {
-  outcome,
-  start,
-  uniqueQueue,
-  type TestLab,
-  useWorker,
-} from './support/temporal.js';
+import { outcome, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
 import {
   expectNoTunnelOnTheGateway,
   simLabVariant,

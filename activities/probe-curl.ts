@@ -29,9 +29,10 @@ export const probeCurlInput = z
         z
           .object({
             fails: z
-              .literal(true)
+              .boolean()
               .describe(
-                'Expect curl to get no HTTP response at all (e.g. REGISTRY_ONLY resets the connection).',
+                'true: expect curl to get no HTTP response at all (e.g. REGISTRY_ONLY resets the connection); ' +
+                  'false: expect HTTP 200, so that a variable can choose.',
               ),
           })
           .strict(),
@@ -68,9 +69,15 @@ function appLabel(selector: string): string | undefined {
   return /(?:^|,)\s*app\s*==?\s*([^,\s]+)/.exec(selector)?.[1];
 }
 
-/** What a probe expects: an HTTP status, or no answer at all. */
+/** What a probe expects: an HTTP status, or no answer at all (undefined). */
+function expectedStatus(input: z.output<typeof probeCurlInput>): number | undefined {
+  if ('fails' in input.expect) return input.expect.fails ? undefined : 200;
+  return input.expect.status;
+}
+
 function expectation(input: z.output<typeof probeCurlInput>): string {
-  return 'fails' in input.expect ? 'no answer' : `HTTP ${input.expect.status}`;
+  const status = expectedStatus(input);
+  return status === undefined ? 'no answer' : `HTTP ${status}`;
 }
 
 /** Runs curl in a client pod and checks the outcome: an HTTP status, or that the connection fails. */
@@ -162,14 +169,13 @@ export const probeCurlAction = defineAction({
       stderrTail,
     };
     const got = `HTTP ${code ?? '000'}, curl exit ${output.exitCode}${stderrTail ? `: ${stderrTail.trim().split('\n').at(-1)}` : ''}`;
-    if ('fails' in input.expect) {
+    const status = expectedStatus(input);
+    if (status === undefined) {
       if (output.exitCode === 0 && output.status !== 0) {
         throw new ExpectationError(`expected ${input.url} to fail from ${pod}, but it answered (${got})`);
       }
-    } else if (output.exitCode !== 0 || output.status !== input.expect.status) {
-      throw new ExpectationError(
-        `expected HTTP ${input.expect.status} from ${input.url} in ${pod}, got ${got}`,
-      );
+    } else if (output.exitCode !== 0 || output.status !== status) {
+      throw new ExpectationError(`expected HTTP ${status} from ${input.url} in ${pod}, got ${got}`);
     }
     return output;
   },

@@ -3,8 +3,10 @@
  * stand-in vagrant/kubectl/istioctl, a real sshd for the VMs' shells and a real nginx for the mTLS app.
  * Variants without the tunnel or without the ServiceEntries prove the checks can fail.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { collectRunReport, writeReport } from '../src/report/index.js';
 import { runDir } from '../src/state-layout.js';
 import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
@@ -75,10 +77,16 @@ describe('tls-passthrough on the simulated lab', () => {
     for (const tunnel of ['tcp-tunnel-filter', 'native-tunnel']) {
       for (const transport of ['tls', 'plain']) {
         for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
-          ids.push(`tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol}`);
+          ids.push(
+            `tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol},tunnelMethod=CONNECT`,
+          );
         }
       }
     }
+    // The cell that cannot work, passing because its checks expect the refusal.
+    const post =
+      'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,tunnelMethod=POST,tunnelRefused=true,proxyStatus=404';
+    ids.push(post);
     expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
     const seen: Record<string, unknown> = {};
     for (const cell of result.cells!) {
@@ -89,28 +97,45 @@ describe('tls-passthrough on the simulated lab', () => {
       const preflight = (byId.preflight!.output as { verdicts: string[] }).verdicts[0];
       seen[cell.id] = {
         envoyFilter: applied.some((l) => /^envoyfilter\./.test(l)),
-        // The real Envoy's line: the protocol the mesh spoke to it.
-        logged:
-          /" - 200 - DC www\.google\.com:443 DownstreamEnd$/.test(line!) &&
-          /- (HTTP\/[\d.]+)"/.exec(line!)?.[1],
+        // The real Envoy's line: the method and protocol the mesh spoke to it, and its answer.
+        logged: /"(\S+) \S+ \S+ (HTTP\/[\d.]+)" - (\d+) - (\S+) www\.google\.com:443 DownstreamEnd$/
+          .exec(line!)
+          ?.slice(1),
         // istiod's config (the oracle) tunnels to the listener the cell chose.
-        preflight: /via 192\.168\.56\.10:(\d+) CONNECT www\.google\.com:443 (\S+) (tls|plain)/
+        preflight: /via 192\.168\.56\.10:(\d+) (\S+) www\.google\.com:443 (\S+) (tls|plain)/
           .exec(preflight ?? '')
           ?.slice(1),
+        probe: (byId['tunnelled-a']!.output as { exitCode: number }).exitCode,
         nothingElse: byId['proxy-saw-nothing-else']!.status,
       };
     }
     const expected = (id: string) => {
       const tls = id.includes('proxyTransport=tls');
-      const protocol = id.endsWith('HTTP/2') ? 'HTTP/2' : 'HTTP/1.1';
+      const protocol = id.includes('HTTP/2') ? 'HTTP/2' : 'HTTP/1.1';
+      const method = id.includes('POST') ? 'POST' : 'CONNECT';
       return {
         envoyFilter: id.includes('tcp-tunnel-filter'),
-        logged: protocol,
-        preflight: [tls ? '3128' : '3129', protocol, tls ? 'tls' : 'plain'],
+        logged: method === 'POST' ? ['POST', protocol, '404', 'NR'] : ['CONNECT', protocol, '200', 'DC'],
+        preflight: [tls ? '3128' : '3129', method, protocol, tls ? 'tls' : 'plain'],
+        probe: method === 'POST' ? 35 : 0,
         nothingElse: 'passed',
       };
     };
     expect(seen).toEqual(Object.fromEntries(ids.map((id) => [id, expected(id)])));
+
+    // The report's grid: the axes every cell sets, the POST cell in a column of its own.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tunnels-report-'));
+    await writeReport(dir, await collectRunReport(handle, { namespace: 'default' }));
+    const html = await readFile(path.join(dir, 'report.html'), 'utf8');
+    const grid = /<table class="grid">(.*?)<\/table>/s.exec(html)?.[1] ?? '';
+    const rows = [...grid.matchAll(/<tr><th>([^<]*)<\/th>(.*?)<\/tr>/g)].map((m) => [
+      m[1],
+      [...m[2]!.matchAll(/>([\w./]+|—)<\/(?:th|span|td)>/g)].map((c) => c[1]),
+    ]);
+    expect(rows[0]).toEqual(['tunnel, proxyTransport, proxyProtocol \\ tunnelMethod', ['CONNECT', 'POST']]);
+    expect(rows).toHaveLength(9);
+    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(7);
+    expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1', ['passed', 'passed']]);
   }, 300_000);
 
   it('fails the negative log check when a host that should stay outside the tunnel reaches the proxy', async () => {

@@ -215,6 +215,26 @@ describe('manifest templates', () => {
     });
   });
 
+  it('render a POST tunnel when values.proxy.method says so', async () => {
+    const def = await labDef('sim');
+    const render = async (method: string) => {
+      const context = {
+        lab: labValues(def),
+        values: mergeValues(await defaultValues(dir), { proxy: { method } }),
+      };
+      const filter = JSON.stringify(
+        (await renderManifestFile(path.join(dir, 'tls-passthrough/tcp-tunnel-filter.yaml'), context))
+          .documents,
+      );
+      const native = JSON.stringify(
+        (await renderManifestFile(path.join(dir, 'tls-passthrough/native-tunnel.yaml'), context)).documents,
+      );
+      return [filter.includes('"use_post":true'), /"tunnel":\{"protocol":"(\w+)"/.exec(native)?.[1]];
+    };
+    expect(await render('CONNECT')).toEqual([false, 'CONNECT']);
+    expect(await render('POST')).toEqual([true, 'POST']);
+  });
+
   it('refuse paths outside manifests/', () => {
     expect(() => manifestPath(dir, '../package.json')).toThrow(ManifestError);
     expect(() => manifestPath(dir, '/etc/passwd')).toThrow(ManifestError);

@@ -295,13 +295,16 @@ function cellLink(cell: CellReport, index: number, text: string): string {
 }
 
 /**
- * The cells as a grid when they all set the same two or more variables: one row per combination of all
- * but the last, one column per value of the last. Otherwise nothing (the table below lists them).
+ * The cells as a grid over the two or more variables every cell sets (the axes; values an `include` entry
+ * adds to some cells only are left out): one row per combination of all but the last, one column per
+ * value of the last. Nothing when fewer are shared, or when two cells would share a place (the table
+ * below lists them all).
  */
 function cellsGrid(cells: CellReport[]): string {
-  const keys = Object.keys(cells[0]?.vars ?? {});
-  const same = cells.every((c) => Object.keys(c.vars).join('\0') === keys.join('\0'));
-  if (!same || keys.length < 2) return '';
+  const keys = Object.keys(cells[0]?.vars ?? {}).filter((k) => cells.every((c) => k in c.vars));
+  if (keys.length < 2) return '';
+  const place = (c: CellReport) => keys.map((k) => String(c.vars[k])).join('\0');
+  if (new Set(cells.map(place)).size !== cells.length) return '';
   const last = keys.at(-1)!;
   const rowKey = (c: CellReport) =>
     keys

@@ -98,6 +98,27 @@ async function main(): Promise<void> {
       }
       return start('lab-waited', { playbook: hold, lab });
     },
+    // A matrix run whose second cell pauses on a failure and is answered by its own run id: the cell tells
+    // the matrix run (the cellPaused signal) when it pauses and when it runs again.
+    'matrix-cell-paused': async () => {
+      const handle = await start('matrix-cell-paused', {
+        playbook: await playbook(
+          'pause-grid',
+          `name: pause-grid\nonFailure: pause\nvars: { n: 1 }\nmatrix: { axes: { n: [1, 2] }, failFast: false, maxParallel: 1 }\nsteps:\n  - { id: check, uses: exec, retry: { attempts: 1 }, with: { command: [sh, -c, 'test "\${{ vars.n }}" = 1 || test -e ${tmp}/cell-ok'] } }\n`,
+        ),
+      });
+      const cell = client.workflow.getHandle('matrix-cell-paused.2');
+      for (;;) {
+        const state = await queryProgress(handle).catch(() => undefined);
+        if (state?.cells?.some((c) => c.paused)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await writeFile(`${tmp}/cell-ok`, '');
+      await resumeScenario(cell, 'retry');
+      return handle;
+    },
+    // Its paused cell's own run.
+    'matrix-cell-paused-cell': () => Promise.resolve(client.workflow.getHandle('matrix-cell-paused.2')),
   };
   /** labs/sim.yaml as a kept lab (its machines outlive runs, so runs on it share it). */
   async function keptSimLab(name: string): Promise<string> {

@@ -4,13 +4,23 @@
  * `failFast`, the first cell that fails cancels the running cells (whose `finally` steps still run) and
  * the cells not started are skipped.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { collectRunReport, writeReport } from '../src/report/index.js';
 import type { ScenarioResult } from '../workflows/types.js';
-import { outcome, root, start, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
+import { cellEventLine, progressLines } from '../src/cli/progress.js';
+import { renderDetails } from '../workflows/details.js';
+import {
+  eventually,
+  outcome,
+  root,
+  start,
+  writePlaybook,
+  type TestLab,
+  useWorker,
+} from './support/temporal.js';
 
 let lab: TestLab;
 useWorker('matrix', (created) => (lab = created));
@@ -192,5 +202,45 @@ describe('a matrix run', () => {
       expect(after.status).toBe('passed');
       expect((after.output as { stdout: string }).stdout).toBe(`n=${cell.vars.n}`);
     }
+  }, 120_000);
+
+  it('shows a cell paused on a failure, with how to answer it, until its run is resumed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'matrix-pause-'));
+    const playbook = await writePlaybook(
+      'pause-grid',
+      [
+        'name: pause-grid',
+        'onFailure: pause',
+        'vars: { n: 1 }',
+        'matrix: { axes: { n: [1, 2] }, failFast: false }',
+        'steps:',
+        // Cell 2 fails until the file exists.
+        `  - { id: check, uses: exec, retry: { attempts: 1 }, with: { command: [sh, -c, 'test "\${{ vars.n }}" = 1 || test -e ${dir}/ok'] } }`,
+        '',
+      ].join('\n'),
+    );
+    const handle = await start(lab, { playbook });
+    const paused = await eventually(async () => {
+      const state = await handle.query<ScenarioResult>('progress');
+      return state.cells?.find((c) => c.paused) ? state : undefined;
+    }, 60_000);
+    const cell = paused.cells!.find((c) => c.paused)!;
+    expect(cell).toMatchObject({ id: 'n=2', status: 'running', paused: { step: 'check' } });
+    expect(cellEventLine(cell)).toMatch(
+      new RegExp(
+        `^⏸ cell n=2  paused  — paused at check: .*; answer with tunnel-lab resume ${cell.workflowId.replace(/\./g, '\\.')}$`,
+      ),
+    );
+    expect(progressLines(paused)[0]).toMatch(/cells done, cell n=2 paused$/);
+    expect(renderDetails(paused, handle.workflowId)).toContain(`| n=2 | ⏸ paused — paused at check:`);
+
+    // Answered by the cell's own run id; the matrix run shows it running again, then passed.
+    await writeFile(path.join(dir, 'ok'), '');
+    await lab.client.workflow
+      .getHandle(cell.workflowId)
+      .executeUpdate('resume', { args: [{ action: 'retry' }] });
+    const result = await outcome(handle);
+    expect(statuses(result)).toEqual({ 'n=1': 'passed', 'n=2': 'passed' });
+    expect(result.cells!.every((c) => c.paused === undefined)).toBe(true);
   }, 120_000);
 });

@@ -31,6 +31,8 @@ it('replays every recorded history against the current workflow code', async () 
     'flaky-retried',
     'hello-passed',
     'lab-waited',
+    'matrix-cell-paused-cell',
+    'matrix-cell-paused',
     'paused-retried-skipped',
   ]);
   const results = Worker.runReplayHistories({ workflowBundle: { codePath: freshBundle(root) } }, recorded);

@@ -1,4 +1,4 @@
-import { labWaitText, STATUS_MARKS, type ScenarioResult } from './types.js';
+import { cellPauseText, labWaitText, STATUS_MARKS, type ScenarioResult } from './types.js';
 
 const EVIDENCE_CHARS = 600;
 
@@ -53,10 +53,14 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
     // A matrix run: its cells are child runs (the Web UI lists them under "Relationships").
     lines.push('| cell | status | run |', '| --- | --- | --- |');
     for (const cell of state.cells) {
-      const why = cell.status === 'passed' || !cell.error ? '' : ` — ${cell.error.replace(/\|/g, '\\|')}`;
-      lines.push(
-        `| ${cell.id} | ${STATUS_MARKS[cell.status]} ${cell.status}${why} | \`${cell.workflowId}\` |`,
-      );
+      const note = cell.paused
+        ? cellPauseText(cell)
+        : cell.status === 'passed' || !cell.error
+          ? ''
+          : cell.error;
+      const status = cell.paused ? '⏸ paused' : `${STATUS_MARKS[cell.status]} ${cell.status}`;
+      const why = note ? ` — ${note.replace(/\|/g, '\\|')}` : '';
+      lines.push(`| ${cell.id} | ${status}${why} | \`${cell.workflowId}\` |`);
     }
     return forWebUi(lines.join('\n'));
   }

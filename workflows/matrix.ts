@@ -8,19 +8,26 @@ import {
   ApplicationFailure,
   CancellationScope,
   ChildWorkflowFailure,
+  defineSignal,
   executeChild,
   isCancellation,
+  setHandler,
   TerminatedFailure,
   workflowInfo,
 } from '@temporalio/workflow';
 import {
+  CELL_PAUSED,
   cellWorkflowIds,
   WORKFLOW_TYPE,
+  type CellPauseSignal,
   type CellRecord,
   type PlanMatrix,
   type ScenarioInput,
   type ScenarioResult,
 } from './types.js';
+
+/** A cell's run tells its matrix run that it paused on a failure, or runs again. */
+export const cellPausedSignal = defineSignal<[CellPauseSignal]>(CELL_PAUSED);
 
 /** Runs the cells, keeping `state.cells` up to date (and calling `publish` on each change). */
 export async function runCells(
@@ -38,6 +45,13 @@ export async function runCells(
   }));
   state.cells = cells;
   publish();
+  setHandler(cellPausedSignal, ({ workflowId, paused }) => {
+    const cell = cells.find((c) => c.workflowId === workflowId);
+    if (!cell || cell.status !== 'running') return;
+    if (paused) cell.paused = paused;
+    else delete cell.paused;
+    publish();
+  });
 
   const queue = [...cells];
   const running = new Map<CellRecord, CancellationScope>();
@@ -71,6 +85,7 @@ export async function runCells(
       }
     } finally {
       running.delete(cell);
+      delete cell.paused;
       cell.durationMs = Date.now() - started;
       publish();
     }

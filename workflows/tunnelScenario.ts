@@ -13,6 +13,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  getExternalWorkflowHandle,
   isCancellation,
   ParentClosePolicy,
   patched,
@@ -27,7 +28,7 @@ import {
 } from '@temporalio/workflow';
 import { RetryState, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { labLease, releaseLab } from './labLease.js';
-import { runCells } from './matrix.js';
+import { cellPausedSignal, runCells } from './matrix.js';
 import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from './search-attributes.js';
 import {
   activityIdOf,
@@ -40,6 +41,7 @@ import {
   planSteps,
   PROGRESS_QUERY,
   RESUME,
+  type CellPause,
   type Plan,
   type PlanNode,
   type PlanMatrix,
@@ -322,13 +324,29 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     state.pausedStep = stepId;
     state.error = reason;
     setStatus('paused');
+    await tellMatrix({ step: stepId, reason });
     await condition(() => decision !== undefined);
     const action = decision!;
     decision = undefined;
     state.pausedStep = undefined;
     state.error = undefined;
     setStatus('running');
+    await tellMatrix(undefined);
     return action;
+  }
+
+  /** A cell's run tells its matrix run that it paused (or runs again), so that the matrix's views say so. */
+  async function tellMatrix(paused: CellPause | undefined): Promise<void> {
+    const parent = workflowInfo().parent;
+    if (!input.cell || !parent || !patched('cell-paused')) return;
+    try {
+      await getExternalWorkflowHandle(parent.workflowId, parent.runId).signal(cellPausedSignal, {
+        workflowId: workflowInfo().workflowId,
+        ...(paused ? { paused } : {}),
+      });
+    } catch {
+      // The matrix run is gone (terminated): nothing to tell; the cell still waits for its answer.
+    }
   }
 
   /** One activity execution (with the action's retries); true when it passed or may fail without stopping. */

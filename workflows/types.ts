@@ -49,6 +49,26 @@ export interface CellRecord {
   durationMs?: number;
   /** Why the cell failed, or was cancelled or skipped. */
   error?: string;
+  /** Set while the cell's run waits paused on a failed step (it tells the matrix run). */
+  paused?: CellPause;
+}
+
+/** Where a cell's run paused, and why. */
+export interface CellPause {
+  step: string;
+  reason: string;
+}
+
+/** What a cell's run signals its matrix run (`cellPaused`): paused, or running again (no `paused`). */
+export interface CellPauseSignal {
+  workflowId: string;
+  paused?: CellPause;
+}
+
+/** The line every view shows for a paused cell: where it waits, and how to answer it. */
+export function cellPauseText(cell: CellRecord): string {
+  if (!cell.paused) return '';
+  return `paused at ${cell.paused.step}: ${cell.paused.reason}; answer with tunnel-lab resume ${cell.workflowId}`;
 }
 
 /**
@@ -321,6 +341,7 @@ export const STATUS_MARKS: Record<StepStatus, string> = {
 export const WORKFLOW_TYPE = 'tunnelScenario';
 export const PROGRESS_QUERY = 'progress';
 export const RESUME = 'resume';
+export const CELL_PAUSED = 'cellPaused';
 export const LOAD_PLAYBOOK_ACTIVITY = 'loadPlaybook';
 export const LAB_LEASE_WORKFLOW = 'labLease';
 /** The signal that ends a lab's lease: its holder has finished with the lab. */

@@ -5,6 +5,7 @@
  */
 import type proto from '@temporalio/proto';
 import {
+  cellPauseText,
   labWaitText,
   STATUS_MARKS,
   stepOfActivity,
@@ -127,17 +128,29 @@ export function summaryTable(state: ScenarioResult, options: RenderOptions = {})
   return out.join('\n');
 }
 
+/** How a cell shows: its status (`paused` while its run waits for an answer), mark, time and note. */
+function cellView(c: CellRecord, now?: number): { status: string; mark: string; time: string; note: string } {
+  const time = elapsed(c, now);
+  return {
+    status: c.paused ? 'paused' : c.status,
+    mark: c.paused ? '⏸' : MARK[c.status],
+    time: time === undefined ? '' : seconds(time),
+    note: c.paused ? cellPauseText(c) : c.status === 'passed' ? '' : (c.error ?? ''),
+  };
+}
+
+/** `, cell X paused` (or `, N cells paused`) while cells wait for an answer. */
+function pausedCells(cells: CellRecord[]): string {
+  const paused = cells.filter((c) => c.paused);
+  if (paused.length === 0) return '';
+  return paused.length === 1 ? `, cell ${paused[0]!.id} paused` : `, ${paused.length} cells paused`;
+}
+
 /** A matrix run's summary: one row per cell, with its child run's id. */
 function cellsTable(state: ScenarioResult, cells: CellRecord[], options: RenderOptions): string {
   const rows = cells.map((c) => {
-    const time = elapsed(c, options.now);
-    return [
-      c.id,
-      `${MARK[c.status]} ${c.status}`,
-      time === undefined ? '' : seconds(time),
-      c.workflowId,
-      c.status === 'passed' ? '' : (c.error ?? ''),
-    ];
+    const view = cellView(c, options.now);
+    return [c.id, `${view.mark} ${view.status}`, view.time, c.workflowId, view.note];
   });
   const out = table(['cell', 'status', 'time', 'run', 'error'], rows).map((line) => line.trimEnd());
   out.push('', `${state.playbook}: ${state.status}${state.error ? ` — ${state.error}` : ''}`);
@@ -146,10 +159,11 @@ function cellsTable(state: ScenarioResult, cells: CellRecord[], options: RenderO
 
 /** One line for a cell's new state, as the non-terminal view prints it. */
 export function cellEventLine(cell: CellRecord): string {
-  const parts = [`${MARK[cell.status]} cell ${cell.id}`, cell.status];
-  if (cell.status === 'running') parts.push(cell.workflowId);
-  if (cell.durationMs !== undefined && cell.status !== 'running') parts.push(seconds(cell.durationMs));
-  if (cell.error && cell.status !== 'passed') parts.push(`— ${cell.error}`);
+  const view = cellView(cell);
+  const parts = [`${view.mark} cell ${cell.id}`, view.status];
+  if (cell.status === 'running' && !cell.paused) parts.push(cell.workflowId);
+  if (cell.durationMs !== undefined && cell.status !== 'running') parts.push(view.time);
+  if (view.note) parts.push(`— ${view.note}`);
   return parts.join('  ');
 }
 
@@ -167,19 +181,15 @@ export function progressLines(
   const where = state.waitingForLab
     ? labWaitText(state.waitingForLab)
     : state.cells
-      ? `${done}/${state.cells.length} cells done`
+      ? `${done}/${state.cells.length} cells done${pausedCells(state.cells)}`
       : state.steps.length === 0 && state.status === 'running'
         ? 'loading the playbook'
         : `${done}/${state.steps.length} steps done`;
   const lines = [`${state.playbook}: ${state.status} — ${where}${took}`];
   const cellRows = (state.cells ?? []).map((c) => {
-    const time = elapsed(c, options.now);
-    return [
-      `  ${MARK[c.status]} cell ${c.id}`,
-      c.status,
-      time === undefined ? '' : seconds(time),
-      c.status === 'running' ? c.workflowId : (c.error ?? ''),
-    ];
+    const view = cellView(c, options.now);
+    const detail = c.status === 'running' && !c.paused ? c.workflowId : view.note;
+    return [`  ${view.mark} cell ${c.id}`, view.status, view.time, detail];
   });
   const rows = state.steps.map((s) => {
     const current = s.status === 'running' ? options.live?.get(s.id) : undefined;
@@ -295,9 +305,10 @@ export class ProgressPrinter {
     this.lastWait = wait;
     for (const cell of state.cells ?? []) {
       const key = `cell:${cell.id}`;
-      if (this.seen.get(key) === cell.status) continue;
+      const now = cell.paused ? `paused:${cell.paused.step}` : cell.status;
+      if (this.seen.get(key) === now) continue;
       const first = !this.seen.has(key);
-      this.seen.set(key, cell.status);
+      this.seen.set(key, now);
       if (first && cell.status === 'pending') continue;
       this.write(cellEventLine(cell));
     }

@@ -12,7 +12,8 @@ import type { ScenarioResult } from '../workflows/types.js';
 import { actions } from '../activities/registry.js';
 import { runLabel, startScenario } from '../src/client.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../src/playbook/load.js';
-import { eventually, root, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
+import { temporalStart } from './support/processes.js';
+import { eventually, root, uniqueQueue, writePlaybook, type TestLab, useWorker } from './support/temporal.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(root, 'test-artifacts', 'web-ui-run.png');
@@ -137,6 +138,50 @@ describe('Temporal Web UI', () => {
       await page.screenshot({ path: SCREENSHOT });
       expect(existsSync(SCREENSHOT)).toBe(true);
       expect(blocked).toEqual([]);
+    } finally {
+      await context.close();
+      await rm(userDataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('lists a matrix run started by `temporal workflow start` with its cells as child runs', async () => {
+    const ui = process.env.TEMPORAL_TEST_UI;
+    if (!ui) throw new Error('TEMPORAL_TEST_UI is not set: the jest global setup did not start the Web UI');
+    const playbook = await writePlaybook(
+      'ui-grid',
+      [
+        'name: ui-grid',
+        'vars: { n: 1 }',
+        'matrix: { axes: { n: [1, 2] } }',
+        'steps:',
+        "  - { id: say, uses: exec, with: { command: [echo, 'n=${{ vars.n }}'] } }",
+        '',
+      ].join('\n'),
+    );
+    const id = uniqueQueue('web-ui-matrix');
+    await temporalStart(lab.taskQueue, id, JSON.stringify({ playbook }));
+    const result = (await lab.client.workflow.getHandle(id).result()) as ScenarioResult;
+    expect(result.cells!.map((c) => [c.workflowId, c.status])).toEqual([
+      [`${id}.1`, 'passed'],
+      [`${id}.2`, 'passed'],
+    ]);
+
+    const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'chromium-profile-'));
+    const context = await openBrowser(userDataDir);
+    try {
+      const page = await context.newPage();
+      await page.goto(runUrl(ui, 'default', id));
+      await page.getByRole('heading', { name: id }).waitFor({ timeout: 30_000 });
+      // The run's relationships: its two cells, each a child run of its own.
+      await page.getByText('Relationships').first().click();
+      for (const cell of result.cells!) {
+        await page.getByText(cell.workflowId).first().waitFor({ timeout: 15_000 });
+      }
+      // A cell's page names the matrix run as its parent.
+      await page.goto(runUrl(ui, 'default', `${id}.2`));
+      await page.getByRole('heading', { name: `${id}.2` }).waitFor({ timeout: 30_000 });
+      await page.getByText('Relationships').first().click();
+      await page.getByText(id, { exact: true }).first().waitFor({ timeout: 15_000 });
     } finally {
       await context.close();
       await rm(userDataDir, { recursive: true, force: true });

@@ -6,7 +6,7 @@
  */
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
 import { publicAddress } from '../mesh/model.js';
-import { proxyAnswer, proxyLogLines, type ProxyListener, type TunnelAsk } from '../mesh/proxy-listeners.js';
+import { visitProxy, type ProxyListener, type TunnelAsk } from '../mesh/proxy-listeners.js';
 import type { CurlCall } from './curl-cli.js';
 import type { PodRequestOutcome } from './pod-curl.js';
 
@@ -106,31 +106,16 @@ export function outcomeOf(input: DataPathInput): PodRequestOutcome {
         method: verdict.method ?? 'CONNECT',
       };
       const authority = verdict.authority ?? `${host}:443`;
-      const answer = proxyAnswer(proxy.listeners, ask);
-      const [targetHost, targetPort = 443] = splitHostPort(authority);
-      const targetIp = isIp(targetHost) ? targetHost : publicAddress(targetHost);
-      const lines = (target: string) =>
-        proxyLogLines(ask, answer, {
-          time: input.now,
-          client: `${lab.nodeIp}:${input.sourcePort}`,
-          target,
-          authority,
-        });
-      const how = `${ask.method} ${authority} to :${ask.port} (${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol})`;
       const tunnelRequest = { ...ask, authority };
-      if (!answer.served) {
-        return {
-          ...reset(`tunnel: ${how} refused: ${answer.reason}`),
-          proxyLogLines: lines('-'),
-          tunnelRequest,
-        };
-      }
-      if (!targetIp) return reset(`tunnel: the proxy cannot resolve ${targetHost}`);
-      trace.push(`tunnel: ${how} through ${proxy.ip}`);
-      return reach(authority, 'tunnel', {
-        proxyLogLines: lines(`${targetIp}:${targetPort}`),
-        tunnelRequest,
+      const visit = visitProxy(proxy.listeners, ask, authority, {
+        time: input.now,
+        client: `${lab.nodeIp}:${input.sourcePort}`,
       });
+      if (!visit.served) {
+        return { ...reset(`tunnel: ${visit.why}`), proxyLogLines: visit.lines, tunnelRequest };
+      }
+      trace.push(`tunnel: ${visit.note} through ${proxy.ip}`);
+      return reach(authority, 'tunnel', { proxyLogLines: visit.lines, tunnelRequest });
     }
   }
 }

@@ -14,7 +14,7 @@ import { curlOutput, type CurlCall, type CurlResult } from './curl-cli.js';
 import { machineRunning, type LabPoints } from './kube-client.js';
 import { daemonUp, readDaemon } from './machines.js';
 import { runningProxy } from './proxy.js';
-import { tunnelRequest } from './tunnel-client.js';
+import { RESET, tunnelRequest } from './tunnel-client.js';
 import type { TunnelAsk } from '../mesh/proxy-listeners.js';
 import { toolCall } from './tool-io.js';
 
@@ -86,7 +86,7 @@ export async function deliver(
           publicCa: realProxy.publicCa,
           timeoutMs: (call.maxTime ?? 60) * 1000,
         })
-      : { exitCode: 35, httpCode: 0, error: 'Recv failure: Connection reset by peer' };
+      : RESET;
     appendFileSync(
       trace,
       `  proxy: the real Envoy on 127.0.0.1:${port ?? '-'} (the VM's :${ask.port}) took the ${ask.method} ` +

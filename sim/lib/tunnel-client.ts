@@ -30,7 +30,12 @@ export interface TunnelRequest {
   timeoutMs: number;
 }
 
-const RESET: CurlResult = { exitCode: 35, httpCode: 0, error: 'Recv failure: Connection reset by peer' };
+/** What curl reports when the proxy's client gets no tunnel and resets the connection. */
+export const RESET: CurlResult = {
+  exitCode: 35,
+  httpCode: 0,
+  error: 'Recv failure: Connection reset by peer',
+};
 
 export async function tunnelRequest(req: TunnelRequest): Promise<CurlResult> {
   const closers: (() => void)[] = [];

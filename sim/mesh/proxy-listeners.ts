@@ -1,10 +1,12 @@
 /**
  * What the lab's external proxy serves, read from the Envoy config it runs (envoy/envoy.yaml), and what it
  * does with a tunnel the mesh opens to it. The simulated lab asks the real Envoy when it runs one; where it
- * cannot (port 443 not bindable), this answer stands in, and `test/proxy-listeners.test.ts` holds it to
- * the real Envoy, combination by combination.
+ * cannot (port 443 not bindable), this answer stands in, and `test/envoy-proxy.test.ts` holds it to the
+ * real Envoy, combination by combination.
  */
 import { parse } from 'yaml';
+import { publicAddress } from './registry.js';
+import { isIp, splitHostPort } from './values.js';
 
 export interface ProxyListener {
   name: string;
@@ -123,4 +125,32 @@ export function proxyLogLines(ask: TunnelAsk, answer: ProxyAnswer, ends: TunnelE
   return status === 400
     ? [`${head} "- - - HTTP/1.1" - ${status} - ${flags} - DownstreamEnd`]
     : [`${head} "${ask.method} - / ${ask.protocol}" - ${status} - ${flags} ${ends.authority} DownstreamEnd`];
+}
+
+/** What happens at the lab's proxy when the mesh opens `ask` to it for `authority`. */
+export type ProxyVisit =
+  | { served: true; lines: string[]; target: { ip: string; port: number; host: string }; note: string }
+  | { served: false; lines: string[]; why: string };
+
+/**
+ * The proxy's side of a tunnel, for the model's walk and for the local lab's data path alike: whether it
+ * serves `ask`, the access-log lines it writes, and where the tunnel leads (the authority resolved as the
+ * proxy's DNS would).
+ */
+export function visitProxy(
+  listeners: ProxyListener[],
+  ask: TunnelAsk,
+  authority: string,
+  at: { time: Date; client: string },
+): ProxyVisit {
+  const [host, portText] = splitHostPort(authority);
+  const ip = isIp(host) ? host : publicAddress(host);
+  const port = Number(portText ?? 443);
+  const answer = proxyAnswer(listeners, ask);
+  const how = `${ask.method} ${authority} to :${ask.port} (${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol})`;
+  const lines = (target: string) => proxyLogLines(ask, answer, { ...at, target, authority });
+  // A refused request's line names no target.
+  if (!answer.served) return { served: false, lines: lines('-'), why: `${how} refused: ${answer.reason}` };
+  if (!ip) return { served: false, lines: [], why: `the proxy cannot resolve ${host}` };
+  return { served: true, lines: lines(`${ip}:${port}`), target: { ip, port, host }, note: how };
 }

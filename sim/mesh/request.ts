@@ -20,7 +20,7 @@ import {
   CURL_SSL_CONNECT_ERROR,
 } from './curl-codes.js';
 import { addedClusters } from './envoy-filters.js';
-import { proxyAnswer, proxyLogLines, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
+import { visitProxy, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
 import { gatewayListeners, pickChain, sidecarListener } from './listeners.js';
 import {
   buildRegistry,
@@ -45,7 +45,7 @@ import type {
   RegistryService,
   Target,
 } from './types.js';
-import { field, isIp, isPrivate, obj, splitHostPort, text, type Obj } from './values.js';
+import { field, isIp, isPrivate, obj, text, type Obj } from './values.js';
 
 /** What curl sees for one request, and what the proxy logs; model.ts's file comment has the rules. */
 export function simulateRequest(input: MeshInput): MeshOutcome {
@@ -444,28 +444,21 @@ function proxyConnect(
   ask: TunnelAsk,
   authority: string,
 ): MeshOutcome {
-  const [targetHost, targetPortText] = splitHostPort(authority);
-  const targetIp = isIp(targetHost) ? targetHost : publicAddress(targetHost);
-  const targetPort = Number(targetPortText ?? 443);
-  const answer = proxyAnswer(listeners, ask);
   walk.tunnelRequest = { ...ask, authority };
-  const how = `${ask.method} ${authority} to :${ask.port} (${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol})`;
-  const logLines = (target: string) =>
-    proxyLogLines(ask, answer, {
-      time: walk.input.now,
-      client: `${walk.input.lab.nodeIp}:${walk.input.sourcePort}`,
-      target,
-      authority,
-    });
-  if (!answer.served) {
-    // A refused request's line names no target.
-    walk.logs.push(...logLines('-'));
-    return walk.reset(`tunnel: ${how} refused: ${answer.reason}`);
-  }
-  if (!targetIp) return walk.reset(`tunnel: the proxy cannot resolve ${targetHost}`);
-  walk.logs.push(...logLines(`${targetIp}:${targetPort}`));
-  walk.note(`tunnel: ${how} through ${walk.input.lab.proxy!.ip}; 2 access-log lines`);
-  return reachServer(walk, { ip: targetIp, port: targetPort, serverHost: targetHost }, 'tunnel');
+  const visit = visitProxy(listeners, ask, authority, {
+    time: walk.input.now,
+    client: `${walk.input.lab.nodeIp}:${walk.input.sourcePort}`,
+  });
+  walk.logs.push(...visit.lines);
+  if (!visit.served) return walk.reset(`tunnel: ${visit.why}`);
+  walk.note(
+    `tunnel: ${visit.note} through ${walk.input.lab.proxy!.ip}; ${visit.lines.length} access-log lines`,
+  );
+  return reachServer(
+    walk,
+    { ip: visit.target.ip, port: visit.target.port, serverHost: visit.target.host },
+    'tunnel',
+  );
 }
 
 /**

@@ -1,4 +1,4 @@
-import { cellPauseText, labWaitText, STATUS_MARKS, type ScenarioResult } from './types.js';
+import { cellNote, labWaitText, STATUS_MARKS, type ScenarioResult } from './types.js';
 
 const EVIDENCE_CHARS = 600;
 
@@ -53,11 +53,7 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
     // A matrix run: its cells are child runs (the Web UI lists them under "Relationships").
     lines.push('| cell | status | run |', '| --- | --- | --- |');
     for (const cell of state.cells) {
-      const note = cell.paused
-        ? cellPauseText(cell)
-        : cell.status === 'passed' || !cell.error
-          ? ''
-          : cell.error;
+      const note = cellNote(cell);
       const status = cell.paused ? '⏸ paused' : `${STATUS_MARKS[cell.status]} ${cell.status}`;
       const why = note ? ` — ${note.replace(/\|/g, '\\|')}` : '';
       lines.push(`| ${cell.id} | ${status}${why} | \`${cell.workflowId}\` |`);

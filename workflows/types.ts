@@ -65,10 +65,15 @@ export interface CellPauseSignal {
   paused?: CellPause;
 }
 
-/** The line every view shows for a paused cell: where it waits, and how to answer it. */
-export function cellPauseText(cell: CellRecord): string {
-  if (!cell.paused) return '';
-  return `paused at ${cell.paused.step}: ${cell.paused.reason}; answer with tunnel-lab resume ${cell.workflowId}`;
+/**
+ * What every view says beside a cell's status: for a paused cell, where it waits and how to answer it;
+ * for one that did not pass, why; else nothing.
+ */
+export function cellNote(cell: CellRecord): string {
+  if (cell.paused) {
+    return `paused at ${cell.paused.step}: ${cell.paused.reason}; answer with tunnel-lab resume ${cell.workflowId}`;
+  }
+  return cell.status === 'passed' ? '' : (cell.error ?? '');
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type proto from '@temporalio/proto';
 import {
-  cellPauseText,
+  cellNote,
   labWaitText,
   STATUS_MARKS,
   stepOfActivity,
@@ -135,7 +135,7 @@ function cellView(c: CellRecord, now?: number): { status: string; mark: string; 
     status: c.paused ? 'paused' : c.status,
     mark: c.paused ? '⏸' : MARK[c.status],
     time: time === undefined ? '' : seconds(time),
-    note: c.paused ? cellPauseText(c) : c.status === 'passed' ? '' : (c.error ?? ''),
+    note: cellNote(c),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { execa } from 'execa';
 import { CommandNotFoundError } from './errors.js';
+import type { Spawner } from './spawner/spawner.js';
 import { trackChild } from './worker/orphans.js';
 
 /**
@@ -37,6 +38,19 @@ export interface CommandResult {
   timedOut: boolean;
 }
 
+let spawner: Spawner | undefined;
+
+/**
+ * From now on this process starts its commands through `next` (a worker does: see src/spawner/spawner.ts);
+ * through none (itself) again once `next` is given back, unless another took its place meanwhile.
+ */
+export function useSpawner(next: Spawner): () => void {
+  spawner = next;
+  return () => {
+    if (spawner === next) spawner = undefined;
+  };
+}
+
 /** Runs `file args`; throws only on cancellation and on a missing program. */
 export async function runCommand(
   ctx: CommandContext,
@@ -46,6 +60,7 @@ export async function runCommand(
 ): Promise<CommandResult> {
   const beat = ctx.heartbeat && setInterval(() => ctx.heartbeat?.(), HEARTBEAT_MS);
   try {
+    if (spawner) return await throughSpawner(spawner, ctx, file, args, options);
     const subprocess = execa(file, args, {
       reject: false,
       cwd: options.cwd,
@@ -72,5 +87,39 @@ export async function runCommand(
     };
   } finally {
     clearInterval(beat);
+  }
+}
+
+async function throughSpawner(
+  through: Spawner,
+  ctx: CommandContext,
+  file: string,
+  args: string[],
+  options: CommandOptions,
+): Promise<CommandResult> {
+  let release = () => {};
+  try {
+    const result = await through.run({
+      file,
+      args,
+      env: { ...(process.env as Record<string, string>), ...options.env },
+      cwd: options.cwd ?? process.cwd(),
+      input: options.input ?? '',
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onSpawned: (pid) => {
+        if (ctx.stateDir) release = trackChild(ctx.stateDir, pid);
+      },
+    });
+    if (result.isCanceled) throw ctx.signal?.reason ?? new Error('cancelled');
+    if (result.notFound) throw new CommandNotFoundError(options.notFound);
+    return {
+      exitCode: result.exitCode ?? -1,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      timedOut: result.timedOut,
+    };
+  } finally {
+    release();
   }
 }

@@ -8,6 +8,8 @@ import { hostQueue } from '../../workflows/types.js';
 import { workflowBundlePath } from '../config.js';
 import { PodNames } from '../lab/pod-names.js';
 import { SshPool } from '../lab/ssh-pool.js';
+import { useSpawner } from '../run-command.js';
+import { Spawner } from '../spawner/spawner.js';
 import { lazyActivities } from './lazy-activities.js';
 import { reapOrphans } from './orphans.js';
 import { Client, NativeConnection, Worker } from './sdk.js';
@@ -51,6 +53,14 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
   // connections close with the worker.
   const sshPool = new SshPool();
   const pods = new PodNames();
+  // The steps' commands start from a small process of their own, not from the worker (see spawner.ts).
+  const spawner = new Spawner();
+  const stopSpawning = useSpawner(spawner);
+  const closeLocal = () => {
+    sshPool.close();
+    stopSpawning();
+    spawner.close();
+  };
   try {
     // Worker.create spends most of its time waiting for its workflow thread to load the bundle, so the
     // server chores run meanwhile: registering the runs' search attributes (a workflow task that upserts
@@ -79,6 +89,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
       connection,
       run: async () => {
         const running = Promise.all([worker.run(), hostWorker?.run()]);
+        spawner.start();
         // Polling has begun: the activities load now, while the first tasks are on their way, and a
         // failure to load them stops the worker as it did when they were loaded before it started.
         let failure: { error: unknown } | undefined;
@@ -92,12 +103,12 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
       },
       shutdown,
       close: async () => {
-        sshPool.close();
+        closeLocal();
         await connection.close();
       },
     };
   } catch (err) {
-    sshPool.close();
+    closeLocal();
     await connection.close().catch(() => {});
     throw err;
   }

@@ -3,14 +3,19 @@
  * own time, divided by the steps; where that time goes, from the run's history; and the same command run
  * by a plain loop. Part of `npm run bench` (bench/main.ts).
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
+import { bundleWorkflowCode, DefaultLogger, type NativeConnection, Worker } from '@temporalio/worker';
 import { execa } from 'execa';
+import { createActivities } from '../activities/index.js';
 import { startScenario } from '../src/client.js';
+import { projectRoot } from '../src/config.js';
 import { median } from './stats.js';
 import type { ScenarioResult } from '../workflows/types.js';
 
@@ -22,6 +27,8 @@ export interface EngineOverhead {
   breakdown: Breakdown;
   /** The same command run by a plain loop (execa), per command. */
   loopPerCommandMs: number;
+  /** Per step, the same way: a bare workflow running the same activity, on its own worker (the floor). */
+  barePerStepMs: number;
 }
 
 /**
@@ -30,12 +37,14 @@ export interface EngineOverhead {
  */
 export async function measureEngineOverhead(options: {
   client: Client;
+  /** The worker's connection, for the bare workflow's worker. */
+  connection: NativeConnection;
   taskQueue: string;
   dir: string;
   runs: number;
   steps: number;
 }): Promise<EngineOverhead> {
-  const { client, taskQueue, dir, runs, steps } = options;
+  const { client, connection, taskQueue, dir, runs, steps } = options;
   const file = path.join(dir, 'noop.yaml');
   const lines = ['name: noop', 'steps:'];
   for (let i = 0; i < steps; i++) lines.push(`  - { id: s${i}, uses: exec, with: { command: ['true'] } }`);
@@ -65,6 +74,8 @@ export async function measureEngineOverhead(options: {
     if (r === runs) breakdown = stepBreakdown(await handle.fetchHistory(), result);
   }
 
+  const barePerStepMs = await measureBareWorkflow(client, connection, runs, steps);
+
   const loopStart = performance.now();
   for (let i = 0; i < steps; i++) await execa('true', []);
   const loopPerCommandMs = (performance.now() - loopStart) / steps;
@@ -74,7 +85,48 @@ export async function measureEngineOverhead(options: {
     wallMs: median(walls),
     breakdown: breakdown!,
     loopPerCommandMs,
+    barePerStepMs,
   };
+}
+
+/**
+ * The floor: bench/bare/workflow.ts on a worker of its own (same server, same kind of connection, the
+ * same `exec` activity), measured as the playbook is: wall time minus the commands' own, per step.
+ */
+async function measureBareWorkflow(
+  client: Client,
+  connection: NativeConnection,
+  runs: number,
+  steps: number,
+): Promise<number> {
+  const taskQueue = `bench-bare-${Date.now()}`;
+  const exec = createActivities({
+    projectRoot: projectRoot(),
+    stateRoot: await mkdtemp(path.join(os.tmpdir(), 'bare-')),
+  }).exec!;
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('./bare/workflow.js', import.meta.url)),
+      logger: new DefaultLogger('ERROR'),
+    }),
+    activities: { exec },
+  });
+  const perStep: number[] = [];
+  await worker.runUntil(async () => {
+    for (let r = 0; r <= runs; r++) {
+      const began = performance.now();
+      const own = await client.workflow.execute('bareSteps', {
+        taskQueue,
+        workflowId: `${taskQueue}-${r}`,
+        args: [steps],
+      });
+      const wall = performance.now() - began;
+      if (r > 0) perStep.push((wall - (own as number[]).reduce((a, b) => a + b, 0)) / steps);
+    }
+  });
+  return median(perStep);
 }
 
 export interface Breakdown {

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, type NativeConnection, Runtime } from '@temporalio/worker';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { startScenario } from '../src/client.js';
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   console.log(`bench on ${os.cpus().length} cores; embedded dev server (SQLite file); one in-process worker`);
   try {
     await running.worker.runUntil(async () => {
-      if (only.has('engine')) await engine(client, taskQueue, stateRoot);
+      if (only.has('engine')) await engine(client, running.connection, taskQueue, stateRoot);
       if (only.has('sim')) await simRuns(client, taskQueue, concurrent);
       if (only.has('vm')) await vmUp(client, taskQueue, root, stateRoot);
     });
@@ -106,9 +106,14 @@ async function main(): Promise<void> {
   }
 }
 
-async function engine(client: Client, taskQueue: string, dir: string): Promise<void> {
+async function engine(
+  client: Client,
+  connection: NativeConnection,
+  taskQueue: string,
+  dir: string,
+): Promise<void> {
   const steps = 50;
-  const e = await measureEngineOverhead({ client, taskQueue, dir, runs: 5, steps });
+  const e = await measureEngineOverhead({ client, connection, taskQueue, dir, runs: 5, steps });
   console.log(`engine: ${steps} no-op exec steps per run, 5 runs after a warm-up:`);
   figure('overhead per step (median)', ms(e.perStepMs), { text: '<= 12 ms', met: e.perStepMs <= 12 });
   figure(
@@ -116,6 +121,8 @@ async function engine(client: Client, taskQueue: string, dir: string): Promise<v
     `${ms(e.breakdown.workflowTaskWait)} / ${ms(e.breakdown.workflowTaskRun)}`,
   );
   figure('  activity beyond its command (median)', ms(e.breakdown.activityOverhead));
+  figure('bare workflow, same activity: the floor, per step', ms(e.barePerStepMs));
+  figure('  the engine beyond that floor', ms(e.perStepMs - e.barePerStepMs));
   figure('plain loop, same command, per command', ms(e.loopPerCommandMs));
 }
 

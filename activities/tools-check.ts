@@ -108,10 +108,13 @@ export const toolsCheckAction = defineAction({
   examples: [{ description: "Check the lab's tools first", yaml: 'id: tools\nuses: tools.check' }],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    // The tools are asked at once (each is a program's start: seconds for Vagrant's Ruby); a problem is
+    // reported for the first tool in the input's order that has one, as when they were asked in turn.
+    const checked = await Promise.allSettled(input.tools.map((tool) => checkTool(lab, tool)));
     const tools: ToolVersion[] = [];
-    for (const tool of input.tools) {
-      const checked = await checkTool(lab, tool);
-      if (checked) tools.push(checked);
+    for (const result of checked) {
+      if (result.status === 'rejected') throw result.reason;
+      if (result.value) tools.push(result.value);
     }
     const output: ToolsCheckOutput = { tools };
     return output;

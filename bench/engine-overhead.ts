@@ -117,13 +117,13 @@ async function measureBareWorkflow(
   await worker.runUntil(async () => {
     for (let r = 0; r <= runs; r++) {
       const began = performance.now();
-      const own = await client.workflow.execute('bareSteps', {
+      const own: number[] = await client.workflow.execute<(steps: number) => Promise<number[]>>('bareSteps', {
         taskQueue,
         workflowId: `${taskQueue}-${r}`,
         args: [steps],
       });
       const wall = performance.now() - began;
-      if (r > 0) perStep.push((wall - (own as number[]).reduce((a, b) => a + b, 0)) / steps);
+      if (r > 0) perStep.push((wall - own.reduce((a, b) => a + b, 0)) / steps);
     }
   });
   return median(perStep);

@@ -16,7 +16,7 @@
  * should run the stand-in as its own process: the build changed since the host started, it is
  * stopping, or it does not serve that command. When the client goes away mid-call, the call's waits end (its signal aborts).
  *
- * Usage: standin-host.mjs DIR (DIR: `<sim state>/standin-host`).
+ * Usage: standin-host.cjs DIR (DIR: `<sim state>/standin-host`).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 
-/** Each is `dist/sim/<name>.js` bundled into `dist/sim-bin/<name>.mjs`. */
+/** Each is `dist/sim/<name>.js` bundled into `dist/sim-bin/<name>.cjs`. */
 export const SIM_PROGRAMS = [
   'kubectl',
   'istioctl',
@@ -22,5 +22,5 @@ export type SimProgram = (typeof SIM_PROGRAMS)[number];
 
 /** The bundled program: what sim/bin/* and the stand-ins that start daemons run. */
 export function simProgramPath(root: string, program: SimProgram): string {
-  return path.join(root, 'dist', 'sim-bin', `${program}.mjs`);
+  return path.join(root, 'dist', 'sim-bin', `${program}.cjs`);
 }

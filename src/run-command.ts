@@ -3,8 +3,8 @@
  * signal, a heartbeat while it runs, and a record of the child so that a later worker can stop it if
  * this one dies.
  */
-import { execa } from 'execa';
 import { CommandNotFoundError } from './errors.js';
+import { runWithExeca, type CommandRequest } from './spawner/run-with-execa.js';
 import type { Spawner } from './spawner/spawner.js';
 import { trackChild } from './worker/orphans.js';
 
@@ -59,58 +59,22 @@ export async function runCommand(
   options: CommandOptions,
 ): Promise<CommandResult> {
   const beat = ctx.heartbeat && setInterval(() => ctx.heartbeat?.(), HEARTBEAT_MS);
-  try {
-    if (spawner) return await throughSpawner(spawner, ctx, file, args, options);
-    const subprocess = execa(file, args, {
-      reject: false,
-      cwd: options.cwd,
-      env: options.env,
-      input: options.input ?? '',
-      timeout: options.timeoutMs,
-      cancelSignal: ctx.signal,
-      stripFinalNewline: true,
-      // Its own process group: a Ctrl-C typed at `tunnel-lab run` (which hosts the worker) reaches the CLI,
-      // which cancels the run, and not the step's command behind the run's back.
-      detached: true,
-    });
-    const release = ctx.stateDir ? trackChild(ctx.stateDir, subprocess.pid) : () => {};
-    const result = await subprocess.finally(release);
-    if (result.isCanceled) throw ctx.signal?.reason ?? new Error('cancelled');
-    if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-      throw new CommandNotFoundError(options.notFound);
-    }
-    return {
-      exitCode: result.exitCode ?? -1,
-      stdout: result.stdout,
-      stderr: result.stderr,
-      timedOut: result.timedOut,
-    };
-  } finally {
-    clearInterval(beat);
-  }
-}
-
-async function throughSpawner(
-  through: Spawner,
-  ctx: CommandContext,
-  file: string,
-  args: string[],
-  options: CommandOptions,
-): Promise<CommandResult> {
   let release = () => {};
   try {
-    const result = await through.run({
+    const request: CommandRequest = {
       file,
       args,
       env: { ...(process.env as Record<string, string>), ...options.env },
       cwd: options.cwd ?? process.cwd(),
       input: options.input ?? '',
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-      onSpawned: (pid) => {
-        if (ctx.stateDir) release = trackChild(ctx.stateDir, pid);
-      },
-    });
+    };
+    const onSpawned = (pid: number) => {
+      if (ctx.stateDir) release = trackChild(ctx.stateDir, pid);
+    };
+    const result = spawner
+      ? await spawner.run({ ...request, ...(ctx.signal ? { signal: ctx.signal } : {}), onSpawned })
+      : await runWithExeca(request, ctx.signal, onSpawned);
     if (result.isCanceled) throw ctx.signal?.reason ?? new Error('cancelled');
     if (result.notFound) throw new CommandNotFoundError(options.notFound);
     return {
@@ -121,5 +85,6 @@ async function throughSpawner(
     };
   } finally {
     release();
+    clearInterval(beat);
   }
 }

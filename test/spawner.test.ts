@@ -3,10 +3,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { CommandNotFoundError } from '../src/errors.js';
 import { runCommand, useSpawner, type CommandOptions } from '../src/run-command.js';
-import { Spawner } from '../src/spawner/spawner.js';
+import { Spawner, type SpawnOptions } from '../src/spawner/spawner.js';
 import { startTimeOf } from '../src/proc.js';
 
 const options: CommandOptions = { notFound: 'not installed' };
+/** A command with nothing but PATH in its environment, run in /. */
+const command = (file: string, args: string[], more: Partial<SpawnOptions> = {}): SpawnOptions => ({
+  file,
+  args,
+  env: { PATH: process.env.PATH ?? '' },
+  cwd: '/',
+  input: '',
+  ...more,
+});
 const alive = (pid: number) => startTimeOf(pid) !== undefined;
 
 describe('spawner', () => {
@@ -58,14 +67,7 @@ describe('spawner', () => {
   });
 
   it('stops a command on its timeout and on its cancellation, and forgets the child it recorded', async () => {
-    const timed = await spawner.run({
-      file: 'sleep',
-      args: ['30'],
-      env: { PATH: process.env.PATH ?? '' },
-      cwd: '/',
-      input: '',
-      timeoutMs: 200,
-    });
+    const timed = await spawner.run(command('sleep', ['30'], { timeoutMs: 200 }));
     expect(timed).toMatchObject({ timedOut: true });
 
     const stateDir = await mkdtemp(path.join(os.tmpdir(), 'spawner-'));
@@ -91,14 +93,7 @@ describe('spawner', () => {
 
   it('fails the commands it ran when its process dies, and starts again for the next', async () => {
     const pids: number[] = [];
-    const running = spawner.run({
-      file: 'sleep',
-      args: ['30'],
-      env: { PATH: process.env.PATH ?? '' },
-      cwd: '/',
-      input: '',
-      onSpawned: (pid) => pids.push(pid),
-    });
+    const running = spawner.run(command('sleep', ['30'], { onSpawned: (pid) => pids.push(pid) }));
     await new Promise((r) => setTimeout(r, 300));
     const own = (spawner as unknown as { child: { pid: number } }).child.pid;
     process.kill(own, 'SIGKILL');
@@ -106,24 +101,16 @@ describe('spawner', () => {
     // Its command leads its own process group and outlives it, as a dead worker's do (orphans.ts stops them).
     expect(alive(pids[0]!)).toBe(true);
     process.kill(-pids[0]!, 'SIGKILL');
-    const next = await spawner.run({
-      file: 'echo',
-      args: ['again'],
-      env: { PATH: process.env.PATH ?? '' },
-      cwd: '/',
-      input: '',
-    });
+    const next = await spawner.run(command('echo', ['again']));
     expect(next).toMatchObject({ exitCode: 0, stdout: 'again' });
   });
 
   it('ends when its parent closes it', async () => {
-    await spawner.run({ file: 'true', args: [], env: { PATH: process.env.PATH ?? '' }, cwd: '/', input: '' });
+    await spawner.run(command('true', []));
     const own = (spawner as unknown as { child: { pid: number } }).child.pid;
     spawner.close();
     for (let i = 0; i < 50 && alive(own); i++) await new Promise((r) => setTimeout(r, 50));
     expect(alive(own)).toBe(false);
-    await expect(spawner.run({ file: 'true', args: [], env: {}, cwd: '/', input: '' })).rejects.toThrow(
-      'closed',
-    );
+    await expect(spawner.run(command('true', []))).rejects.toThrow('closed');
   });
 });

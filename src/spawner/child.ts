@@ -1,11 +1,11 @@
 /**
- * The spawner process: runs the commands its parent sends (src/spawner/spawner.ts) with execa, exactly
- * as run-command.ts would, and answers with each one's pid and result. It ends when its parent goes: the
- * commands it started lead their own process groups and are left to the parent's orphan reaping, as a
- * dead worker's own children are.
+ * The spawner process: runs the commands its parent sends (src/spawner/spawner.ts) as the parent itself
+ * would (run-with-execa.ts), and answers with each one's pid and outcome. It ends when its parent goes:
+ * the commands it started lead their own process groups and are left to the parent's orphan reaping, as
+ * a dead worker's own children are.
  */
-import { execa } from 'execa';
-import type { DoneReply, FromSpawner, SpawnRequest, SpawnResult, ToSpawner } from './protocol.js';
+import type { FromSpawner, SpawnRequest, ToSpawner } from './protocol.js';
+import { runWithExeca } from './run-with-execa.js';
 
 const running = new Map<number, AbortController>();
 
@@ -17,46 +17,12 @@ async function run(request: SpawnRequest): Promise<void> {
   const controller = new AbortController();
   running.set(request.id, controller);
   try {
-    const subprocess = execa(request.file, request.args, {
-      reject: false,
-      cwd: request.cwd,
-      env: request.env,
-      extendEnv: false,
-      input: request.input,
-      ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
-      cancelSignal: controller.signal,
-      stripFinalNewline: true,
-      detached: true,
-    });
-    if (subprocess.pid !== undefined) send({ type: 'spawned', id: request.id, pid: subprocess.pid });
-    const result = await subprocess;
-    const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
-    const reply: SpawnResult = {
-      exitCode: result.exitCode,
-      stdout: typeof result.stdout === 'string' ? result.stdout : '',
-      stderr: typeof result.stderr === 'string' ? result.stderr : '',
-      timedOut: result.timedOut,
-      isCanceled: result.isCanceled,
-      notFound: code === 'ENOENT',
-      ...(result.failed && result.exitCode === undefined && !result.isCanceled
-        ? { failure: result.shortMessage }
-        : {}),
-    };
-    send({ type: 'done', id: request.id, result: reply } satisfies DoneReply);
+    const result = await runWithExeca(request, controller.signal, (pid) =>
+      send({ type: 'spawned', id: request.id, pid }),
+    );
+    send({ type: 'done', id: request.id, result });
   } catch (err) {
-    send({
-      type: 'done',
-      id: request.id,
-      result: {
-        exitCode: undefined,
-        stdout: '',
-        stderr: '',
-        timedOut: false,
-        isCanceled: false,
-        notFound: false,
-        failure: err instanceof Error ? err.message : String(err),
-      },
-    });
+    send({ type: 'broken', id: request.id, message: err instanceof Error ? err.message : String(err) });
   } finally {
     running.delete(request.id);
   }

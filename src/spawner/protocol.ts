@@ -3,18 +3,11 @@
  * to run, the pid once it runs, and how it ended. They cross a Node IPC channel ('advanced'
  * serialization), so they hold plain data only.
  */
+import type { CommandOutcome, CommandRequest } from './run-with-execa.js';
 
-/** One command, as run-command.ts gives it to execa. */
-export interface SpawnRequest {
+export interface SpawnRequest extends CommandRequest {
   type: 'run';
   id: number;
-  file: string;
-  args: string[];
-  /** Already the whole environment: the spawner's own is not added. */
-  env: Record<string, string>;
-  cwd: string;
-  input: string;
-  timeoutMs?: number;
 }
 
 /** Stop the command `id` (its process group): as execa's cancelSignal does. */
@@ -31,22 +24,17 @@ export interface SpawnedReply {
   pid: number;
 }
 
-export interface SpawnResult {
-  exitCode: number | undefined;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  isCanceled: boolean;
-  /** The program does not exist (ENOENT on spawn). */
-  notFound: boolean;
-  /** What went wrong other than the program's own exit: a spawn error, a signal. */
-  failure?: string;
-}
-
 export interface DoneReply {
   type: 'done';
   id: number;
-  result: SpawnResult;
+  result: CommandOutcome;
 }
 
-export type FromSpawner = SpawnedReply | DoneReply;
+/** The spawner could not run the command at all (execa threw): the caller's promise rejects with it. */
+export interface BrokenReply {
+  type: 'broken';
+  id: number;
+  message: string;
+}
+
+export type FromSpawner = SpawnedReply | DoneReply | BrokenReply;

@@ -15,22 +15,17 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../config.js';
-import type { FromSpawner, SpawnResult, ToSpawner } from './protocol.js';
+import type { FromSpawner, ToSpawner } from './protocol.js';
+import type { CommandOutcome, CommandRequest } from './run-with-execa.js';
 
-export interface SpawnOptions {
-  file: string;
-  args: string[];
-  env: Record<string, string>;
-  cwd: string;
-  input: string;
-  timeoutMs?: number;
+export interface SpawnOptions extends CommandRequest {
   signal?: AbortSignal;
   /** Called once the command runs, with its pid. */
   onSpawned?: (pid: number) => void;
 }
 
 interface Pending {
-  resolve(result: SpawnResult): void;
+  resolve(result: CommandOutcome): void;
   reject(error: Error): void;
   onSpawned?: (pid: number) => void;
 }
@@ -50,11 +45,11 @@ export class Spawner {
     }
   }
 
-  run(options: SpawnOptions): Promise<SpawnResult> {
+  run(options: SpawnOptions): Promise<CommandOutcome> {
     if (this.closed) return Promise.reject(new Error('the spawner is closed'));
     const child = this.process();
     const id = this.nextId++;
-    return new Promise<SpawnResult>((resolve, reject) => {
+    return new Promise<CommandOutcome>((resolve, reject) => {
       const { signal } = options;
       const cancel = () => this.send(child, { type: 'cancel', id });
       const settle = () => {
@@ -74,16 +69,8 @@ export class Spawner {
         ...(options.onSpawned ? { onSpawned: options.onSpawned } : {}),
       });
       this.refWhileBusy(child);
-      this.send(child, {
-        type: 'run',
-        id,
-        file: options.file,
-        args: options.args,
-        env: options.env,
-        cwd: options.cwd,
-        input: options.input,
-        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-      });
+      const { signal: _signal, onSpawned: _onSpawned, ...request } = options;
+      this.send(child, { type: 'run', id, ...request });
       if (signal?.aborted) cancel();
       else signal?.addEventListener('abort', cancel, { once: true });
     });
@@ -113,7 +100,8 @@ export class Spawner {
       const pending = this.pending.get(message.id);
       if (!pending) return;
       if (message.type === 'spawned') pending.onSpawned?.(message.pid);
-      else pending.resolve(message.result);
+      else if (message.type === 'done') pending.resolve(message.result);
+      else pending.reject(new Error(`the spawner could not run the command: ${message.message}`));
     });
     child.on('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;

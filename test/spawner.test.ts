@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,6 +90,17 @@ describe('spawner', () => {
     } finally {
       back();
     }
+  });
+
+  it('leads a process group of its own: a Ctrl-C at the terminal reaches the CLI, not the spawner', async () => {
+    await spawner.run(command('true', []));
+    const own = (spawner as unknown as { child: { pid: number } }).child.pid;
+    const group = (pid: number) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    };
+    expect(group(own)).toBe(own);
+    expect(group(own)).not.toBe(group(process.pid));
   });
 
   it('fails the commands it ran when its process dies, and starts again for the next', async () => {

@@ -95,6 +95,10 @@ export class Spawner {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // Not the parent's flags (a profiler, jest's --experimental-vm-modules): the spawner needs none.
       execArgv: [],
+      // Its own process group, as each command's: a Ctrl-C typed at `tunnel-lab run` (which hosts the
+      // worker) reaches the CLI, which cancels the run; it must not stop the commands' spawner. It still
+      // ends with its parent (child.ts).
+      detached: true,
     });
     child.on('message', (message: FromSpawner) => {
       const pending = this.pending.get(message.id);

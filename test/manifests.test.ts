@@ -29,6 +29,20 @@ const EXPECTED: Record<string, string[]> = {
     'VirtualService',
     'VirtualService',
   ],
+  'tls-passthrough/native-tunnel-sidecar.yaml': [
+    'ServiceEntry',
+    'DestinationRule',
+    'VirtualService',
+    'VirtualService',
+  ],
+  // TLS to the proxy by default: its DestinationRule is there.
+  'tls-passthrough/tcp-tunnel-filter-sidecar.yaml': [
+    'ServiceEntry',
+    'DestinationRule',
+    'VirtualService',
+    'VirtualService',
+    'EnvoyFilter',
+  ],
   'mtls/client.yaml': ['Deployment'],
   'mtls/external-app.yaml': ['Service', 'EndpointSlice'],
 };

@@ -225,7 +225,7 @@ function proxyConfig(env: SimEnv, args: ParsedArgs): void {
     { resources, istio },
     gateway
       ? { gateway: { namespace, labels: pod.metadata.labels ?? {} } }
-      : { sidecar: { pod: pod.metadata.name, namespace } },
+      : { sidecar: { pod: pod.metadata.name, namespace, labels: pod.metadata.labels ?? {} } },
   );
   if (flagValue(args, 'output') === 'json') {
     out(JSON.stringify(listeners, null, 2) + '\n');

@@ -108,7 +108,12 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
       proxy: proxy ? { ip: proxy.ip, listeners: proxy.listeners } : undefined,
       app: ctx.lab.app ? { ip: ctx.lab.app.ip, port: ctx.lab.app.port } : undefined,
     },
-    source: { pod: pod.metadata.name, namespace: pod.metadata.namespace ?? 'default', sidecar },
+    source: {
+      pod: pod.metadata.name,
+      namespace: pod.metadata.namespace ?? 'default',
+      labels: pod.metadata.labels ?? {},
+      sidecar,
+    },
     request: { url: call.url.href, insecure: call.insecure },
     now: new Date(),
     sourcePort: 32_768 + Math.floor(Math.random() * 28_231),

@@ -68,7 +68,7 @@ export function modelAnswer(
       resources: meshView(state, Date.now(), 0),
       istio: meshIstio(state),
       lab,
-      source: { pod: client.pod, namespace: client.namespace, sidecar: true },
+      source: { pod: client.pod, namespace: client.namespace, labels: client.labels, sidecar: true },
       now: new Date(0),
       sourcePort: 40_000,
     },

@@ -1,24 +1,38 @@
 /**
- * EnvoyFilters as the egress gateway receives them: the config patches that apply to a gateway, the
- * listeners and clusters their ADD patches add, and the NETWORK_FILTER patches of the tcp_proxy of the
- * listeners istiod generates.
+ * EnvoyFilters as the proxies receive them: the config patches that apply to a gateway, the listeners
+ * and clusters their ADD patches add, and the NETWORK_FILTER patches of the tcp_proxy of the listeners
+ * istiod generates, on a gateway or on a sidecar's outbound listeners.
  */
 import { publicAddress, ROOT_NAMESPACE } from './registry.js';
 import type { ClusterTarget, GatewayIdentity, GatewayListener, MeshObject } from './types.js';
 import { deepMerge, field, isIp, list, obj, text, type Obj } from './values.js';
 
-/** The config patches of the EnvoyFilters that apply to a gateway (context GATEWAY or ANY). */
-function envoyFilterPatches(resources: MeshObject[], gw: GatewayIdentity): Obj[] {
+/** A proxy's workload as EnvoyFilters select it: its pod's namespace and labels. */
+export interface Workload {
+  namespace: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * The config patches of the EnvoyFilters that apply to a workload's proxy in `context` (GATEWAY for a
+ * gateway, SIDECAR_OUTBOUND for a sidecar's outbound listeners), or to any context.
+ */
+function envoyFilterPatches(
+  resources: MeshObject[],
+  workload: Workload,
+  context: 'GATEWAY' | 'SIDECAR_OUTBOUND' = 'GATEWAY',
+): Obj[] {
   const out: Obj[] = [];
   for (const ef of resources.filter((r) => r.kind === 'EnvoyFilter')) {
     const spec = obj(ef.spec);
     const selector = obj(spec.workloadSelector).labels as Record<string, string> | undefined;
     const ns = ef.metadata.namespace ?? 'default';
     // A workloadSelector matches pods of its own namespace; the root namespace's filters apply everywhere.
-    const inScope = ns === gw.namespace || ns === ROOT_NAMESPACE;
-    if (!inScope || (selector && !Object.entries(selector).every(([k, v]) => gw.labels[k] === v))) continue;
+    const inScope = ns === workload.namespace || ns === ROOT_NAMESPACE;
+    if (!inScope || (selector && !Object.entries(selector).every(([k, v]) => workload.labels[k] === v)))
+      continue;
     for (const patch of list(spec.configPatches)) {
-      if (['ANY', 'GATEWAY'].includes(text(obj(patch.match).context || 'ANY'))) out.push(patch);
+      if (['ANY', context].includes(text(obj(patch.match).context || 'ANY'))) out.push(patch);
     }
   }
   return out;
@@ -60,19 +74,23 @@ export interface NetworkFilterPatch {
   value: Obj;
 }
 
-/** EnvoyFilter NETWORK_FILTER patches of the gateway's tcp_proxy on `targetPort`. */
+/**
+ * EnvoyFilter NETWORK_FILTER patches of the tcp_proxy on `port`: of a gateway's listener on its target
+ * port, or (context SIDECAR_OUTBOUND) of a sidecar's outbound listener on the service port.
+ */
 export function networkFilterPatches(
   resources: MeshObject[],
-  gw: GatewayIdentity,
-  targetPort: number,
+  workload: Workload,
+  port: number,
+  context: 'GATEWAY' | 'SIDECAR_OUTBOUND' = 'GATEWAY',
 ): NetworkFilterPatch[] {
   const out: NetworkFilterPatch[] = [];
-  for (const patch of envoyFilterPatches(resources, gw)) {
+  for (const patch of envoyFilterPatches(resources, workload, context)) {
     if (patch.applyTo !== 'NETWORK_FILTER') continue;
     const operation = text(obj(patch.patch).operation);
     if (operation !== 'MERGE' && operation !== 'REPLACE') continue;
     const listener = obj(obj(patch.match).listener);
-    if (listener.portNumber !== undefined && Number(listener.portNumber) !== targetPort) continue;
+    if (listener.portNumber !== undefined && Number(listener.portNumber) !== port) continue;
     const chain = obj(listener.filterChain);
     const filterName = text(obj(chain.filter).name);
     if (filterName && filterName !== 'envoy.filters.network.tcp_proxy') continue;

@@ -40,7 +40,7 @@ export function proxyListeners(
   input: Pick<MeshInput, 'resources' | 'istio'>,
   proxy:
     | { gateway: { namespace: string; labels: Record<string, string> } }
-    | { sidecar: { pod: string; namespace: string } },
+    | { sidecar: { pod: string; namespace: string; labels: Record<string, string> } },
 ): Obj[] {
   const registry = buildRegistry(input.resources);
   if ('gateway' in proxy) return gatewayProxyListeners(input, registry, proxy.gateway);
@@ -81,11 +81,15 @@ function gatewayProxyListeners(
   return out;
 }
 
-/** A sidecar's 0.0.0.0 listeners on the ports of ServiceEntries without addresses, chains to clusters. */
+/**
+ * A sidecar's 0.0.0.0 listeners on the ports of ServiceEntries without addresses, chains to clusters; a
+ * chain whose cluster's DestinationRule tunnels, or whose tcp_proxy an EnvoyFilter patches, shows its
+ * `tunneling_config` as istiod's would.
+ */
 function sidecarProxyListeners(
   input: Pick<MeshInput, 'resources' | 'istio'>,
   registry: RegistryService[],
-  sidecar: { pod: string; namespace: string },
+  sidecar: { pod: string; namespace: string; labels: Record<string, string> },
 ): Obj[] {
   const out: Obj[] = [];
   const ports = new Set(
@@ -99,18 +103,38 @@ function sidecarProxyListeners(
     out.push({
       name: `0.0.0.0_${port}`,
       address: { socketAddress: { address: '0.0.0.0', portValue: port } },
-      filterChains: built.chains.map((c) => {
-        const cluster = c.route
-          ? `outbound|${c.route.port ?? port}|${c.route.subset ?? ''}|${qualify(c.route.host, c.route.namespace)}`
-          : `outbound|${port}||${c.service.host}`;
-        return {
-          filterChainMatch: c.sni ? { serverNames: c.sni } : {},
-          filters: [tcpProxyFilter({ stat_prefix: cluster, cluster })],
-        };
-      }),
+      filterChains: built.chains.map((c) => ({
+        filterChainMatch: c.sni ? { serverNames: c.sni } : {},
+        filters: [tcpProxyFilter(sidecarTcpProxy(input.resources, registry, sidecar, port, c))],
+      })),
     });
   }
   return out;
+}
+
+/**
+ * The tcp_proxy of a sidecar's outbound chain on `port`: to the cluster of the chain's route (or of its
+ * service), with the `tunneling_config` of that cluster's DestinationRule tunnel, then as the EnvoyFilter
+ * NETWORK_FILTER patches that select the sidecar's pod change it.
+ */
+export function sidecarTcpProxy(
+  resources: MeshObject[],
+  registry: RegistryService[],
+  sidecar: { namespace: string; labels: Record<string, string> },
+  port: number,
+  chain: Chain,
+): Obj {
+  const generated = chain.route
+    ? generatedTcpProxy(
+        resources,
+        registry,
+        sidecar.namespace,
+        qualify(chain.route.host, chain.route.namespace),
+        { port: chain.route.port, subset: chain.route.subset },
+      )
+    : generatedTcpProxy(resources, registry, sidecar.namespace, chain.service.host, { port });
+  const patches = networkFilterPatches(resources, sidecar, port, 'SIDECAR_OUTBOUND');
+  return patchTcpProxy(generated, chain.sni ?? [], patches);
 }
 
 /** A tcp_proxy network filter with `config`, in Envoy's JSON form. */
@@ -417,22 +441,33 @@ function bindsGateway(names: unknown, gateway: MeshObject, vsNs: string): boolea
   });
 }
 
-/**
- * The tcp_proxy istiod writes for a gateway route to `dest`: to the cluster `outbound|port|subset|host`,
- * with the DestinationRule's tunnel as `tunneling_config` (when the subset, if any, is defined).
- */
+/** The tcp_proxy istiod writes for a gateway route to `dest`. */
 function gatewayTcpProxy(scope: GatewayPortScope, dest: Destination): Obj {
   const { resources, registry, gw } = scope;
-  const fqdn = qualify(dest.host, dest.namespace);
-  const service = registry.find((s) => s.host === fqdn && visible(s.exportTo, s.namespace, gw.namespace));
+  return generatedTcpProxy(resources, registry, gw.namespace, qualify(dest.host, dest.namespace), dest);
+}
+
+/**
+ * The tcp_proxy istiod writes for a route to `host` (`dest`'s port and subset), as the proxy in `proxyNs`
+ * sees it: to the cluster `outbound|port|subset|host`, with the DestinationRule's tunnel as
+ * `tunneling_config` (when the subset, if any, is defined).
+ */
+function generatedTcpProxy(
+  resources: MeshObject[],
+  registry: RegistryService[],
+  proxyNs: string,
+  host: string,
+  dest: { port?: number | undefined; subset?: string | undefined },
+): Obj {
+  const service = registry.find((s) => s.host === host && visible(s.exportTo, s.namespace, proxyNs));
   const port = dest.port ?? (service?.ports.length === 1 ? service.ports[0]!.number : undefined);
-  const cluster = `outbound|${port ?? ''}|${dest.subset ?? ''}|${fqdn}`;
+  const cluster = `outbound|${port ?? ''}|${dest.subset ?? ''}|${host}`;
   const tcpProxy: Obj = { stat_prefix: cluster, cluster };
-  const policy = service ? trafficPolicy(resources, service, dest.subset, port, gw.namespace) : undefined;
+  const policy = service ? trafficPolicy(resources, service, dest.subset, port, proxyNs) : undefined;
   const tunnel = obj(policy?.tunnel);
   if (
     text(tunnel.targetHost) &&
-    (!dest.subset || (service && subsetDefined(resources, service, dest.subset, gw.namespace)))
+    (!dest.subset || (service && subsetDefined(resources, service, dest.subset, proxyNs)))
   ) {
     tcpProxy.tunneling_config = {
       hostname: `${text(tunnel.targetHost)}:${text(tunnel.targetPort)}`,

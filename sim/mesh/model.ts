@@ -26,6 +26,9 @@
  *    rule's policy (subset fields over top-level ones, port-level settings first) gives TLS to the
  *    upstream (ISTIO_MUTUAL wraps the connection with SNI `outbound_.PORT_.SUBSET_.HOST`) and the
  *    tunnel (CONNECT or POST to targetHost:targetPort; HTTP/2 when the port's protocol is HTTP2 or GRPC).
+ *    EnvoyFilter NETWORK_FILTER MERGE / REPLACE patches (context SIDECAR_OUTBOUND or ANY, selecting the
+ *    pod) on the chain's tcp_proxy apply there too: a `tunneling_config` they add makes the sidecar open
+ *    the tunnel through the route's cluster.
  * 5. The egress gateway: any gateway Deployment of the installation, with its pods' labels. Its
  *    listener on the Service's target port (443 -> 8443), named 0.0.0.0_8443, comes from Gateway
  *    servers on the Service port, but only when a VirtualService binds a TLS route to them (a host
@@ -47,7 +50,8 @@
  *
  * Not modelled: HTTP routes and `http` VirtualService rules (plain-HTTP requests follow the registry and
  * the outbound policy only), Sidecar resources, merging of several DestinationRules for one host,
- * EnvoyFilter patches other than LISTENER/CLUSTER ADD and NETWORK_FILTER MERGE/REPLACE on tcp_proxy,
+ * EnvoyFilter patches other than LISTENER/CLUSTER ADD (on gateways) and NETWORK_FILTER MERGE/REPLACE on
+ * tcp_proxy (on gateways and sidecars), a sidecar tcp_proxy patched to another cluster without a tunnel,
  * weights (the heaviest route wins).
  */
 

@@ -21,7 +21,7 @@ import {
 } from './curl-codes.js';
 import { addedClusters } from './envoy-filters.js';
 import { visitProxy, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
-import { gatewayListeners, pickChain, sidecarListener } from './listeners.js';
+import { gatewayListeners, pickChain, sidecarListener, sidecarTcpProxy } from './listeners.js';
 import {
   buildRegistry,
   gatewayOf,
@@ -210,8 +210,40 @@ function sidecarOutbound(walk: Walk, resolved: ResolvedHost, policy: OutboundPol
   }
   const picked = chain.value;
   walk.note(`sidecar: chain ${picked.origin} (server_names ${picked.sni ? picked.sni.join(',') : '*'})`);
+  const { source } = walk.input;
+  const tcpProxy = sidecarTcpProxy(
+    walk.input.resources,
+    walk.registry,
+    { namespace: source.namespace, labels: source.labels ?? {} },
+    walk.port,
+    picked,
+  );
+  const tunnelled = sidecarTunnel(walk, tcpProxy);
+  if (tunnelled) return tunnelled;
   if (picked.route) return followRoute(walk, picked.route);
   return toService(walk, picked.service, walk.port, 'sidecar');
+}
+
+/**
+ * Stage 4 at the sidecar when the chain's tcp_proxy tunnels (a DestinationRule tunnel, or an EnvoyFilter
+ * patch that adds `tunneling_config`): the tunnel through its cluster. Undefined otherwise, or when istiod
+ * would build no such cluster (followRoute then says why).
+ */
+function sidecarTunnel(walk: Walk, tcpProxy: Obj): MeshOutcome | undefined {
+  const tunneling = obj(field(tcpProxy, 'tunneling_config'));
+  const hostname = text(tunneling.hostname);
+  if (!hostname) return undefined;
+  const name = text(field(tcpProxy, 'cluster'));
+  const cluster = generatedCluster(walk, name, walk.input.source.namespace);
+  if (!cluster) return undefined;
+  walk.note(`sidecar: tcp_proxy tunnels to ${hostname} over cluster ${name}`);
+  return tunnelHop(
+    walk,
+    cluster,
+    hostname.replace(/%REQUESTED_SERVER_NAME%/g, walk.host),
+    field(tunneling, 'use_post') === true,
+    'sidecar',
+  );
 }
 
 /**
@@ -243,10 +275,6 @@ function followRoute(walk: Walk, dest: Destination): MeshOutcome {
   const cluster = generatedCluster(walk, `outbound|${port}|${dest.subset ?? ''}|${service.host}`, proxyNs);
   if (!cluster)
     return walk.failed('sidecar', `no cluster for subset ${dest.subset ?? ''} of ${service.host}`);
-  if (cluster.tunnel) {
-    walk.note(`sidecar: DestinationRule tunnel to ${cluster.tunnel.hostname} via ${service.host}`);
-    return tunnelHop(walk, cluster, cluster.tunnel.hostname, cluster.tunnel.usePost, 'sidecar');
-  }
   walk.note(`sidecar: to ${service.host}:${port} directly`);
   return toService(walk, service, port, 'sidecar');
 }
@@ -284,19 +312,12 @@ function generatedCluster(walk: Walk, name: string, proxyNs: string): ClusterTar
   if (!service || !service.ports.some((p) => p.number === port)) return undefined;
   if (subset && !subsetDefined(walk.input.resources, service, subset, proxyNs)) return undefined;
   const policy = trafficPolicy(walk.input.resources, service, subset || undefined, port, proxyNs);
-  const tunnel = obj(policy?.tunnel);
   const protocol = service.ports.find((p) => p.number === port)?.protocol ?? '';
   return {
     name,
     endpoint: serviceEndpoint(service, port),
     tls: ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'].includes(text(obj(policy?.tls).mode)),
     http2: ['HTTP2', 'GRPC'].includes(protocol),
-    tunnel: text(tunnel.targetHost)
-      ? {
-          hostname: `${text(tunnel.targetHost)}:${text(tunnel.targetPort)}`,
-          usePost: text(tunnel.protocol) === 'POST',
-        }
-      : undefined,
   };
 }
 

@@ -34,6 +34,8 @@ export interface MeshInput {
   source: {
     pod: string;
     namespace: string;
+    /** The pod's labels (EnvoyFilter workload selectors); none when unknown. */
+    labels?: Record<string, string>;
     /** The pod has an istio-proxy sidecar and curl does not run in it. */
     sidecar: boolean;
   };
@@ -148,6 +150,4 @@ export interface ClusterTarget {
   endpoint?: { ip: string; port: number };
   tls: boolean;
   http2: boolean;
-  /** For clusters istiod generates: the DestinationRule's tunnel, which istiod writes into the tcp_proxy. */
-  tunnel?: { hostname: string; usePost: boolean };
 }

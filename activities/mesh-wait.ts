@@ -43,15 +43,28 @@ export const meshWaitInput = z
             "SNIs the client's sidecar must route straight out, to the host's own cluster (a ServiceEntry's " +
               '`outbound|PORT||HOST`), e.g. after applying ServiceEntries under REGISTRY_ONLY.',
           ),
+        tunnels: z
+          .array(z.string().min(1))
+          .min(1)
+          .optional()
+          .describe(
+            "tunnelingConfig hostnames (HOST:PORT) the client's sidecar must carry: it opens these tunnels " +
+              'itself, with no egress gateway.',
+          ),
         gatewayHost: z
           .string()
           .default('istio-egressgateway.istio-system.svc.cluster.local')
           .describe("The egress gateway Service's host name, as the sidecar's clusters name it."),
       })
       .strict()
-      .refine((sidecar) => sidecar.toGateway || sidecar.direct, 'name toGateway, direct or both')
+      .refine(
+        (sidecar) => sidecar.toGateway || sidecar.direct || sidecar.tunnels,
+        'name toGateway, direct, tunnels or several',
+      )
       .optional()
-      .describe("Wait until the client's sidecar routes the SNIs to the egress gateway, or directly."),
+      .describe(
+        "Wait until the client's sidecar routes the SNIs to the egress gateway, or directly, or tunnels them itself.",
+      ),
     pushStatus: z
       .boolean()
       .default(true)
@@ -77,8 +90,8 @@ export interface MeshWaitOutput {
   waitedMs: number;
   /** tunnelingConfig hostnames found on the gateway's listeners. */
   gatewayTunnels?: string[];
-  /** The client pod and, for each SNI, the cluster its sidecar sends it to. */
-  sidecar?: { pod: string; routes: Record<string, string> };
+  /** The client pod, for each SNI the cluster its sidecar sends it to, and the tunnels it opens itself. */
+  sidecar?: { pod: string; routes: Record<string, string>; tunnels?: string[] };
   /** istiod's push status: `clean`, or the conflicts. */
   pushStatus?: string;
 }
@@ -91,6 +104,7 @@ function awaited(input: z.output<typeof meshWaitInput>): string {
       ? [`sidecar routes ${input.sidecar.toGateway.join(', ')} to the gateway`]
       : []),
     ...(input.sidecar?.direct ? [`sidecar routes ${input.sidecar.direct.join(', ')} directly`] : []),
+    ...(input.sidecar?.tunnels ? [`sidecar tunnels ${input.sidecar.tunnels.join(', ')}`] : []),
   ].join('; ');
 }
 
@@ -113,12 +127,15 @@ export const meshWaitAction = defineAction({
   },
   evidence: (output: MeshWaitOutput) => [
     ...(output.gatewayTunnels ? [`gateway tunnels: ${output.gatewayTunnels.join(', ')}`] : []),
-    ...(output.sidecar
+    ...(output.sidecar && Object.keys(output.sidecar.routes).length > 0
       ? [
           `sidecar of ${output.sidecar.pod}: ${Object.entries(output.sidecar.routes)
             .map(([sni, cluster]) => `${sni} → ${cluster}`)
             .join(', ')}`,
         ]
+      : []),
+    ...(output.sidecar?.tunnels
+      ? [`sidecar of ${output.sidecar.pod} tunnels: ${output.sidecar.tunnels.join(', ')}`]
       : []),
     `after ${(output.waitedMs / 1000).toFixed(1)} s`,
   ],
@@ -160,8 +177,11 @@ export const meshWaitAction = defineAction({
         }
       }
       if (input.sidecar && sidecar) {
-        const { pod, routes } = sidecar;
-        output.sidecar = { pod, routes: {} };
+        const { pod, routes, tunnels } = sidecar;
+        output.sidecar = { pod, routes: {}, ...(input.sidecar.tunnels ? { tunnels } : {}) };
+        for (const t of input.sidecar.tunnels ?? []) {
+          if (!tunnels.includes(t)) missing.push(`the sidecar of ${pod} has no tunnel to ${t}`);
+        }
         // Each SNI with the cluster it must go to: the gateway's, or its own (`outbound|PORT||SNI`).
         const { toGateway = [], direct = [], gatewayHost } = input.sidecar;
         const wanted = [
@@ -208,14 +228,15 @@ async function sidecarRoutes(
   lab: LabRuntime,
   namespace: string,
   selector: string,
-): Promise<{ pod: string; routes: Record<string, string> }> {
+): Promise<{ pod: string; routes: Record<string, string>; tunnels: string[] }> {
   const args = (pod: string) => ['proxy-config', 'listeners', `${pod}.${namespace}`, '-o', 'json'];
   const { pod, result } = await lab.inPod(namespace, selector, (name) =>
     lab.istioctl(args(name), { timeoutMs: 60_000, check: false }),
   );
   if (result.exitCode !== 0)
     throw new LabToolError(['istioctl', ...args(pod)], result.exitCode, result.stderr.trim().slice(-600));
-  return { pod, routes: sniRoutes(listenerJson(`${pod}.${namespace}`, result.stdout)) };
+  const dump = listenerJson(`${pod}.${namespace}`, result.stdout);
+  return { pod, routes: sniRoutes(dump), tunnels: tunnelHostnames(dump) };
 }
 
 function listenerJson(target: string, stdout: string): unknown {

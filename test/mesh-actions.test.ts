@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { istioInstallAction } from '../activities/istio-install.js';
 import { kubeLabelAction } from '../activities/kube-label.js';
 import { manifestApplyAction } from '../activities/manifest-apply.js';
+import { manifestPruneAction } from '../activities/manifest-prune.js';
 import { meshCheckAction, type MeshCheckOutput } from '../activities/mesh-check.js';
 import { meshWaitAction, sniRoutes, tunnelHostnames, type MeshWaitOutput } from '../activities/mesh-wait.js';
 import { probeCurlAction } from '../activities/probe-curl.js';
@@ -177,6 +178,34 @@ describe('mesh.wait', () => {
       "istiod's push status reports: pilot_conflict_outbound_listener_tcp_over_current_tcp 0.0.0.0_443: " +
         'Listener=0.0.0.0_443 Accepted=TCP Rejected=TCP (www.wikipedia.org)',
     );
+  });
+
+  it('waits until the sidecar tunnels a host itself, with no egress gateway, naming what is missing', async () => {
+    // A clean slate: no gateway routing, and not the PoC's VirtualService (older than any other, so the
+    // sidecars would keep using it for both hosts).
+    await lab.run(manifestPruneAction, { thisRun: true });
+    await lab.runtime.kubectl(['delete', 'virtualservice', 'egress-www.google.com', '--ignore-not-found']);
+    await lab.run(manifestApplyAction, {
+      files: ['tls-passthrough/service-entries.yaml', 'tls-passthrough/native-tunnel-sidecar.yaml'],
+      values: { hosts: ['www.wikipedia.org'] },
+    });
+    const out = (
+      await lab.run(meshWaitAction, { sidecar: { tunnels: ['www.wikipedia.org:443'] }, interval: '200ms' })
+    ).output as MeshWaitOutput;
+    expect(out.sidecar).toMatchObject({ tunnels: ['www.wikipedia.org:443'] });
+    expect(meshWaitAction.evidence!(out, {} as never)).toContainEqual(
+      expect.stringMatching(/^sidecar of curl-\S+ tunnels: www\.wikipedia\.org:443$/),
+    );
+    await lab.run(probeCurlAction, { url: 'https://www.wikipedia.org' });
+    const log = await readFile(lab.def.machines['external-proxy']!.files.accessLog!, 'utf8');
+    expect(log).toMatch(/"CONNECT \S+:443 - HTTP\/1\.1" - 200 - DC www\.wikipedia\.org:443 DownstreamEnd$/m);
+
+    const err = await failure(meshWaitAction, {
+      sidecar: { tunnels: ['www.google.com:443'] },
+      within: '1s',
+      interval: '300ms',
+    });
+    expect(err.message).toMatch(/the sidecar of curl-\S+ has no tunnel to www\.google\.com:443/);
   });
 });
 

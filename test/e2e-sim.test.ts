@@ -138,6 +138,52 @@ describe('tls-passthrough on the simulated lab', () => {
     expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1', ['passed', 'passed']]);
   }, 300_000);
 
+  it('passes playbooks/sidecar-tunnels.yaml: the sidecar tunnels by itself, every way, no gateway on the path', async () => {
+    const handle = await start(lab, { ...onSim('sidecar-tunnels') });
+    const result = await outcome(handle);
+    expect(result.error).toBeUndefined();
+    const ids = [];
+    for (const tunnel of ['native-tunnel-sidecar', 'tcp-tunnel-filter-sidecar']) {
+      for (const transport of ['tls', 'plain']) {
+        for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
+          ids.push(`tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol}`);
+        }
+      }
+    }
+    expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
+    const seen: Record<string, unknown> = {};
+    for (const cell of result.cells!) {
+      const run = await outcome(lab.client.workflow.getHandle(cell.workflowId));
+      const byId = Object.fromEntries(run.steps.map((st) => [st.id, st]));
+      const applied = (byId.tunnel!.output as { lines: string[] }).lines;
+      const [line] = (byId['proxy-saw-b']!.output as { matches: string[] }).matches;
+      seen[cell.id] = {
+        // Applied: the sidecar's own routing and tunnel, nothing for a gateway.
+        kinds: [...new Set(applied.map((l) => l.split('/')[0]))].sort(),
+        // The sidecar itself holds the tunnels (istioctl proxy-config of the client pod).
+        sidecarTunnels: (byId['tunnel-ready']!.output as { sidecar: { tunnels: string[] } }).sidecar.tunnels,
+        logged: /"(\S+) \S+ \S+ (HTTP\/[\d.]+)" - (\d+) - \S+ www\.wikipedia\.org:443 DownstreamEnd$/
+          .exec(line!)
+          ?.slice(1),
+        nothingElse: byId['proxy-saw-nothing-else']!.status,
+      };
+    }
+    const expected = (id: string) => ({
+      kinds: [
+        'destinationrule.networking.istio.io',
+        ...(id.includes('tcp-tunnel-filter') ? ['envoyfilter.networking.istio.io'] : []),
+        'serviceentry.networking.istio.io',
+        'virtualservice.networking.istio.io',
+      ].filter(
+        (k) => k !== 'destinationrule.networking.istio.io' || !/filter-sidecar,proxyTransport=plain/.test(id),
+      ),
+      sidecarTunnels: ['www.google.com:443', 'www.wikipedia.org:443'],
+      logged: ['CONNECT', id.includes('HTTP/2') ? 'HTTP/2' : 'HTTP/1.1', '200'],
+      nothingElse: 'passed',
+    });
+    expect(seen).toEqual(Object.fromEntries(ids.map((id) => [id, expected(id)])));
+  }, 300_000);
+
   it('fails the negative log check when a host that should stay outside the tunnel reaches the proxy', async () => {
     // The "outside" host is one the tunnel carries: only the proxy's log can tell.
     const file = await variant('tls-passthrough', (steps) =>

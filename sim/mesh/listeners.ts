@@ -308,7 +308,7 @@ function heaviest(route: Obj, namespace: string): Destination | undefined {
 
 /**
  * The egress gateway's listeners on `targetPort`: the one istiod generates from Gateway servers on the
- * Service port (only when a TLS route binds to them), then EnvoyFilter ADDs; and why Envoy would NACK them.
+ * Service port (only when a route binds to them), then EnvoyFilter ADDs; and why Envoy would NACK them.
  */
 export function gatewayListeners(
   resources: MeshObject[],
@@ -319,7 +319,7 @@ export function gatewayListeners(
 ): { listeners: GatewayListener[]; nacks: string[] } {
   const listeners: GatewayListener[] = [];
   const patches = networkFilterPatches(resources, gw, targetPort);
-  const chains = passthroughChains({ resources, registry, gw, servicePort }).map((c) => ({
+  const chains = serverChains({ resources, registry, gw, servicePort }).map((c) => ({
     ...c,
     tcpProxy: patchTcpProxy(c.tcpProxy, c.sni, patches),
   }));
@@ -360,31 +360,90 @@ interface GatewayPortScope {
   servicePort: number;
 }
 
-/** A filter chain istiod generates for a PASSTHROUGH Gateway server. */
-interface PassthroughChain {
+/** A filter chain istiod generates for a Gateway server. */
+interface ServerChain {
   sni: string[];
   tcpProxy: Obj;
   origin: string;
+  istioMutual?: boolean;
 }
 
-/** istiod's filter chains for PASSTHROUGH Gateway servers on `servicePort`, one per bound TLS route match. */
-function passthroughChains(scope: GatewayPortScope): PassthroughChain[] {
+/**
+ * istiod's filter chains for the Gateway servers on `servicePort`: for a PASSTHROUGH server one per bound
+ * TLS route match (on SNI); for an ISTIO_MUTUAL server (protocol TLS) one on its hosts, which terminates
+ * Istio's mTLS and sends the bytes where the first bound `tcp` route for the port says (VirtualServices in
+ * creation order).
+ */
+function serverChains(scope: GatewayPortScope): ServerChain[] {
   const { resources, gw, servicePort } = scope;
-  const chains: PassthroughChain[] = [];
+  const chains: ServerChain[] = [];
   for (const gateway of resources.filter((r) => r.kind === 'Gateway')) {
     const selector = (obj(gateway.spec).selector ?? {}) as Record<string, string>;
     if (Object.keys(selector).length === 0 || !Object.entries(selector).every(([k, v]) => gw.labels[k] === v))
       continue;
     for (const server of list(obj(gateway.spec).servers)) {
-      if (Number(obj(server.port).number) !== servicePort || text(obj(server.tls).mode) !== 'PASSTHROUGH')
-        continue;
+      if (Number(obj(server.port).number) !== servicePort) continue;
+      const mode = text(obj(server.tls).mode);
       const hosts = list(server.hosts).map((h) => text(h));
-      for (const vs of resources.filter((r) => r.kind === 'VirtualService')) {
-        chains.push(...virtualServiceChains(scope, gateway, hosts, vs));
+      if (mode === 'PASSTHROUGH') {
+        for (const vs of resources.filter((r) => r.kind === 'VirtualService')) {
+          chains.push(...virtualServiceChains(scope, gateway, hosts, vs));
+        }
+      } else if (mode === 'ISTIO_MUTUAL' && text(obj(server.port).protocol) === 'TLS') {
+        const chain = mutualServerChain(scope, gateway, hosts);
+        if (chain) chains.push(chain);
       }
     }
   }
   return chains;
+}
+
+/** The hosts of VirtualService `vs` that a server of `gateway` with hosts `serverHosts` admits. */
+function admittedHosts(gateway: MeshObject, serverHosts: string[], vs: MeshObject): string[] {
+  const gwNs = gateway.metadata.namespace ?? 'default';
+  const vsNs = vs.metadata.namespace ?? 'default';
+  // A server host `ns/name` admits VirtualServices of namespace ns only; `./name` the Gateway's own.
+  return list(obj(vs.spec).hosts)
+    .map((h) => text(h))
+    .filter((h) =>
+      serverHosts.some((sh) => {
+        const [ns, name] = sh.includes('/') ? (sh.split('/', 2) as [string, string]) : ['*', sh];
+        const nsOk = ns === '*' || (ns === '.' ? vsNs === gwNs : ns === vsNs);
+        return nsOk && (hostMatches(name, h) || hostMatches(h, name));
+      }),
+    );
+}
+
+/** The chain of an ISTIO_MUTUAL server: its hosts as SNI, the first bound `tcp` route for the port. */
+function mutualServerChain(
+  scope: GatewayPortScope,
+  gateway: MeshObject,
+  serverHosts: string[],
+): ServerChain | undefined {
+  for (const vs of scope.resources.filter((r) => r.kind === 'VirtualService')) {
+    const vsNs = vs.metadata.namespace ?? 'default';
+    const bound = (names: unknown) => bindsGateway(names, gateway, vsNs);
+    if (!bound(obj(vs.spec).gateways) || admittedHosts(gateway, serverHosts, vs).length === 0) continue;
+    for (const route of list(obj(vs.spec).tcp)) {
+      const matches = list(route.match);
+      const applies =
+        matches.length === 0 ||
+        matches.some(
+          (m) =>
+            (m.port === undefined || m.port === scope.servicePort) &&
+            (m.gateways === undefined || bound(m.gateways)),
+        );
+      const dest = heaviest(route, vsNs);
+      if (!applies || !dest) continue;
+      return {
+        sni: serverHosts.map((h) => (h.includes('/') ? h.split('/', 2)[1]! : h)),
+        tcpProxy: gatewayTcpProxy(scope, dest),
+        origin: `Gateway ${gateway.metadata.name} (ISTIO_MUTUAL), VirtualService ${vs.metadata.name} (tcp)`,
+        istioMutual: true,
+      };
+    }
+  }
+  return undefined;
 }
 
 /** The chains of VirtualService `vs` on a PASSTHROUGH server of `gateway` with hosts `serverHosts`. */
@@ -393,21 +452,13 @@ function virtualServiceChains(
   gateway: MeshObject,
   serverHosts: string[],
   vs: MeshObject,
-): PassthroughChain[] {
-  const chains: PassthroughChain[] = [];
-  const gwNs = gateway.metadata.namespace ?? 'default';
+): ServerChain[] {
+  const chains: ServerChain[] = [];
   const spec = obj(vs.spec);
   const vsNs = vs.metadata.namespace ?? 'default';
   const bound = (names: unknown) => bindsGateway(names, gateway, vsNs);
   if (!bound(spec.gateways)) return chains;
-  // A server host `ns/name` admits VirtualServices of namespace ns only; `./name` the Gateway's own.
-  const admitted = list(spec.hosts).filter((h) =>
-    serverHosts.some((sh) => {
-      const [ns, name] = sh.includes('/') ? (sh.split('/', 2) as [string, string]) : ['*', sh];
-      const nsOk = ns === '*' || (ns === '.' ? vsNs === gwNs : ns === vsNs);
-      return nsOk && (hostMatches(name, text(h)) || hostMatches(text(h), name));
-    }),
-  );
+  const admitted = admittedHosts(gateway, serverHosts, vs);
   if (admitted.length === 0) return chains;
   for (const route of list(spec.tls)) {
     const dest = heaviest(route, vsNs);
@@ -420,7 +471,7 @@ function virtualServiceChains(
         continue;
       const sni = list(m.sniHosts)
         .map((s) => text(s))
-        .filter((s) => admitted.some((h) => hostMatches(text(h), s) || hostMatches(s, text(h))));
+        .filter((s) => admitted.some((h) => hostMatches(h, s) || hostMatches(s, h)));
       if (sni.length === 0) continue;
       chains.push({
         sni,

@@ -24,15 +24,21 @@
  *    (the proxy's namespace, then the service's namespace, then the root namespace istio-system, each
  *    subject to exportTo); otherwise istiod builds no cluster and Envoy closes the connection. The
  *    rule's policy (subset fields over top-level ones, port-level settings first) gives TLS to the
- *    upstream (ISTIO_MUTUAL wraps the connection with SNI `outbound_.PORT_.SUBSET_.HOST`) and the
- *    tunnel (CONNECT or POST to targetHost:targetPort; HTTP/2 when the port's protocol is HTTP2 or GRPC).
+ *    upstream (ISTIO_MUTUAL wraps the connection with SNI the rule's `sni`, else
+ *    `outbound_.PORT_.SUBSET_.HOST`) and the tunnel (CONNECT or POST to targetHost:targetPort; HTTP/2
+ *    when the port's protocol is HTTP2 or GRPC).
  *    EnvoyFilter NETWORK_FILTER MERGE / REPLACE patches (context SIDECAR_OUTBOUND or ANY, selecting the
  *    pod) on the chain's tcp_proxy apply there too: a `tunneling_config` they add makes the sidecar open
  *    the tunnel through the route's cluster.
  * 5. The egress gateway: any gateway Deployment of the installation, with its pods' labels. Its
  *    listener on the Service's target port (443 -> 8443), named 0.0.0.0_8443, comes from Gateway
- *    servers on the Service port, but only when a VirtualService binds a TLS route to them (a host
- *    `ns/name` binds only VirtualServices of namespace ns, `./name` those of the Gateway's namespace);
+ *    servers on the Service port, but only when a VirtualService binds a route to them (a host
+ *    `ns/name` binds only VirtualServices of namespace ns, `./name` those of the Gateway's namespace):
+ *    a PASSTHROUGH server gets one chain per TLS route match, on its SNI; an ISTIO_MUTUAL server
+ *    (protocol TLS) one chain on its hosts, which terminates Istio's mTLS and sends what is inside where
+ *    the first bound `tcp` route says. A chain that passes through what the sidecar wrapped in Istio's
+ *    mTLS still tunnels it, but no server outside the mesh can answer it (curl fails); plain TLS to an
+ *    ISTIO_MUTUAL chain fails at the gateway.
  *    EnvoyFilter LISTENER ADD patches add theirs, and NETWORK_FILTER MERGE / REPLACE patches on the
  *    tcp_proxy of a generated listener change it. Two listeners with one name, or a tcp_proxy without
  *    stat_prefix or cluster (istiod drops unknown fields of EnvoyFilter values), make Envoy reject the

@@ -73,6 +73,8 @@ class Walk {
   readonly logs: string[] = [];
   /** The tunnel the mesh opens to the lab's proxy, once the connection reaches it. */
   tunnelRequest?: TunnelAsk & { authority: string };
+  /** What travels is the sidecar's Istio mTLS, not curl's TLS: no server outside the mesh can read it. */
+  istioMutualInside = false;
   private readonly trace: string[] = [];
   private verdict?: Omit<MeshVerdict, 'host' | 'port' | 'path'>;
 
@@ -261,16 +263,18 @@ function followRoute(walk: Walk, dest: Destination): MeshOutcome {
     const svcPort = service.ports.find((p) => p.number === port)!;
     const policy = trafficPolicy(walk.input.resources, service, dest.subset, port, proxyNs);
     const mode = text(obj(policy?.tls).mode);
+    // ISTIO_MUTUAL's SNI is the DestinationRule's `sni`, else Istio's own name for the cluster.
     const sni =
       mode === 'ISTIO_MUTUAL'
-        ? `outbound_.${port}_.${dest.subset ?? ''}_.${service.host}`
+        ? text(obj(policy?.tls).sni) || `outbound_.${port}_.${dest.subset ?? ''}_.${service.host}`
         : ['SIMPLE', 'MUTUAL'].includes(mode)
           ? text(obj(policy?.tls).sni)
           : walk.host;
+    const wrapped = ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'].includes(mode);
     walk.note(
-      `sidecar: to the egress gateway ${service.host}:${port}${sni === walk.host ? '' : ` wrapped in TLS (${mode}, SNI ${sni || 'none'})`}`,
+      `sidecar: to the egress gateway ${service.host}:${port}${wrapped ? ` wrapped in TLS (${mode}, SNI ${sni || 'none'})` : ''}`,
     );
-    return gatewayHop(walk, gateway, svcPort, sni);
+    return gatewayHop(walk, gateway, svcPort, sni, mode === 'ISTIO_MUTUAL');
   }
   const cluster = generatedCluster(walk, `outbound|${port}|${dest.subset ?? ''}|${service.host}`, proxyNs);
   if (!cluster)
@@ -361,7 +365,13 @@ function toService(
  * Stage 5: the egress gateway, reached on the Service port `svcPort` with TLS SNI `sni`. Its listener on
  * the target port (none while Envoy rejects the update) picks a filter chain by SNI.
  */
-function gatewayHop(walk: Walk, gw: GatewayIdentity, svcPort: Port, sni: string): MeshOutcome {
+function gatewayHop(
+  walk: Walk,
+  gw: GatewayIdentity,
+  svcPort: Port,
+  sni: string,
+  istioMutual: boolean,
+): MeshOutcome {
   const targetPort = svcPort.targetPort ?? svcPort.number;
   const built = gatewayListeners(walk.input.resources, walk.registry, gw, svcPort.number, targetPort);
   if (built.nacks.length > 0) {
@@ -380,6 +390,19 @@ function gatewayHop(walk: Walk, gw: GatewayIdentity, svcPort: Port, sni: string)
     return walk.failed('gateway', `listener ${listener.name} has no filter chain for SNI ${sni || '(none)'}`);
   }
   walk.note(`gateway: listener ${listener.name} (${listener.origin}), chain ${chain.value.origin}`);
+  // A chain that terminates Istio's mTLS takes only that; one that passes TLS through would pass Istio's
+  // wrapping on to a server that cannot read it.
+  if (chain.value.istioMutual && !istioMutual) {
+    return walk.failed(
+      'gateway',
+      'the chain expects Istio mTLS from the sidecar, which sent its TLS as it is',
+    );
+  }
+  if (!chain.value.istioMutual && istioMutual) {
+    // The gateway forwards the bytes as they are, tunnel and all; only the server cannot read them.
+    walk.note("gateway: the chain passes the sidecar's Istio mTLS through unopened");
+    walk.istioMutualInside = true;
+  }
   const tcpProxy = chain.value.tcpProxy;
   if (!tcpProxy) return walk.failed('gateway', 'the filter chain has no tcp_proxy');
   return gatewayUpstream(walk, gw, tcpProxy);
@@ -488,6 +511,11 @@ function proxyConnect(
  * certificate must name the requested host.
  */
 function reachServer(walk: Walk, target: Target, via: 'direct' | 'tunnel'): MeshOutcome {
+  if (walk.istioMutualInside) {
+    return walk.reset(
+      `server: ${target.serverHost} at ${target.ip}:${target.port} gets Istio's mTLS handshake, which it cannot answer; the sidecar's handshake fails`,
+    );
+  }
   let { ip, port: targetPort } = target;
   const service = walk.registry.find((s) => s.clusterIp === ip);
   if (service) {

@@ -141,7 +141,13 @@ export interface GatewayIdentity {
 export interface GatewayListener {
   name: string;
   origin: string;
-  chains: { sni: string[] | null; tcpProxy: Obj | undefined; origin: string }[];
+  chains: {
+    sni: string[] | null;
+    tcpProxy: Obj | undefined;
+    origin: string;
+    /** The chain terminates Istio's mTLS (a Gateway server with tls mode ISTIO_MUTUAL). */
+    istioMutual?: boolean;
+  }[];
 }
 
 /** What a cluster connects to and how. */

@@ -78,15 +78,19 @@ describe('tls-passthrough on the simulated lab', () => {
       for (const transport of ['tls', 'plain']) {
         for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
           ids.push(
-            `tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol},tunnelMethod=CONNECT`,
+            `tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol},gatewayTls=DISABLE,tunnelMethod=CONNECT`,
           );
         }
       }
     }
+    // Istio's mTLS from the sidecar to the gateway, which terminates it.
+    ids.push(
+      'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=ISTIO_MUTUAL,tunnelMethod=CONNECT',
+    );
     // The cell that cannot work, passing because its checks expect the refusal.
-    const post =
-      'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,tunnelMethod=POST,tunnelRefused=true,proxyStatus=404';
-    ids.push(post);
+    ids.push(
+      'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=DISABLE,tunnelMethod=POST,tunnelRefused=true,proxyStatus=404',
+    );
     expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
     const seen: Record<string, unknown> = {};
     for (const cell of result.cells!) {
@@ -107,6 +111,9 @@ describe('tls-passthrough on the simulated lab', () => {
           ?.slice(1),
         probe: (byId['tunnelled-a']!.output as { exitCode: number }).exitCode,
         nothingElse: byId['proxy-saw-nothing-else']!.status,
+        // The sidecar's cluster for the host: the gateway's, or its ISTIO_MUTUAL subset.
+        toGateway: (byId['tunnel-ready']!.output as { sidecar: { routes: Record<string, string> } }).sidecar
+          .routes['www.google.com'],
       };
     }
     const expected = (id: string) => {
@@ -119,6 +126,7 @@ describe('tls-passthrough on the simulated lab', () => {
         preflight: [tls ? '3128' : '3129', method, protocol, tls ? 'tls' : 'plain'],
         probe: method === 'POST' ? 35 : 0,
         nothingElse: 'passed',
+        toGateway: `outbound|443|${id.includes('ISTIO_MUTUAL') ? 'mtls-0' : ''}|istio-egressgateway.istio-system.svc.cluster.local`,
       };
     };
     expect(seen).toEqual(Object.fromEntries(ids.map((id) => [id, expected(id)])));
@@ -132,10 +140,14 @@ describe('tls-passthrough on the simulated lab', () => {
       m[1],
       [...m[2]!.matchAll(/>([\w./]+|—)<\/(?:th|span|td)>/g)].map((c) => c[1]),
     ]);
-    expect(rows[0]).toEqual(['tunnel, proxyTransport, proxyProtocol \\ tunnelMethod', ['CONNECT', 'POST']]);
-    expect(rows).toHaveLength(9);
-    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(7);
-    expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1', ['passed', 'passed']]);
+    expect(rows[0]).toEqual([
+      'tunnel, proxyTransport, proxyProtocol, gatewayTls \\ tunnelMethod',
+      ['CONNECT', 'POST'],
+    ]);
+    expect(rows).toHaveLength(10);
+    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(8);
+    expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, DISABLE', ['passed', 'passed']]);
+    expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, ISTIO_MUTUAL', ['passed', '—']]);
   }, 300_000);
 
   it('passes playbooks/sidecar-tunnels.yaml: the sidecar tunnels by itself, every way, no gateway on the path', async () => {

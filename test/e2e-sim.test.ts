@@ -47,6 +47,29 @@ async function exportedHistory(workflowId: string): Promise<string> {
   return shown.stdout;
 }
 
+/** A matrix's cell ids over tunnel x proxyTransport x proxyProtocol, in its order, each ending in `more`. */
+const gridIds = (tunnels: string[], more = ''): string[] =>
+  tunnels.flatMap((tunnel) =>
+    ['tls', 'plain'].flatMap((transport) =>
+      ['HTTP/1.1', 'HTTP/2'].map(
+        (protocol) => `tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol}${more}`,
+      ),
+    ),
+  );
+
+/** Runs a matrix playbook on the simulated lab: its handle, its result, and each cell's steps by id. */
+async function matrixRun(playbook: string) {
+  const handle = await start(lab, { ...onSim(playbook) });
+  const result = await outcome(handle);
+  expect(result.error).toBeUndefined();
+  const cells = [];
+  for (const cell of result.cells ?? []) {
+    const run = await outcome(lab.client.workflow.getHandle(cell.workflowId));
+    cells.push({ cell, byId: Object.fromEntries(run.steps.map((st) => [st.id, st])) });
+  }
+  return { handle, result, cells };
+}
+
 describe('tls-passthrough on the simulated lab', () => {
   it('passes when started by `temporal workflow start`: blocked, direct without proxy lines, then tunnelled', async () => {
     const id = uniqueQueue('tls-passthrough');
@@ -70,19 +93,8 @@ describe('tls-passthrough on the simulated lab', () => {
   }, 120_000);
 
   it('passes playbooks/tunnels.yaml: every way to tunnel, one child run per cell, each logged in its own protocol', async () => {
-    const handle = await start(lab, { ...onSim('tunnels') });
-    const result = await outcome(handle);
-    expect(result.error).toBeUndefined();
-    const ids = [];
-    for (const tunnel of ['tcp-tunnel-filter', 'native-tunnel']) {
-      for (const transport of ['tls', 'plain']) {
-        for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
-          ids.push(
-            `tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol},gatewayTls=DISABLE,tunnelMethod=CONNECT`,
-          );
-        }
-      }
-    }
+    const { handle, result, cells } = await matrixRun('tunnels');
+    const ids = gridIds(['tcp-tunnel-filter', 'native-tunnel'], ',gatewayTls=DISABLE,tunnelMethod=CONNECT');
     // Istio's mTLS from the sidecar to the gateway, which terminates it.
     ids.push(
       'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=ISTIO_MUTUAL,tunnelMethod=CONNECT',
@@ -93,9 +105,7 @@ describe('tls-passthrough on the simulated lab', () => {
     );
     expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
     const seen: Record<string, unknown> = {};
-    for (const cell of result.cells!) {
-      const run = await outcome(lab.client.workflow.getHandle(cell.workflowId));
-      const byId = Object.fromEntries(run.steps.map((st) => [st.id, st]));
+    for (const { cell, byId } of cells) {
       const applied = (byId.tunnel!.output as { lines: string[] }).lines;
       const [line] = (byId['proxy-saw-a']!.output as { matches: string[] }).matches;
       const preflight = (byId.preflight!.output as { verdicts: string[] }).verdicts[0];
@@ -151,22 +161,11 @@ describe('tls-passthrough on the simulated lab', () => {
   }, 300_000);
 
   it('passes playbooks/sidecar-tunnels.yaml: the sidecar tunnels by itself, every way, no gateway on the path', async () => {
-    const handle = await start(lab, { ...onSim('sidecar-tunnels') });
-    const result = await outcome(handle);
-    expect(result.error).toBeUndefined();
-    const ids = [];
-    for (const tunnel of ['native-tunnel-sidecar', 'tcp-tunnel-filter-sidecar']) {
-      for (const transport of ['tls', 'plain']) {
-        for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
-          ids.push(`tunnel=${tunnel},proxyTransport=${transport},proxyProtocol=${protocol}`);
-        }
-      }
-    }
+    const { result, cells } = await matrixRun('sidecar-tunnels');
+    const ids = gridIds(['native-tunnel-sidecar', 'tcp-tunnel-filter-sidecar']);
     expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
     const seen: Record<string, unknown> = {};
-    for (const cell of result.cells!) {
-      const run = await outcome(lab.client.workflow.getHandle(cell.workflowId));
-      const byId = Object.fromEntries(run.steps.map((st) => [st.id, st]));
+    for (const { cell, byId } of cells) {
       const applied = (byId.tunnel!.output as { lines: string[] }).lines;
       const [line] = (byId['proxy-saw-b']!.output as { matches: string[] }).matches;
       seen[cell.id] = {

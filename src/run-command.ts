@@ -4,7 +4,7 @@
  * this one dies.
  */
 import { CommandNotFoundError } from './errors.js';
-import { runWithExeca, type CommandRequest } from './spawner/run-with-execa.js';
+import type { CommandRequest } from './spawner/run-with-execa.js';
 import type { Spawner } from './spawner/spawner.js';
 import { trackChild } from './worker/orphans.js';
 
@@ -74,7 +74,9 @@ export async function runCommand(
     };
     const result = spawner
       ? await spawner.run({ ...request, ...(ctx.signal ? { signal: ctx.signal } : {}), onSpawned })
-      : await runWithExeca(request, ctx.signal, onSpawned);
+      : // Loaded on first use: a worker runs its commands from the spawner and never needs execa itself,
+        // and importing it costs a tenth of a second of the worker's start.
+        await (await import('./spawner/run-with-execa.js')).runWithExeca(request, ctx.signal, onSpawned);
     if (result.isCanceled) throw ctx.signal?.reason ?? new Error('cancelled');
     if (result.notFound) throw new CommandNotFoundError(options.notFound);
     return {

@@ -5,7 +5,8 @@
  * server, and writes the access log the playbooks read.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import { selfSigned } from '../sim/lib/openssl.js';
 import { freePort } from '../sim/lib/procs.js';
 import { renderEnvoyConfig } from '../sim/lib/proxy.js';
 import { tunnelRequest } from '../sim/lib/tunnel-client.js';
+import { basicAuthorization, credentialRoutes, newProxyCredential } from '../src/lab/proxy-credential.js';
 import { proxyAnswer, proxyListeners, proxyLogLines } from '../sim/mesh/proxy-listeners.js';
 
 const root = projectRoot();
@@ -27,6 +29,9 @@ let config: string;
 let accessLog: string;
 let proxyPort: number;
 let plainPort: number;
+let authPort: number;
+/** The :3130 listener's routes file (the machine's /etc/envoy/auth/routes.yaml). */
+let authRoutes: string;
 let upstream: tls.Server;
 let upstreamPort: number;
 let running: ChildProcess | undefined;
@@ -40,12 +45,13 @@ async function renderForLoopback(file: string, edit: (text: string) => string = 
   await writeFile(
     file,
     renderEnvoyConfig(text, {
-      ports: { 3128: proxyPort, 3129: plainPort },
+      ports: { 3128: proxyPort, 3129: plainPort, 3130: authPort },
       adminPort: await freePort(),
       cert: path.join(dir, 'proxy.crt'),
       key: path.join(dir, 'proxy.key'),
       accessLog,
       dnsPort: await freePort(),
+      authRoutes,
     }),
   );
 }
@@ -56,6 +62,11 @@ beforeAll(async () => {
   accessLog = path.join(dir, 'access.log');
   proxyPort = await freePort();
   plainPort = await freePort();
+  authPort = await freePort();
+  // As provisioning leaves it: the routes with no user.
+  authRoutes = path.join(dir, 'auth', 'routes.yaml');
+  await mkdir(path.dirname(authRoutes), { recursive: true });
+  await copyFile(path.join(root, 'envoy', 'auth-routes.yaml'), authRoutes);
   await selfSigned({
     subject: '/CN=external-proxy',
     days: 2,
@@ -258,59 +269,119 @@ test('proxies CONNECT over TLS and logs each tunnel as the playbooks read it', a
   ]);
 }, 60_000);
 
+/** The lines the access log gained since it held `before` lines (a refused request's one comes soon). */
+async function linesSince(before: number): Promise<string[]> {
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return (await logLines(0, 0)).slice(before);
+}
+
+/** A log line with the time and the client's port as the model writes them where no Envoy runs. */
+const normal = (line: string) =>
+  line.replace(/^\[[^\]]+\] 127\.0\.0\.1:\d+ /, '[1970-01-01T00:00:00.000Z] 127.0.0.1:1 ');
+
 test('serves each way the mesh may open a tunnel as sim/mesh/proxy-listeners.ts says it does', async () => {
   // The Envoy of the test above still runs.
   const listeners = proxyListeners(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'));
-  expect(listeners.map((l) => [l.port, l.tls])).toEqual([
-    [3128, true],
-    [3129, false],
+  expect(listeners.map((l) => [l.port, l.tls, l.authHeader ?? '-'])).toEqual([
+    [3128, true, '-'],
+    [3129, false, '-'],
+    [3130, true, 'proxy-authorization'],
   ]);
-  const loopback: Record<number, number> = { 3128: proxyPort, 3129: plainPort };
+  const loopback: Record<number, number> = { 3128: proxyPort, 3129: plainPort, 3130: authPort };
   const target = `127.0.0.1:${upstreamPort}`;
+  // The run's credential, installed as the proxy.credential action installs it: a new file moved into
+  // the watched folder.
+  const credential = newProxyCredential('tunnel-lab');
+  const stranger = { ...credential, password: 'not-the-password' };
+  const files = (machinePath: string) =>
+    machinePath === '/etc/envoy/auth/routes.yaml' ? readFileSync(authRoutes, 'utf8') : undefined;
+  const ask = async (
+    port: number,
+    proxyTls: boolean,
+    protocol: string,
+    method: string,
+    authorization?: string,
+  ) => {
+    const before = (await logLines(0, 0)).length;
+    const result = await tunnelRequest({
+      proxyPort: loopback[port]!,
+      proxyTls,
+      protocol,
+      method,
+      ...(authorization ? { proxyAuthorization: authorization } : {}),
+      authority: target,
+      host: 'upstream.test',
+      insecure: false,
+      publicCa: path.join(dir, 'upstream.crt'),
+      timeoutMs: 5_000,
+    });
+    return { result, lines: await linesSince(before) };
+  };
+
+  // Until a run installs its credential, the credential listener lets nobody through.
+  const unset = await ask(3130, true, 'HTTP/1.1', 'CONNECT', basicAuthorization(credential));
+  expect(unset.result.exitCode).not.toBe(0);
+  expect(unset.lines.map(normal)).toEqual([
+    `[1970-01-01T00:00:00.000Z] 127.0.0.1:1 "CONNECT - - HTTP/1.1" - 407 - - ${target} DownstreamEnd`,
+  ]);
+  const next = path.join(path.dirname(authRoutes), '.routes.yaml.new');
+  await writeFile(next, credentialRoutes(await readFile(authRoutes, 'utf8'), credential));
+  await rename(next, authRoutes);
+  // Envoy re-reads the routes when the folder changes: within a second or two.
+  const deadline = Date.now() + 10_000;
+  while (
+    (await ask(3130, true, 'HTTP/1.1', 'CONNECT', basicAuthorization(credential))).result.exitCode !== 0
+  ) {
+    if (Date.now() > deadline) throw new Error('Envoy did not take the new routes within 10 s');
+  }
+
   const rows: string[] = [];
-  for (const port of [3128, 3129]) {
+  for (const port of [3128, 3129, 3130]) {
+    const credentials: [string, string | undefined][] =
+      port === 3130
+        ? [
+            ['none', undefined],
+            ['wrong', basicAuthorization(stranger)],
+            ['right', basicAuthorization(credential)],
+          ]
+        : [['none', undefined]];
     for (const proxyTls of [true, false]) {
       for (const protocol of ['HTTP/1.1', 'HTTP/2']) {
         for (const method of ['CONNECT', 'POST']) {
-          const before = (await logLines(0, 0)).length;
-          const result = await tunnelRequest({
-            proxyPort: loopback[port]!,
-            proxyTls,
-            protocol,
-            method,
-            authority: target,
-            host: 'upstream.test',
-            insecure: false,
-            publicCa: path.join(dir, 'upstream.crt'),
-            timeoutMs: 5_000,
-          });
-          // A served tunnel writes two lines; a refused request one or none.
-          await new Promise((resolve) => setTimeout(resolve, 500));
-          const lines = (await logLines(0, 0)).slice(before);
-          const ask = { port, tls: proxyTls, protocol, method };
-          const answer = proxyAnswer(listeners, ask);
-          const name = `${port} ${proxyTls ? 'tls' : 'plain'} ${protocol} ${method}`;
-          rows.push(`${name}: ${result.exitCode === 0 ? 'served' : 'refused'}`);
-          expect(`${name}: ${answer.served ? 'served' : 'refused'}`).toBe(rows.at(-1));
-          // The lines the model writes where no Envoy runs, but for the time and the client's port.
-          const model = proxyLogLines(ask, answer, {
-            time: new Date(0),
-            client: '127.0.0.1:1',
-            target,
-            authority: target,
-          });
-          const normal = (line: string) =>
-            line.replace(/^\[[^\]]+\] 127\.0\.0\.1:\d+ /, '[1970-01-01T00:00:00.000Z] 127.0.0.1:1 ');
-          expect(lines.map(normal)).toEqual(model);
+          for (const [shown, authorization] of credentials) {
+            const { result, lines } = await ask(port, proxyTls, protocol, method, authorization);
+            const tunnel = {
+              port,
+              tls: proxyTls,
+              protocol,
+              method,
+              ...(authorization ? { authorization } : {}),
+            };
+            const answer = proxyAnswer(listeners, tunnel, files);
+            const name = `${port} ${proxyTls ? 'tls' : 'plain'} ${protocol} ${method}${port === 3130 ? ` ${shown}` : ''}`;
+            rows.push(`${name}: ${result.exitCode === 0 ? 'served' : 'refused'}`);
+            expect(`${name}: ${answer.served ? 'served' : 'refused'}`).toBe(rows.at(-1));
+            // The lines the model writes where no Envoy runs, but for the time and the client's port.
+            const model = proxyLogLines(tunnel, answer, {
+              time: new Date(0),
+              client: '127.0.0.1:1',
+              target,
+              authority: target,
+            });
+            expect(`${name}: ${lines.map(normal).join(' | ')}`).toBe(`${name}: ${model.join(' | ')}`);
+          }
         }
       }
     }
   }
-  // Both listeners serve HTTP/1.1 and HTTP/2 CONNECT of their own kind.
+  // Each listener serves HTTP/1.1 and HTTP/2 CONNECT of its own kind, the credential listener only with
+  // the run's credential.
   expect(rows.filter((r) => r.endsWith(': served'))).toEqual([
     '3128 tls HTTP/1.1 CONNECT: served',
     '3128 tls HTTP/2 CONNECT: served',
     '3129 plain HTTP/1.1 CONNECT: served',
     '3129 plain HTTP/2 CONNECT: served',
+    '3130 tls HTTP/1.1 CONNECT right: served',
+    '3130 tls HTTP/2 CONNECT right: served',
   ]);
-}, 120_000);
+}, 180_000);

@@ -253,19 +253,36 @@ describe('envoy/envoy.yaml', () => {
     expect(config.static_resources.clusters.map((c) => c.name)).toContain(route.route.cluster);
   });
 
-  it('serves a plain-text listener on 3129 beside the TLS one, and every lab names them as they are', async () => {
+  it('serves a plain-text listener on 3129 and a credential listener on 3130 beside the TLS one, and every lab names them as they are', async () => {
     const listeners = proxyListeners(await readFile(path.join(root, 'envoy', 'envoy.yaml'), 'utf8'));
     expect(listeners).toEqual([
       { name: 'connect_proxy_tls', port: 3128, tls: true, http2: true, methods: ['CONNECT'] },
       { name: 'connect_proxy_plain', port: 3129, tls: false, http2: true, methods: ['CONNECT'] },
+      {
+        name: 'connect_proxy_auth',
+        port: 3130,
+        tls: true,
+        http2: true,
+        // From the routes file, as it is when a tunnel asks.
+        methods: [],
+        routesFile: '/etc/envoy/auth/routes.yaml',
+        authHeader: 'proxy-authorization',
+      },
     ]);
     for (const name of ['vagrant', 'local', 'sim']) {
-      const { network } = await loadLabDefinition(name, { projectRoot: root, stateDir: '/nonexistent' });
-      expect({ name, tls: network.proxyPort, plain: network.proxyPlainPort }).toEqual({
+      const lab = await loadLabDefinition(name, { projectRoot: root, stateDir: '/nonexistent' });
+      const { network } = lab;
+      expect({
         name,
-        tls: 3128,
-        plain: 3129,
-      });
+        tls: network.proxyPort,
+        plain: network.proxyPlainPort,
+        auth: network.proxyAuthPort,
+      }).toEqual({ name, tls: 3128, plain: 3129, auth: 3130 });
+      // Each lab says where its proxy reads the credential listener's routes.
+      const routes = lab.machines['external-proxy']!.files.authRoutes!;
+      expect(name === 'vagrant' ? routes : path.basename(routes)).toBe(
+        name === 'vagrant' ? '/etc/envoy/auth/routes.yaml' : 'routes.yaml',
+      );
     }
   });
 

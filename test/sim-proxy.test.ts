@@ -64,9 +64,14 @@ test('runs the pinned Envoy binary on envoy/envoy.yaml, changed only in paths, p
       const chain = (listener.filter_chains as Doc[])[0]!;
       const fromChain = (fromListener.filter_chains as Doc[])[0]!;
       if (fromChain.transport_socket) chain.transport_socket = fromChain.transport_socket;
-      const hcm = ((chain.filters as Doc[])[0]!.typed_config as { access_log: { typed_config: Doc }[] })
-        .access_log[0]!;
-      hcm.typed_config.path = '/var/log/envoy/access.log';
+      const hcm = (chain.filters as Doc[])[0]!.typed_config as {
+        access_log: { typed_config: Doc }[];
+        rds?: unknown;
+      };
+      hcm.access_log[0]!.typed_config.path = '/var/log/envoy/access.log';
+      // The credential listener's routes file, in the machine's folder.
+      const fromHcm = (fromChain.filters as Doc[])[0]!.typed_config as { rds?: unknown };
+      if (fromHcm.rds) hcm.rds = fromHcm.rds;
     });
     return copy;
   };

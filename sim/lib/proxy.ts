@@ -26,6 +26,8 @@ import { readState, updateState } from './state.js';
 export interface ProxyOptions {
   simState: string;
   accessLog: string;
+  /** The machine's /etc/envoy/auth/routes.yaml; provisioned from envoy/auth-routes.yaml when missing. */
+  authRoutes: string;
 }
 
 /** What the proxy's start reported, and where it listens when it runs. */
@@ -88,6 +90,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
   const dir = path.dirname(config);
   mkdirSync(dir, { recursive: true });
   mkdirSync(path.dirname(options.accessLog), { recursive: true });
+  // As the provisioning script does: a run's credential, once installed, stays across boots.
+  if (!existsSync(options.authRoutes)) {
+    mkdirSync(path.dirname(options.authRoutes), { recursive: true });
+    writeFileSync(options.authRoutes, readFileSync(path.join(projectRoot(), 'envoy', 'auth-routes.yaml')));
+  }
   const cert = path.join(dir, 'proxy.crt');
   const key = path.join(dir, 'proxy.key');
   if (!existsSync(cert)) {
@@ -114,6 +121,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
       key,
       accessLog: options.accessLog,
       dnsPort,
+      authRoutes: options.authRoutes,
     }),
   );
   const envoyLog = path.join(dir, 'envoy.log');
@@ -226,6 +234,8 @@ export function renderEnvoyConfig(
     key: string;
     accessLog: string;
     dnsPort: number;
+    /** The routes file of the listener behind a credential (the machine's /etc/envoy/auth/routes.yaml). */
+    authRoutes: string;
   },
 ): string {
   const doc = parse(text) as Yaml;
@@ -251,8 +261,15 @@ export function renderEnvoyConfig(
         };
       }
       for (const filter of get(chain, 'filters') as unknown as Yaml[]) {
-        const logs = (get(filter, 'typed_config').access_log ?? []) as Yaml[];
+        const hcm = get(filter, 'typed_config');
+        // The aliases of one access-log list (a YAML anchor) parse as that one list.
+        const logs = (hcm.access_log ?? []) as Yaml[];
         for (const log of logs) get(log, 'typed_config').path = values.accessLog;
+        const files = (hcm.rds as Yaml | undefined) && get(hcm, 'rds', 'config_source', 'path_config_source');
+        if (files) {
+          files.path = values.authRoutes;
+          files.watched_directory = { path: path.dirname(values.authRoutes) };
+        }
       }
     }
   }

@@ -21,6 +21,8 @@ export interface TunnelRequest {
   protocol?: string;
   /** `CONNECT` (the default) or `POST`. */
   method?: string;
+  /** The Proxy-Authorization header's value (`Basic …`), for a proxy that asks for a credential. */
+  proxyAuthorization?: string;
   /** The CONNECT authority, e.g. `www.google.com:443`. */
   authority: string;
   /** The URL's host: SNI, certificate name and Host header. */
@@ -96,10 +98,11 @@ async function openHttp1(req: TunnelRequest, closers: (() => void)[]): Promise<D
   await new Promise<void>((resolve, reject) =>
     socket.once(req.proxyTls ? 'secureConnect' : 'connect', resolve).once('error', reject),
   );
+  const auth = req.proxyAuthorization ? `Proxy-Authorization: ${req.proxyAuthorization}\r\n` : '';
   socket.write(
     req.method === 'POST'
-      ? `POST / HTTP/1.1\r\nHost: ${req.authority}\r\nTransfer-Encoding: chunked\r\n\r\n`
-      : `CONNECT ${req.authority} HTTP/1.1\r\nHost: ${req.authority}\r\n\r\n`,
+      ? `POST / HTTP/1.1\r\nHost: ${req.authority}\r\n${auth}Transfer-Encoding: chunked\r\n\r\n`
+      : `CONNECT ${req.authority} HTTP/1.1\r\nHost: ${req.authority}\r\n${auth}\r\n`,
   );
   const head = await readHead(socket);
   const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
@@ -116,6 +119,7 @@ async function openHttp2(req: TunnelRequest, closers: (() => void)[]): Promise<D
   await new Promise<void>((resolve, reject) =>
     session.once('connect', () => resolve()).once('error', reject),
   );
+  const auth = req.proxyAuthorization ? { 'proxy-authorization': req.proxyAuthorization } : {};
   const stream = session.request(
     req.method === 'POST'
       ? {
@@ -123,8 +127,9 @@ async function openHttp2(req: TunnelRequest, closers: (() => void)[]): Promise<D
           ':path': '/',
           ':scheme': req.proxyTls ? 'https' : 'http',
           ':authority': req.authority,
+          ...auth,
         }
-      : { ':method': 'CONNECT', ':authority': req.authority },
+      : { ':method': 'CONNECT', ':authority': req.authority, ...auth },
     { endStream: false },
   );
   closers.push(() => stream.destroy());

@@ -533,7 +533,11 @@ async function startServices(lab: Lab, ui: Ui, name: string): Promise<void> {
   if (machine.role === 'proxy' && files.accessLog) {
     if (!existsSync(files.accessLog)) appendFileSync(files.accessLog, '');
     ui.detail(name, `external-proxy: envoy access log at ${files.accessLog}`);
-    const started = await startProxy({ simState: lab.simState, accessLog: files.accessLog });
+    const started = await startProxy({
+      simState: lab.simState,
+      accessLog: files.accessLog,
+      authRoutes: files.authRoutes ?? path.join(vmDir(lab, name), 'etc', 'envoy', 'auth', 'routes.yaml'),
+    });
     for (const message of started.messages) ui.detail(name, message);
   }
   if (machine.role === 'app') {

@@ -57,6 +57,13 @@ const labSchema = z
           .int()
           .default(3129)
           .describe("The external proxy's plain-text listener (envoy/envoy.yaml's :3129)."),
+        proxyAuthPort: z
+          .number()
+          .int()
+          .default(3130)
+          .describe(
+            "The external proxy's TLS listener that asks for a run's credential (envoy/envoy.yaml's :3130).",
+          ),
         appPort: z.number().int(),
         apiServer: z
           .string()

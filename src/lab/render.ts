@@ -73,6 +73,7 @@ export function labValues(def: LabDefinition): Record<string, unknown> {
       ip: proxy.ip,
       port: def.network.proxyPort,
       plainPort: def.network.proxyPlainPort,
+      authPort: def.network.proxyAuthPort,
     },
     app: { machine: appName, ip: app.ip, port: def.network.appPort },
     kubernetes: { machine: k8sName, ip: k8s.ip },

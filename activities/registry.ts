@@ -19,6 +19,7 @@ import { manifestPruneAction } from './manifest-prune.js';
 import { meshCheckAction } from './mesh-check.js';
 import { meshWaitAction } from './mesh-wait.js';
 import { probeCurlAction } from './probe-curl.js';
+import { proxyCredentialAction } from './proxy-credential.js';
 import { toolsCheckAction } from './tools-check.js';
 import { vmDestroyAction } from './vm-destroy.js';
 import { vmHaltAction } from './vm-halt.js';
@@ -42,6 +43,7 @@ export const actions: readonly ActionDefinition[] = checked([
   meshCheckAction,
   meshWaitAction,
   probeCurlAction,
+  proxyCredentialAction,
   logMarkAction,
   logExpectAction,
 ]);

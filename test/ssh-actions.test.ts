@@ -9,8 +9,16 @@ import { execa } from 'execa';
 import { kubeconfigFetchAction } from '../activities/kubeconfig-fetch.js';
 import { logExpectAction } from '../activities/log-expect.js';
 import { logMarkAction } from '../activities/log-mark.js';
+import {
+  proxyCredentialAction,
+  proxyCredentialFile,
+  type ProxyCredentialOutput,
+} from '../activities/proxy-credential.js';
 import { vmUpAction } from '../activities/vm-up.js';
+import { runningProxy } from '../sim/lib/proxy.js';
+import { tunnelRequest } from '../sim/lib/tunnel-client.js';
 import { queryProgress } from '../src/client.js';
+import { basicAuthorization, htpasswdLine, type ProxyCredential } from '../src/lab/proxy-credential.js';
 import { runLabDir } from '../src/state-layout.js';
 import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioResult } from '../workflows/types.js';
@@ -169,6 +177,75 @@ describe('over ssh2 on the simulated lab (activities)', () => {
       ]),
     );
   });
+});
+
+describe('proxy.credential on the simulated lab', () => {
+  let lab: SimLab;
+  beforeAll(async () => {
+    lab = await simLab();
+    await lab.run(vmUpAction, { machines: ['external-proxy'] });
+  });
+  afterAll(() => lab?.close());
+
+  /** A CONNECT through the proxy's credential listener (its real Envoy), with or without a credential. */
+  const tunnel = async (authorization?: string) => {
+    const running = runningProxy(lab.simState);
+    if (!running) throw new Error('the sim proxy does not run (port 443 not bindable?)');
+    return tunnelRequest({
+      proxyPort: running.ports[3130]!,
+      proxyTls: true,
+      ...(authorization ? { proxyAuthorization: authorization } : {}),
+      authority: 'www.google.com:443',
+      host: 'www.google.com',
+      insecure: false,
+      publicCa: running.publicCa,
+      timeoutMs: 5_000,
+    });
+  };
+
+  it("lets the run's credential through the proxy, keeps the password in the run's folder, and takes it away", async () => {
+    const routes = lab.def.machines['external-proxy']!.files.authRoutes!;
+    const { output } = await lab.run(proxyCredentialAction, {});
+    const file = (output as ProxyCredentialOutput).credentialFile!;
+    expect(output).toEqual({
+      machine: 'external-proxy',
+      routes,
+      state: 'present',
+      user: 'tunnel-lab',
+      credentialFile: expect.stringMatching(
+        new RegExp(`^${lab.stateRoot}/.*/secrets/proxy-credential\\.json$`),
+      ),
+    });
+    expect(file).toBe(proxyCredentialFile(path.dirname(path.dirname(file))));
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const credential = JSON.parse(await readFile(file, 'utf8')) as ProxyCredential;
+    // The proxy holds the password's hash, never the password; the step's output neither.
+    const installed = await readFile(routes, 'utf8');
+    expect(installed).toContain(htpasswdLine(credential));
+    expect(installed).not.toContain(credential.password);
+    expect(JSON.stringify(output)).not.toContain(credential.password);
+
+    // Envoy re-reads the routes on its own: the credential gets through, no credential or another does not.
+    await eventually(
+      async () => (await tunnel(basicAuthorization(credential))).exitCode === 0 || undefined,
+      10_000,
+    );
+    expect((await tunnel()).exitCode).not.toBe(0);
+    expect((await tunnel(basicAuthorization({ ...credential, password: 'guess' }))).exitCode).not.toBe(0);
+
+    // Again (a retry, a resumed run): the same credential, still let through.
+    await lab.run(proxyCredentialAction, {});
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(credential);
+    expect((await tunnel(basicAuthorization(credential))).exitCode).toBe(0);
+
+    await lab.run(proxyCredentialAction, { state: 'absent' });
+    expect(await readFile(routes, 'utf8')).not.toContain('tunnel-lab:');
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
+    await eventually(
+      async () => (await tunnel(basicAuthorization(credential))).exitCode !== 0 || undefined,
+      10_000,
+    );
+  }, 120_000);
 });
 
 describe('machines whose lab says sudo: false', () => {

@@ -1,0 +1,151 @@
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { LabToolError } from '../src/errors.js';
+import {
+  credentialRoutes,
+  htpasswdLine,
+  newProxyCredential,
+  type ProxyCredential,
+} from '../src/lab/proxy-credential.js';
+import { defineAction } from './action.js';
+
+export const proxyCredentialInput = z
+  .object({
+    machine: z
+      .string()
+      .default('external-proxy')
+      .describe('The lab machine whose Envoy asks for the credential.'),
+    file: z
+      .string()
+      .default('authRoutes')
+      .describe(
+        "Where that Envoy reads its credential listener's routes: a file purpose of the machine in the lab " +
+          'definition, or an absolute path.',
+      ),
+    user: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'")
+      .default('tunnel-lab')
+      .describe('The user name the tunnels authenticate as.'),
+    state: z
+      .enum(['present', 'absent'])
+      .default('present')
+      .describe(
+        "present: the run's credential is the one the proxy lets through; absent: the proxy lets nobody " +
+          'through again (a `finally` step).',
+      ),
+  })
+  .strict();
+
+/** Where a run keeps its proxy credential (0600, in its own folder): manifests name it, never hold it. */
+export function proxyCredentialFile(stateDir: string): string {
+  return path.join(stateDir, 'secrets', 'proxy-credential.json');
+}
+
+/** The run's credential; made on first use, then the same one for every retry and resumed attempt. */
+export async function runProxyCredential(stateDir: string, user: string): Promise<ProxyCredential> {
+  const file = proxyCredentialFile(stateDir);
+  try {
+    const kept = JSON.parse(await readFile(file, 'utf8')) as ProxyCredential;
+    if (kept.user === user) return kept;
+  } catch {
+    // None yet (or unreadable): a new one.
+  }
+  const credential = newProxyCredential(user);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const next = `${file}.new`;
+  await writeFile(next, JSON.stringify(credential), { mode: 0o600 });
+  await chmod(next, 0o600);
+  await rename(next, file);
+  return credential;
+}
+
+/**
+ * Written on the machine as root: the new routes into a hidden file of the watched folder, readable by
+ * Envoy's group where the machine has one, then moved over the routes file (Envoy re-reads the folder on
+ * the move, and never sees half a file). The content comes as an argument, base64, never as a shell word.
+ */
+const INSTALL_SCRIPT = [
+  'set -e',
+  'dir=$(dirname "$1")',
+  'tmp="$dir/.routes.$$.new"',
+  'printf %s "$2" | base64 -d > "$tmp"',
+  'chmod 0640 "$tmp"',
+  'chgrp envoy "$tmp" 2>/dev/null || true',
+  'mv -f "$tmp" "$1"',
+].join('\n');
+
+export interface ProxyCredentialOutput {
+  machine: string;
+  /** The routes file on the machine. */
+  routes: string;
+  user?: string;
+  /** Where the run keeps the credential (the password never leaves that file). */
+  credentialFile?: string;
+  state: 'present' | 'absent';
+}
+
+/**
+ * Installs a credential made for this run on the lab's proxy (envoy/envoy.yaml's :3130 listener), or
+ * takes it away again. The password stays in the run's folder; the proxy gets only its SHA-1
+ * (htpasswd `{SHA}`), and neither reaches the step's input or output.
+ */
+export const proxyCredentialAction = defineAction({
+  name: 'proxy.credential',
+  description:
+    "Make a credential for this run and let it through the lab proxy's credential listener (or none again).",
+  input: proxyCredentialInput,
+  policy: {
+    timeout: '1m',
+    maxTimeout: '10m',
+    heartbeatTimeout: '30s',
+    retry: { attempts: 5, initialInterval: '1s', backoff: 2, maxInterval: '10s' },
+    maxAttempts: 20,
+  },
+  idempotent: true,
+  summary: (input) =>
+    input.state === 'absent'
+      ? `proxy.credential: nobody through ${input.machine}:${input.file}`
+      : `proxy.credential: ${input.user} through ${input.machine}:${input.file}`,
+  examples: [
+    {
+      description: "Let this run's tunnels through the proxy's credential listener",
+      yaml: 'id: credential\nuses: proxy.credential\nwith: { user: tunnel-lab }',
+    },
+    {
+      description: 'Take the credential away when the run ends',
+      yaml: 'id: credential-gone\nuses: proxy.credential\nwith: { state: absent }',
+    },
+  ],
+  create: (deps) => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const routes = input.file.startsWith('/') ? input.file : lab.machineFile(input.machine, input.file);
+    const template = await readFile(path.join(deps.projectRoot, 'envoy', 'auth-routes.yaml'), 'utf8');
+    let content = template;
+    let credential: ProxyCredential | undefined;
+    if (input.state === 'present') {
+      credential = await runProxyCredential(ctx.stateDir, input.user);
+      content = credentialRoutes(template, credential);
+    } else {
+      await rm(proxyCredentialFile(ctx.stateDir), { force: true });
+    }
+    const argv = [...lab.sudo(input.machine), 'sh', '-c', INSTALL_SCRIPT, 'sh', routes];
+    const result = await lab.withSsh(input.machine, (ssh) =>
+      ssh.run([...argv, Buffer.from(content).toString('base64')], ctx.signal),
+    );
+    // The routes' own argument stays out of the error: it names the user and the password's hash.
+    if (result.code !== 0) throw new LabToolError([...argv, '<routes>'], result.code, result.stderr.trim());
+    ctx.log.info(
+      credential
+        ? `${input.machine}: ${routes} lets ${htpasswdLine(credential).split(':')[0]} through`
+        : `${input.machine}: ${routes} lets nobody through`,
+    );
+    return {
+      machine: input.machine,
+      routes,
+      state: input.state,
+      ...(credential ? { user: credential.user, credentialFile: proxyCredentialFile(ctx.stateDir) } : {}),
+    } satisfies ProxyCredentialOutput;
+  },
+});

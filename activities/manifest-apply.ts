@@ -13,6 +13,7 @@ import {
 } from '../src/lab/render.js';
 import { withOwnerLabels } from '../src/lab/ownership.js';
 import { staysInside } from '../src/paths.js';
+import { runSecrets } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -123,7 +124,8 @@ export const manifestApplyAction = defineAction({
         ? { ...input.values, namespace: input.namespace }
         : input.values;
     const values = mergeValues(await defaultValues(dir), overrides);
-    const context = { lab: labValues(lab.def), values };
+    // The run's secrets go only into the rendered files in its folder (mode 0600), never into an output.
+    const context = { lab: labValues(lab.def), values, secrets: await runSecrets(ctx.stateDir) };
     const namespaceArgs = input.namespace ? ['-n', input.namespace] : [];
 
     // Every template renders before anything is applied: a broken one changes nothing.

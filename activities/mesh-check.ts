@@ -5,6 +5,7 @@ import { renderManifestSet, oracleRequest, type MeshSettings } from '../src/mesh
 import { ensureOracle, findOracle, runOracle } from '../src/mesh/oracle.js';
 import { describeVerdict, type MeshVerdict, type VerdictKind } from '../src/mesh/verdict.js';
 import { modelAnswer, modelLab } from '../sim/mesh/answer.js';
+import { runSecrets } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
 
 const VERDICTS = ['blocked', 'direct', 'tunnel', 'fail'] as const satisfies readonly VerdictKind[];
@@ -108,7 +109,12 @@ export const meshCheckAction = defineAction({
     const lab = await ctx.lab();
     const set = await renderManifestSet(
       input.files.map((file) => ({ file })),
-      { projectRoot: deps.projectRoot, lab: lab.def, values: input.values },
+      {
+        projectRoot: deps.projectRoot,
+        lab: lab.def,
+        values: input.values,
+        secrets: await runSecrets(ctx.stateDir),
+      },
     );
     const namespace = typeof set.values.namespace === 'string' ? set.values.namespace : 'default';
     const settings: MeshSettings = {

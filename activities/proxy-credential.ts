@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -6,9 +7,12 @@ import {
   credentialRoutes,
   htpasswdLine,
   newProxyCredential,
+  proxyCredentialFile,
   type ProxyCredential,
 } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
+
+export { proxyCredentialFile };
 
 export const proxyCredentialInput = z
   .object({
@@ -33,15 +37,10 @@ export const proxyCredentialInput = z
       .default('present')
       .describe(
         "present: the run's credential is the one the proxy lets through; absent: the proxy lets nobody " +
-          'through again (a `finally` step).',
+          'through again (a `finally` step; nothing to do when this run made no credential).',
       ),
   })
   .strict();
-
-/** Where a run keeps its proxy credential (0600, in its own folder): manifests name it, never hold it. */
-export function proxyCredentialFile(stateDir: string): string {
-  return path.join(stateDir, 'secrets', 'proxy-credential.json');
-}
 
 /** The run's credential; made on first use, then the same one for every retry and resumed attempt. */
 export async function runProxyCredential(stateDir: string, user: string): Promise<ProxyCredential> {
@@ -84,6 +83,8 @@ export interface ProxyCredentialOutput {
   /** Where the run keeps the credential (the password never leaves that file). */
   credentialFile?: string;
   state: 'present' | 'absent';
+  /** Whether the proxy's routes were written (absent: not when this run had no credential). */
+  changed: boolean;
 }
 
 /**
@@ -127,8 +128,14 @@ export const proxyCredentialAction = defineAction({
     if (input.state === 'present') {
       credential = await runProxyCredential(ctx.stateDir, input.user);
       content = credentialRoutes(template, credential);
-    } else {
-      await rm(proxyCredentialFile(ctx.stateDir), { force: true });
+    } else if (!existsSync(proxyCredentialFile(ctx.stateDir))) {
+      // This run let nobody through (it ended before its credential step, or took it away already).
+      return {
+        machine: input.machine,
+        routes,
+        state: input.state,
+        changed: false,
+      } satisfies ProxyCredentialOutput;
     }
     const argv = [...lab.sudo(input.machine), 'sh', '-c', INSTALL_SCRIPT, 'sh', routes];
     const result = await lab.withSsh(input.machine, (ssh) =>
@@ -136,6 +143,8 @@ export const proxyCredentialAction = defineAction({
     );
     // The routes' own argument stays out of the error: it names the user and the password's hash.
     if (result.code !== 0) throw new LabToolError([...argv, '<routes>'], result.code, result.stderr.trim());
+    // Gone from the run's folder only once the proxy no longer knows it: a failed attempt can try again.
+    if (input.state === 'absent') await rm(proxyCredentialFile(ctx.stateDir), { force: true });
     ctx.log.info(
       credential
         ? `${input.machine}: ${routes} lets ${htpasswdLine(credential).split(':')[0]} through`
@@ -145,6 +154,7 @@ export const proxyCredentialAction = defineAction({
       machine: input.machine,
       routes,
       state: input.state,
+      changed: true,
       ...(credential ? { user: credential.user, credentialFile: proxyCredentialFile(ctx.stateDir) } : {}),
     } satisfies ProxyCredentialOutput;
   },

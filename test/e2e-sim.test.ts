@@ -160,6 +160,65 @@ describe('tls-passthrough on the simulated lab', () => {
     expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, ISTIO_MUTUAL', ['passed', '—']]);
   }, 300_000);
 
+  it("passes playbooks/proxy-auth.yaml: the run's credential gets through the proxy's credential listener, none gets 407, and no history holds it", async () => {
+    const { result, cells } = await matrixRun('proxy-auth');
+    const ids = [
+      'proxyAuth=basic,tunnel=tcp-tunnel-filter,proxyTransport=tls',
+      'proxyAuth=missing,tunnel=tcp-tunnel-filter,proxyTransport=tls,tunnelRefused=true,proxyStatus=407',
+    ];
+    expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
+    const seen: Record<string, unknown> = {};
+    for (const { cell, byId } of cells) {
+      const [line] = (byId['proxy-saw-a']!.output as { matches: string[] }).matches;
+      const preflight = (byId.preflight!.output as { verdicts: string[] }).verdicts[0];
+      const folder = runDir(lab.stateRoot, cell.workflowId);
+      // The EnvoyFilter as applied, in the run's folder (mode 0600): the one file that holds the header.
+      const applied = path.join(folder, 'manifests', 'tls-passthrough', 'tcp-tunnel-filter.yaml');
+      const header = /Basic [A-Za-z0-9+/=]+/.exec(await readFile(applied, 'utf8'))?.[0];
+      seen[cell.id] = {
+        // The real Envoy's line for the first host: the CONNECT and its answer.
+        logged: /"(\S+) \S+ \S+ HTTP\/1\.1" - (\d+) - \S+ www\.google\.com:443 DownstreamEnd$/
+          .exec(line!)
+          ?.slice(1),
+        // istiod's config (the oracle) tunnels to the credential listener, with or without the header.
+        preflight:
+          /via 192\.168\.56\.10:(\d+) CONNECT www\.google\.com:443 HTTP\/1\.1 tls( Proxy-Authorization sha256:[0-9a-f]{12})?/
+            .exec(preflight ?? '')
+            ?.slice(1)
+            .map((part) => (part ? part.trim().split(' ')[0] : 'none')),
+        probe: (byId['tunnelled-a']!.output as { exitCode: number }).exitCode,
+        header: header ? 'sent' : 'none',
+        appliedMode: ((await stat(applied)).mode & 0o777).toString(8),
+        // The finally step took the credential away again.
+        credentialGone: byId['credential-gone']!.status,
+      };
+      if (header) {
+        const history = await exportedHistory(cell.workflowId);
+        expect(history).toContain('proxy.credential');
+        expect(history).not.toContain(header.slice('Basic '.length));
+        expect(JSON.stringify(result)).not.toContain(header.slice('Basic '.length));
+      }
+    }
+    expect(seen).toEqual({
+      [ids[0]!]: {
+        logged: ['CONNECT', '200'],
+        preflight: ['3130', 'Proxy-Authorization'],
+        probe: 0,
+        header: 'sent',
+        appliedMode: '600',
+        credentialGone: 'passed',
+      },
+      [ids[1]!]: {
+        logged: ['CONNECT', '407'],
+        preflight: ['3130', 'none'],
+        probe: 35,
+        header: 'none',
+        appliedMode: '600',
+        credentialGone: 'passed',
+      },
+    });
+  }, 180_000);
+
   it('passes playbooks/sidecar-tunnels.yaml: the sidecar tunnels by itself, every way, no gateway on the path', async () => {
     const { result, cells } = await matrixRun('sidecar-tunnels');
     const ids = gridIds(['native-tunnel-sidecar', 'tcp-tunnel-filter-sidecar']);

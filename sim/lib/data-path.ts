@@ -6,7 +6,7 @@
  */
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
 import { publicAddress } from '../mesh/model.js';
-import { visitProxy, type ProxyListener, type TunnelAsk } from '../mesh/proxy-listeners.js';
+import { visitProxy, type ProxyFiles, type ProxyListener, type TunnelAsk } from '../mesh/proxy-listeners.js';
 import type { CurlCall } from './curl-cli.js';
 import type { PodRequestOutcome } from './pod-curl.js';
 
@@ -16,7 +16,7 @@ export interface DataPathInput {
   lab: {
     /** Pod traffic leaving the node is masqueraded to the node's address. */
     nodeIp: string;
-    proxy?: { ip: string; listeners: ProxyListener[] };
+    proxy?: { ip: string; listeners: ProxyListener[]; files?: ProxyFiles };
     app?: { ip: string; port: number };
   };
   /** What the client's DNS answered for the host. */
@@ -104,13 +104,17 @@ export function outcomeOf(input: DataPathInput): PodRequestOutcome {
         tls: !!verdict.proxyTls,
         protocol: verdict.protocol ?? 'HTTP/1.1',
         method: verdict.method ?? 'CONNECT',
+        ...(verdict.proxyAuthorization ? { authorization: verdict.proxyAuthorization } : {}),
       };
       const authority = verdict.authority ?? `${host}:443`;
       const tunnelRequest = { ...ask, authority };
-      const visit = visitProxy(proxy.listeners, ask, authority, {
-        time: input.now,
-        client: `${lab.nodeIp}:${input.sourcePort}`,
-      });
+      const visit = visitProxy(
+        proxy.listeners,
+        ask,
+        authority,
+        { time: input.now, client: `${lab.nodeIp}:${input.sourcePort}` },
+        proxy.files,
+      );
       if (!visit.served) {
         return { ...reset(`tunnel: ${visit.why}`), proxyLogLines: visit.lines, tunnelRequest };
       }

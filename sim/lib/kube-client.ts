@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { projectRoot } from '../../src/config.js';
-import { proxyListeners, type ProxyListener } from '../mesh/proxy-listeners.js';
+import { proxyListeners, type ProxyFiles, type ProxyListener } from '../mesh/proxy-listeners.js';
 import { readMachines } from './machines.js';
 import { callerPath, toolCall } from './tool-io.js';
 
@@ -72,7 +72,7 @@ export interface LabPoints {
   apiServer: string;
   kubernetes?: { name: string; ip: string };
   /** The external proxy, with the listeners of the Envoy config it runs (envoy/envoy.yaml). */
-  proxy?: { name: string; ip: string; listeners: ProxyListener[]; accessLog?: string };
+  proxy?: { name: string; ip: string; listeners: ProxyListener[]; accessLog?: string; files?: ProxyFiles };
   app?: { name: string; ip: string; port: number };
 }
 
@@ -89,6 +89,21 @@ export function labProxyListeners(): ProxyListener[] {
   return listeners;
 }
 
+/**
+ * The proxy machine's routes file as its listeners name it (envoy/envoy.yaml's path on the VM), read
+ * where the lab keeps it (`files.authRoutes`) each time a tunnel asks: a run installs its credential there.
+ */
+function machineFiles(listeners: ProxyListener[], authRoutes: string | undefined): ProxyFiles {
+  return (machinePath) => {
+    if (!authRoutes || !listeners.some((l) => l.routesFile === machinePath)) return undefined;
+    try {
+      return readFileSync(authRoutes, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 export function labPoints(lab: unknown): LabPoints {
   const shape = lab as LabShape;
   const byRole = (role: string) => Object.entries(shape.machines ?? {}).find(([, m]) => m.role === role);
@@ -103,6 +118,7 @@ export function labPoints(lab: unknown): LabPoints {
       ip: proxy[1].ip ?? '',
       listeners: labProxyListeners(),
       accessLog: proxy[1].files?.accessLog,
+      files: machineFiles(labProxyListeners(), proxy[1].files?.authRoutes),
     };
   }
   const app = byRole('app');

@@ -80,6 +80,7 @@ export async function deliver(
           proxyTls: ask.tls,
           protocol: ask.protocol,
           method: ask.method,
+          ...(ask.authorization ? { proxyAuthorization: ask.authorization } : {}),
           authority: ask.authority,
           host: call.url.hostname,
           insecure: call.insecure,
@@ -90,7 +91,7 @@ export async function deliver(
     appendFileSync(
       trace,
       `  proxy: the real Envoy on 127.0.0.1:${port ?? '-'} (the VM's :${ask.port}) took the ${ask.method} ` +
-        `(${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol}): curl exit ${result.exitCode}, HTTP ${result.httpCode}\n`,
+        `(${ask.tls ? 'TLS' : 'plain text'}, ${ask.protocol}${ask.authorization ? ', with Proxy-Authorization' : ''}): curl exit ${result.exitCode}, HTTP ${result.httpCode}\n`,
     );
     return curlOutput(call, { ...result, remoteIp: outcome.remoteIp });
   }

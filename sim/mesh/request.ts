@@ -20,7 +20,7 @@ import {
   CURL_SSL_CONNECT_ERROR,
 } from './curl-codes.js';
 import { addedClusters } from './envoy-filters.js';
-import { visitProxy, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
+import { visitProxy, type ProxyFiles, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
 import { gatewayListeners, pickChain, sidecarListener, sidecarTcpProxy } from './listeners.js';
 import {
   buildRegistry,
@@ -232,20 +232,38 @@ function sidecarOutbound(walk: Walk, resolved: ResolvedHost, policy: OutboundPol
  * would build no such cluster (followRoute then says why).
  */
 function sidecarTunnel(walk: Walk, tcpProxy: Obj): MeshOutcome | undefined {
-  const tunneling = obj(field(tcpProxy, 'tunneling_config'));
-  const hostname = text(tunneling.hostname);
-  if (!hostname) return undefined;
+  const tunnel = tunnelOf(tcpProxy, walk.host);
+  if (!tunnel) return undefined;
   const name = text(field(tcpProxy, 'cluster'));
   const cluster = generatedCluster(walk, name, walk.input.source.namespace);
   if (!cluster) return undefined;
-  walk.note(`sidecar: tcp_proxy tunnels to ${hostname} over cluster ${name}`);
-  return tunnelHop(
-    walk,
-    cluster,
-    hostname.replace(/%REQUESTED_SERVER_NAME%/g, walk.host),
-    field(tunneling, 'use_post') === true,
-    'sidecar',
-  );
+  walk.note(`sidecar: tcp_proxy tunnels to ${tunnel.authority} over cluster ${name}`);
+  return tunnelHop(walk, cluster, tunnel, 'sidecar');
+}
+
+/** A tcp_proxy's tunnel, as its `tunneling_config` asks for it. */
+interface TunnelSpec {
+  /** The CONNECT authority (`hostname`, %REQUESTED_SERVER_NAME% filled in with the connection's SNI). */
+  authority: string;
+  method: 'CONNECT' | 'POST';
+  /** The Proxy-Authorization header among its `headers_to_add`. */
+  proxyAuthorization?: string;
+}
+
+/** What a tcp_proxy's `tunneling_config` opens for a connection to `host`; undefined without one. */
+function tunnelOf(tcpProxy: Obj, host: string): TunnelSpec | undefined {
+  const tunneling = obj(field(tcpProxy, 'tunneling_config'));
+  const hostname = text(tunneling.hostname);
+  if (!hostname) return undefined;
+  const headers = Array.isArray(tunneling.headers_to_add) ? (tunneling.headers_to_add as unknown[]) : [];
+  const auth = headers
+    .map((h) => obj(obj(h).header))
+    .find((h) => text(h.key).toLowerCase() === 'proxy-authorization');
+  return {
+    authority: hostname.replace(/%REQUESTED_SERVER_NAME%/g, host),
+    method: field(tunneling, 'use_post') === true ? 'POST' : 'CONNECT',
+    ...(auth && text(auth.value) ? { proxyAuthorization: text(auth.value) } : {}),
+  };
 }
 
 /**
@@ -419,16 +437,10 @@ function gatewayUpstream(walk: Walk, gw: GatewayIdentity, tcpProxy: Obj): MeshOu
     generatedCluster(walk, clusterName, gw.namespace);
   if (!cluster)
     return walk.failed('gateway', `tcp_proxy names cluster "${clusterName}", which the proxy does not have`);
-  const tunneling = obj(field(tcpProxy, 'tunneling_config'));
-  if (text(tunneling.hostname)) {
+  const tunnel = tunnelOf(tcpProxy, walk.host);
+  if (tunnel) {
     walk.note(`gateway: tcp_proxy tunnels over cluster ${clusterName}`);
-    return tunnelHop(
-      walk,
-      cluster,
-      text(tunneling.hostname).replace(/%REQUESTED_SERVER_NAME%/g, walk.host),
-      field(tunneling, 'use_post') === true,
-      'gateway',
-    );
+    return tunnelHop(walk, cluster, tunnel, 'gateway');
   }
   if (!cluster.endpoint) return walk.failed('gateway', `cluster ${clusterName} has no endpoint`);
   walk.note(`gateway: tcp_proxy to ${cluster.endpoint.ip}:${cluster.endpoint.port}`);
@@ -450,11 +462,10 @@ function gatewayUpstream(walk: Walk, gw: GatewayIdentity, tcpProxy: Obj): MeshOu
 function tunnelHop(
   walk: Walk,
   cluster: ClusterTarget,
-  authority: string,
-  usePost: boolean,
+  tunnel: TunnelSpec,
   exit: 'sidecar' | 'gateway',
 ): MeshOutcome {
-  const method = usePost ? 'POST' : 'CONNECT';
+  const { authority, method, proxyAuthorization } = tunnel;
   const protocol = cluster.http2 ? 'HTTP/2' : 'HTTP/1.1';
   const proxy = cluster.endpoint;
   walk.decide({
@@ -465,6 +476,7 @@ function tunnelHop(
     method,
     protocol,
     proxyTls: cluster.tls,
+    ...(proxyAuthorization ? { proxyAuthorization } : {}),
   });
   const lab = walk.input.lab.proxy;
   if (!proxy) return walk.reset(`tunnel: cluster ${cluster.name} has no endpoint`);
@@ -473,8 +485,14 @@ function tunnelHop(
       `tunnel: ${proxy.ip}:${proxy.port} is not the lab's proxy${lab ? ` (${lab.ip})` : ''}; the upstream connection fails`,
     );
   }
-  const ask: TunnelAsk = { port: proxy.port, tls: cluster.tls, protocol, method };
-  return proxyConnect(walk, lab.listeners, ask, authority);
+  const ask: TunnelAsk = {
+    port: proxy.port,
+    tls: cluster.tls,
+    protocol,
+    method,
+    ...(proxyAuthorization ? { authorization: proxyAuthorization } : {}),
+  };
+  return proxyConnect(walk, lab.listeners, ask, authority, lab.files);
 }
 
 /**
@@ -487,12 +505,16 @@ function proxyConnect(
   listeners: ProxyListener[],
   ask: TunnelAsk,
   authority: string,
+  files?: ProxyFiles,
 ): MeshOutcome {
   walk.tunnelRequest = { ...ask, authority };
-  const visit = visitProxy(listeners, ask, authority, {
-    time: walk.input.now,
-    client: `${walk.input.lab.nodeIp}:${walk.input.sourcePort}`,
-  });
+  const visit = visitProxy(
+    listeners,
+    ask,
+    authority,
+    { time: walk.input.now, client: `${walk.input.lab.nodeIp}:${walk.input.sourcePort}` },
+    files,
+  );
   walk.logs.push(...visit.lines);
   if (!visit.served) return walk.reset(`tunnel: ${visit.why}`);
   walk.note(

@@ -4,7 +4,7 @@
  * and the clusters they name) that the registry, listener and request modules share.
  */
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
-import type { ProxyListener, TunnelAsk } from './proxy-listeners.js';
+import type { ProxyFiles, ProxyListener, TunnelAsk } from './proxy-listeners.js';
 import type { Obj } from './values.js';
 
 /** A Kubernetes object as stored by the simulated API server. */
@@ -28,7 +28,7 @@ export interface MeshInput {
     /** The Kubernetes node's address: pod traffic leaving the node is masqueraded to it. */
     nodeIp: string;
     /** The external proxy: its address and the listeners its Envoy config declares (VM ports). */
-    proxy?: { ip: string; listeners: ProxyListener[] };
+    proxy?: { ip: string; listeners: ProxyListener[]; files?: ProxyFiles };
     app?: { ip: string; port: number };
   };
   source: {

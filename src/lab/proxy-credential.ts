@@ -6,6 +6,8 @@
  * provisioning installs, with no user).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parse, stringify } from 'yaml';
 
 export interface ProxyCredential {
@@ -28,6 +30,24 @@ export function basicAuthorization(credential: ProxyCredential): string {
 /** The htpasswd line Envoy's basic_auth filter checks a credential against. */
 export function htpasswdLine(credential: ProxyCredential): string {
   return `${credential.user}:{SHA}${createHash('sha1').update(credential.password).digest('base64')}`;
+}
+
+/** Where a run keeps its proxy credential (0600, in its own folder): manifests name it, never hold it. */
+export function proxyCredentialFile(stateDir: string): string {
+  return path.join(stateDir, 'secrets', 'proxy-credential.json');
+}
+
+/**
+ * The run's secrets as manifest templates read them (`${{ secrets.NAME }}`), rendered only inside the
+ * step that applies or checks them: `proxyAuthorization` once a proxy.credential step made one.
+ */
+export async function runSecrets(stateDir: string): Promise<Record<string, string>> {
+  try {
+    const credential = JSON.parse(await readFile(proxyCredentialFile(stateDir), 'utf8')) as ProxyCredential;
+    return { proxyAuthorization: basicAuthorization(credential) };
+  } catch {
+    return {};
+  }
 }
 
 type Yaml = Record<string, unknown>;

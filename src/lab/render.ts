@@ -5,6 +5,8 @@
  * - `${{ lab.PATH }}`: from the lab definition: `lab.proxy.ip`, `lab.proxy.port`, `lab.app.ip`,
  *   `lab.app.port`, `lab.kubernetes.ip` (machines by role), `lab.machines.<name>.ip`, `lab.network.*`.
  * - `${{ values.PATH }}`: `manifests/values.yaml`, overridden by the step's `values`.
+ * - `${{ secrets.NAME }}`: a secret of the run (`proxyAuthorization`, once a proxy.credential step made
+ *   one), read from the run's folder by the step that renders; it stays in that step's rendered files.
  * - `${{ NAME }}`: the variable of an enclosing `$forEach`.
  * - A value that is exactly one expression keeps the value's type (a number stays a number, a list a
  *   list); inside a longer string the value is written as text.
@@ -29,6 +31,8 @@ import { machineWithRole, type LabDefinition } from './definition.js';
 export interface RenderContext {
   lab: Record<string, unknown>;
   values: Record<string, unknown>;
+  /** The run's secrets (`secrets.*`); none when unset. */
+  secrets?: Record<string, string>;
 }
 
 export interface RenderedManifest {
@@ -132,7 +136,9 @@ export function renderManifest(text: string, context: RenderContext, name: strin
     if (doc.errors.length > 0) throw new ManifestError(`${name}: ${doc.errors[0]!.message.split('\n')[0]}`);
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) continue;
-    const rendered = expand(value, { ...context }, name, [`document ${index + 1}`]);
+    const rendered = expand(value, { ...context, secrets: context.secrets ?? {} }, name, [
+      `document ${index + 1}`,
+    ]);
     for (const item of rendered) {
       if (!isPlainObject(item)) throw new ManifestError(`${name}: document ${index + 1} is not a mapping`);
       documents.push(item);
@@ -231,6 +237,12 @@ function lookup(expr: string, scope: Record<string, unknown>, file: string, at: 
     if (found === undefined) {
       const known = holder && typeof holder === 'object' ? Object.keys(holder).sort().join(', ') : '';
       const name = parts.slice(0, i).join('.');
+      if (parts[0] === 'secrets' && i === 1) {
+        throw new ManifestError(
+          `${file}: ${where(at)}: \${{ ${expr} }}: this run has no secret ${key}` +
+            (key === 'proxyAuthorization' ? ' (a proxy.credential step before this one makes it)' : ''),
+        );
+      }
       throw new ManifestError(
         `${file}: ${where(at)}: \${{ ${expr} }} names nothing` +
           (i === 0

@@ -40,14 +40,20 @@ export interface RenderedSet {
 /** Renders each entry with the lab's addresses and its values; documents keep the order given. */
 export async function renderManifestSet(
   refs: ManifestRef[],
-  options: { projectRoot: string; lab: LabDefinition; values?: Record<string, unknown> },
+  options: {
+    projectRoot: string;
+    lab: LabDefinition;
+    values?: Record<string, unknown>;
+    /** The run's secrets (`${{ secrets.* }}`). */
+    secrets?: Record<string, string>;
+  },
 ): Promise<RenderedSet> {
   const dir = manifestsDir(options.projectRoot);
   const base = mergeValues(await defaultValues(dir), options.values ?? {});
   const lab = labValues(options.lab);
   const documents: KubeDocument[] = [];
   for (const [i, ref] of refs.entries()) {
-    const context = { lab, values: mergeValues(base, ref.values ?? {}) };
+    const context = { lab, values: mergeValues(base, ref.values ?? {}), secrets: options.secrets ?? {} };
     const rendered = ref.file
       ? await renderManifestFile(manifestPath(dir, ref.file), context, ref.file)
       : renderManifest(ref.yaml ?? '', context, `manifests[${i}]`);

@@ -3,6 +3,7 @@
  * Istio oracle (istiod's config generator and Envoy's rules, `tools/istio-oracle`) and the simulated
  * lab's model (`sim/mesh/model.ts`). The differential tests compare the two field by field.
  */
+import { createHash } from 'node:crypto';
 
 export type VerdictKind =
   /** The sidecar's outbound policy refuses it (REGISTRY_ONLY, BlackHoleCluster). */
@@ -26,6 +27,11 @@ export interface MeshVerdict {
   method?: string;
   protocol?: string;
   proxyTls?: boolean;
+  /**
+   * The Proxy-Authorization header the tunnel sends (headers_to_add of its tunneling_config). A credential:
+   * verdict keys and descriptions show only its fingerprint (`proxyAuthFingerprint`).
+   */
+  proxyAuthorization?: string;
   /** For direct connections: where to. */
   upstream?: string;
   reason?: string;
@@ -43,9 +49,15 @@ export function verdictKey(v: MeshVerdict): string {
       v.protocol ?? 'HTTP/1.1',
       v.proxyTls ? 'tls' : 'plain',
     );
+    if (v.proxyAuthorization) parts.push(`Proxy-Authorization ${proxyAuthFingerprint(v.proxyAuthorization)}`);
   }
   if (v.verdict === 'blocked' || v.verdict === 'direct') parts.push(`from ${v.exit ?? '?'}`);
   return parts.join(' ');
+}
+
+/** What verdicts show of a credential: the first 12 hex digits of its SHA-256, never the value. */
+export function proxyAuthFingerprint(value: string): string {
+  return `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 12)}`;
 }
 
 /** One line for terminals and the Web UI: `www.google.com:443 tunnel via 192.168.56.10:3128 ...`. */

@@ -37,6 +37,8 @@ interface CaseFile {
   conflicts?: string[];
   nack?: 'sidecar' | 'gateway';
   difference?: string;
+  /** The run's secrets the templates read (`${{ secrets.* }}`): a test credential. */
+  secrets?: Record<string, string>;
 }
 
 export async function loadCorpus(): Promise<CorpusCase[]> {
@@ -53,7 +55,11 @@ export async function loadCorpus(): Promise<CorpusCase[]> {
         gatewayLabels: data.gatewayLabels,
       },
       probes: data.probes,
-      set: await renderManifestSet(data.manifests ?? [], { projectRoot: root, lab }),
+      set: await renderManifestSet(data.manifests ?? [], {
+        projectRoot: root,
+        lab,
+        ...(data.secrets ? { secrets: data.secrets } : {}),
+      }),
       expect: data.expect,
       conflicts: data.conflicts ?? [],
       nack: data.nack,

@@ -38,6 +38,9 @@ type Verdict struct {
 	Method    string `json:"method,omitempty"`
 	Protocol  string `json:"protocol,omitempty"`
 	ProxyTLS  bool   `json:"proxyTls,omitempty"`
+	// ProxyAuthorization is the Proxy-Authorization header among the tunnel's headers_to_add: a
+	// credential, which the notes on the path never show.
+	ProxyAuthorization string `json:"proxyAuthorization,omitempty"`
 	// Upstream is where a direct connection goes (host:port or ip:port).
 	Upstream string   `json:"upstream,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
@@ -306,7 +309,14 @@ func (m *meshView) hop(proxy *proxyConfig, conn connection, v *Verdict) {
 			v.Protocol = "HTTP/2"
 		}
 		v.ProxyTLS = ts != nil
-		note("%s: tcp_proxy tunnels %s %s over cluster %s to %s (%s, TLS %v)", proxy.role, v.Method, v.Authority, name, v.Proxy, v.Protocol, v.ProxyTLS)
+		with := ""
+		for _, h := range tc.GetHeadersToAdd() {
+			if strings.EqualFold(h.GetHeader().GetKey(), "proxy-authorization") {
+				v.ProxyAuthorization = h.GetHeader().GetValue()
+				with = ", with Proxy-Authorization"
+			}
+		}
+		note("%s: tcp_proxy tunnels %s %s over cluster %s to %s (%s, TLS %v%s)", proxy.role, v.Method, v.Authority, name, v.Proxy, v.Protocol, v.ProxyTLS, with)
 		return
 	}
 	if proxy.role == "sidecar" && ep.address == m.gatewayIP {

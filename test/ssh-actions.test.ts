@@ -211,6 +211,7 @@ describe('proxy.credential on the simulated lab', () => {
       machine: 'external-proxy',
       routes,
       state: 'present',
+      changed: true,
       user: 'tunnel-lab',
       credentialFile: expect.stringMatching(
         new RegExp(`^${lab.stateRoot}/.*/secrets/proxy-credential\\.json$`),
@@ -238,8 +239,14 @@ describe('proxy.credential on the simulated lab', () => {
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(credential);
     expect((await tunnel(basicAuthorization(credential))).exitCode).toBe(0);
 
-    await lab.run(proxyCredentialAction, { state: 'absent' });
+    expect((await lab.run(proxyCredentialAction, { state: 'absent' })).output).toMatchObject({
+      changed: true,
+    });
     expect(await readFile(routes, 'utf8')).not.toContain('tunnel-lab:');
+    // Again, or in a run that never made a credential: nothing to take away, the machine is left alone.
+    expect((await lab.run(proxyCredentialAction, { state: 'absent' })).output).toMatchObject({
+      changed: false,
+    });
     await expect(stat(file)).rejects.toThrow(/ENOENT/);
     await eventually(
       async () => (await tunnel(basicAuthorization(credential))).exitCode !== 0 || undefined,

@@ -99,7 +99,11 @@ describe('tls-passthrough on the simulated lab', () => {
     ids.push(
       'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=ISTIO_MUTUAL,tunnelMethod=CONNECT',
     );
-    // The cell that cannot work, passing because its checks expect the refusal.
+    // The cells that cannot work, passing because their checks expect the failure: Istio's mTLS carried
+    // through the EnvoyFilter's passthrough chain to a site that cannot answer it, and POST.
+    ids.push(
+      'tunnel=tcp-tunnel-filter,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=ISTIO_MUTUAL,tunnelMethod=CONNECT,tunnelRefused=true',
+    );
     ids.push(
       'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=DISABLE,tunnelMethod=POST,tunnelRefused=true,proxyStatus=404',
     );
@@ -134,7 +138,7 @@ describe('tls-passthrough on the simulated lab', () => {
         envoyFilter: id.includes('tcp-tunnel-filter'),
         logged: method === 'POST' ? ['POST', protocol, '404', 'NR'] : ['CONNECT', protocol, '200', 'DC'],
         preflight: [tls ? '3128' : '3129', method, protocol, tls ? 'tls' : 'plain'],
-        probe: method === 'POST' ? 35 : 0,
+        probe: method === 'POST' || id.includes('tunnelRefused') ? 35 : 0,
         nothingElse: 'passed',
         toGateway: `outbound|443|${id.includes('ISTIO_MUTUAL') ? 'mtls-0' : ''}|istio-egressgateway.istio-system.svc.cluster.local`,
       };
@@ -154,10 +158,11 @@ describe('tls-passthrough on the simulated lab', () => {
       'tunnel, proxyTransport, proxyProtocol, gatewayTls \\ tunnelMethod',
       ['CONNECT', 'POST'],
     ]);
-    expect(rows).toHaveLength(10);
-    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(8);
+    expect(rows).toHaveLength(11);
+    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(9);
     expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, DISABLE', ['passed', 'passed']]);
     expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, ISTIO_MUTUAL', ['passed', '—']]);
+    expect(rows).toContainEqual(['tcp-tunnel-filter, tls, HTTP/1.1, ISTIO_MUTUAL', ['passed', '—']]);
   }, 300_000);
 
   it("passes playbooks/proxy-auth.yaml: the run's credential gets through the proxy's credential listener, none gets 407, and no history holds it", async () => {

@@ -15,7 +15,7 @@ import { machineRunning, type LabPoints } from './kube-client.js';
 import { daemonUp, readDaemon } from './machines.js';
 import { runningProxy } from './proxy.js';
 import { RESET, tunnelRequest } from './tunnel-client.js';
-import type { TunnelAsk } from '../mesh/proxy-listeners.js';
+import type { MeshTunnelRequest } from '../mesh/types.js';
 import { toolCall } from './tool-io.js';
 
 /** The file the stand-in kubectl appends every decision of the mesh to, in the sim state folder. */
@@ -28,7 +28,7 @@ export interface PodRequestOutcome extends CurlResult {
   /** Set when the lab's app machine answers: the host's curl runs against its nginx. */
   appRequest?: { host: string; port: number };
   /** Set when the mesh opens a tunnel to the lab's proxy: the real Envoy, when it runs, decides. */
-  tunnelRequest?: TunnelAsk & { authority: string };
+  tunnelRequest?: MeshTunnelRequest;
   trace: string[];
 }
 
@@ -81,6 +81,7 @@ export async function deliver(
           protocol: ask.protocol,
           method: ask.method,
           ...(ask.authorization ? { proxyAuthorization: ask.authorization } : {}),
+          ...(ask.istioMutualInside ? { istioMutualInside: true } : {}),
           authority: ask.authority,
           host: call.url.hostname,
           insecure: call.insecure,

@@ -23,6 +23,12 @@ export interface TunnelRequest {
   method?: string;
   /** The Proxy-Authorization header's value (`Basic …`), for a proxy that asks for a credential. */
   proxyAuthorization?: string;
+  /**
+   * What goes through the tunnel is the sidecar's Istio mTLS, not curl's TLS: a handshake offering Istio's
+   * ALPN and trusting only the mesh's root, which a public server's certificate never chains to. The
+   * sidecar then resets curl's connection.
+   */
+  istioMutualInside?: boolean;
   /** The CONNECT authority, e.g. `www.google.com:443`. */
   authority: string;
   /** The URL's host: SNI, certificate name and Host header. */
@@ -48,6 +54,7 @@ export async function tunnelRequest(req: TunnelRequest): Promise<CurlResult> {
     const tunnel = req.protocol === 'HTTP/2' ? await openHttp2(req, closers) : await openHttp1(req, closers);
     // The proxy's client gets no tunnel and resets the client's connection.
     if (!tunnel) return RESET;
+    if (req.istioMutualInside) return await istioHandshake(tunnel, req.host, closers);
     const inner = tls.connect({
       socket: tunnel,
       servername: req.host,
@@ -82,6 +89,32 @@ export async function tunnelRequest(req: TunnelRequest): Promise<CurlResult> {
     clearTimeout(timer);
     for (const close of closers.reverse()) close();
   }
+}
+
+/**
+ * The sidecar's side of Istio mTLS to a server that is not a mesh workload: the handshake fails (no
+ * certificate of the server chains to the mesh's root, here none at all), and the sidecar resets curl.
+ */
+async function istioHandshake(tunnel: Duplex, host: string, closers: (() => void)[]): Promise<CurlResult> {
+  const wrapped = tls.connect({
+    socket: tunnel,
+    servername: host,
+    ALPNProtocols: ['istio-peer-exchange', 'istio'],
+    ca: [],
+    rejectUnauthorized: true,
+  });
+  closers.push(() => wrapped.destroy());
+  const failure = await new Promise<string | undefined>((resolve) =>
+    wrapped
+      .once('secureConnect', () => resolve(undefined))
+      .once('error', (err: Error) => resolve(err.message)),
+  );
+  return failure === undefined
+    ? { exitCode: 0, httpCode: 0 }
+    : {
+        ...RESET,
+        error: `Recv failure: Connection reset by peer (the sidecar's mTLS handshake: ${failure})`,
+      };
 }
 
 /** HTTP/1.1: the request line and head on the connection, which then carries the tunnel. */

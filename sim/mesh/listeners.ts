@@ -124,15 +124,14 @@ export function sidecarTcpProxy(
   port: number,
   chain: Chain,
 ): Obj {
-  const generated = chain.route
-    ? generatedTcpProxy(
-        resources,
-        registry,
-        sidecar.namespace,
+  // Where the chain sends the connection: its route's destination, or the service the chain is for.
+  const [host, target] = chain.route
+    ? [
         qualify(chain.route.host, chain.route.namespace),
         { port: chain.route.port, subset: chain.route.subset },
-      )
-    : generatedTcpProxy(resources, registry, sidecar.namespace, chain.service.host, { port });
+      ]
+    : [chain.service.host, { port }];
+  const generated = generatedTcpProxy(resources, registry, sidecar.namespace, host, target);
   const patches = networkFilterPatches(resources, sidecar, port, 'SIDECAR_OUTBOUND');
   return patchTcpProxy(generated, chain.sni ?? [], patches);
 }

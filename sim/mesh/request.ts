@@ -44,6 +44,7 @@ import type {
   PushStatus,
   RegistryService,
   Target,
+  MeshTunnelRequest,
 } from './types.js';
 import { field, isIp, isPrivate, obj, text, type Obj } from './values.js';
 
@@ -72,7 +73,7 @@ class Walk {
   /** Lines the external proxy appends to its access log. */
   readonly logs: string[] = [];
   /** The tunnel the mesh opens to the lab's proxy, once the connection reaches it. */
-  tunnelRequest?: TunnelAsk & { authority: string };
+  tunnelRequest?: MeshTunnelRequest;
   /** What travels is the sidecar's Istio mTLS, not curl's TLS: no server outside the mesh can read it. */
   istioMutualInside = false;
   private readonly trace: string[] = [];
@@ -507,7 +508,7 @@ function proxyConnect(
   authority: string,
   files?: ProxyFiles,
 ): MeshOutcome {
-  walk.tunnelRequest = { ...ask, authority };
+  walk.tunnelRequest = { ...ask, authority, ...(walk.istioMutualInside ? { istioMutualInside: true } : {}) };
   const visit = visitProxy(
     listeners,
     ask,

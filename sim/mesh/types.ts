@@ -8,6 +8,16 @@ import type { ProxyFiles, ProxyListener, TunnelAsk } from './proxy-listeners.js'
 import type { Obj } from './values.js';
 
 /** A Kubernetes object as stored by the simulated API server. */
+/** A tunnel the mesh opens to the lab's proxy for one request, as the proxy sees it, and what it carries. */
+export type MeshTunnelRequest = TunnelAsk & {
+  authority: string;
+  /**
+   * The sidecar's Istio mTLS, passed through the gateway unopened, is what goes through the tunnel: the
+   * server at the far end gets Istio's handshake instead of the client's own TLS.
+   */
+  istioMutualInside?: boolean;
+};
+
 export interface MeshObject {
   apiVersion: string;
   kind: string;
@@ -71,7 +81,7 @@ export interface MeshOutcome {
    * Set when the mesh opens a tunnel to the lab's proxy, served or not: the caller may open it through
    * the real proxy, which then decides, instead of taking `proxyLogLines` and the modelled answer.
    */
-  tunnelRequest?: TunnelAsk & { authority: string };
+  tunnelRequest?: MeshTunnelRequest;
   /** Conflicts istiod reports for the source pod's proxy. */
   pushStatus: PushStatus;
   /** Where the mesh sends the connection, in the shape the Istio oracle answers in. */

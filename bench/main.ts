@@ -100,6 +100,9 @@ async function main(): Promise<void> {
       figure('  min / max', `${s(start.min / 1000)} / ${s(start.max / 1000)}`);
       figure('node -e 0, spawn to exit (median)', s(start.nodeMedian / 1000));
       figure('ratio', `${(start.median / start.nodeMedian).toFixed(1)}x`);
+      // The SDK alone: the same workflow bundle, no activities and nothing of the project's.
+      figure('floor: a bare SDK worker (median)', s(start.floorMedian / 1000));
+      figure('worker start beyond the floor', s((start.median - start.floorMedian) / 1000));
     }
   } finally {
     await server.stop();

@@ -20,6 +20,9 @@
  * The first worker start of a series warms the file cache and is not counted (`warmup`), as a worker
  * that restarts after a crash finds its files cached.
  *
+ * The floor: bench/bare/worker.ts, the SDK serving the same workflow bundle with nothing of the project's,
+ * started and timed the same way. What the project adds is the difference.
+ *
  * Usage alone: node dist/bench/worker-start.js [--runs N] (starts its own dev server).
  */
 import { spawn } from 'node:child_process';
@@ -52,6 +55,9 @@ export interface WorkerStartResult {
   workerMs: number[];
   /** Milliseconds from spawn to exit of `node -e 0`, as many. */
   nodeMs: number[];
+  /** Milliseconds from spawn to first poll of the bare SDK worker (bench/bare/worker.ts), as many. */
+  floorMs: number[];
+  floorMedian: number;
   median: number;
   min: number;
   max: number;
@@ -70,10 +76,17 @@ export async function measureWorkerStart(options: WorkerStartOptions): Promise<W
   const connection = await Connection.connect({ address: options.address });
   const workerMs: number[] = [];
   const nodeMs: number[] = [];
+  const floorMs: number[] = [];
+  const realWorker = path.join(options.root, 'dist', 'src', 'worker', 'main.js');
+  const bareWorker = path.join(options.root, 'dist', 'bench', 'bare', 'worker.js');
   try {
     for (let i = 0; i < warmup + runs; i++) {
-      const ms = await oneWorkerStart(options.root, options.address, namespace, connection);
+      const ms = await oneWorkerStart(realWorker, options.address, namespace, connection);
       if (i >= warmup) workerMs.push(ms);
+    }
+    for (let i = 0; i < warmup + runs; i++) {
+      const ms = await oneWorkerStart(bareWorker, options.address, namespace, connection);
+      if (i >= warmup) floorMs.push(ms);
     }
     for (let i = 0; i < warmup + runs; i++) {
       const ms = await nodeNoop();
@@ -86,6 +99,8 @@ export async function measureWorkerStart(options: WorkerStartOptions): Promise<W
   return {
     workerMs,
     nodeMs,
+    floorMs,
+    floorMedian: median(floorMs),
     median: med,
     min: Math.min(...workerMs),
     max: Math.max(...workerMs),
@@ -95,9 +110,12 @@ export async function measureWorkerStart(options: WorkerStartOptions): Promise<W
   };
 }
 
-/** One worker spawned on a fresh queue and state folder: milliseconds to its first poll; then stopped. */
+/**
+ * One worker (the script `entry`) spawned on a fresh queue and state folder: milliseconds to its first
+ * poll; then stopped.
+ */
 async function oneWorkerStart(
-  root: string,
+  entry: string,
   address: string,
   namespace: string,
   connection: Connection,
@@ -115,7 +133,7 @@ async function oneWorkerStart(
   delete env.TUNNEL_LAB_HOST;
   let output = '';
   const spawned = Date.now();
-  const child = spawn(process.execPath, [path.join(root, 'dist', 'src', 'worker', 'main.js')], {
+  const child = spawn(process.execPath, [entry], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -190,6 +208,9 @@ async function main(): Promise<void> {
   );
   console.log(
     `  ${(result.median / result.targetMs).toFixed(2)}× the target; ${(result.median / result.nodeMedian).toFixed(1)}× node -e 0 (${result.nodeMs.map((ms) => `${ms} ms`).join(', ')})`,
+  );
+  console.log(
+    `  a bare SDK worker (bench/bare/worker.ts): ${s(result.floorMedian)}; the project adds ${s(result.median - result.floorMedian)} (${result.floorMs.map((ms) => `${ms} ms`).join(', ')})`,
   );
 }
 

@@ -226,7 +226,9 @@ describe('tls-passthrough on the simulated lab', () => {
 
   it('passes playbooks/sidecar-tunnels.yaml: the sidecar tunnels by itself, every way, no gateway on the path', async () => {
     const { result, cells } = await matrixRun('sidecar-tunnels');
-    const ids = gridIds(['native-tunnel-sidecar', 'tcp-tunnel-filter-sidecar']);
+    const ids = gridIds(['native-tunnel-sidecar', 'tcp-tunnel-filter-sidecar'], ',proxyAuth=none');
+    // The sidecar's EnvoyFilter tunnel with the run's credential, to the proxy's credential listener.
+    ids.push('tunnel=tcp-tunnel-filter-sidecar,proxyTransport=tls,proxyProtocol=HTTP/1.1,proxyAuth=basic');
     expect(result.cells!.map((c) => [c.id, c.status])).toEqual(ids.map((id) => [id, 'passed']));
     const seen: Record<string, unknown> = {};
     for (const { cell, byId } of cells) {
@@ -241,6 +243,11 @@ describe('tls-passthrough on the simulated lab', () => {
           .exec(line!)
           ?.slice(1),
         nothingElse: byId['proxy-saw-nothing-else']!.status,
+        // istiod's config (the oracle): the sidecar tunnels to that port, with the credential or without.
+        preflight: /via 192\.168\.56\.10:(\d+) .*?( Proxy-Authorization sha256:[0-9a-f]{12})?$/
+          .exec((byId.preflight!.output as { verdicts: string[] }).verdicts[0] ?? '')
+          ?.slice(1)
+          .map((part) => (part ? part.trim().split(' ')[0] : 'none')),
       };
     }
     const expected = (id: string) => ({
@@ -255,6 +262,9 @@ describe('tls-passthrough on the simulated lab', () => {
       sidecarTunnels: ['www.google.com:443', 'www.wikipedia.org:443'],
       logged: ['CONNECT', id.includes('HTTP/2') ? 'HTTP/2' : 'HTTP/1.1', '200'],
       nothingElse: 'passed',
+      preflight: id.includes('proxyAuth=basic')
+        ? ['3130', 'Proxy-Authorization']
+        : [id.includes('proxyTransport=tls') ? '3128' : '3129', 'none'],
     });
     expect(seen).toEqual(Object.fromEntries(ids.map((id) => [id, expected(id)])));
   }, 300_000);

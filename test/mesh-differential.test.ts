@@ -77,17 +77,24 @@ describe('the model agrees with the oracle', () => {
   });
 });
 
-test("a tunnel's Proxy-Authorization reaches the verdicts of both engines, as a fingerprint in their keys", () => {
-  const c = cases.find((one) => one.name === 'envoyfilter-proxy-auth')!;
-  const oracle = answers.get(c.name)!.verdicts.find((v) => v.host === 'www.google.com')!;
-  const model = caseModelAnswer(c).verdicts.find((v) => v.host === 'www.google.com')!;
-  for (const v of [oracle, model]) {
-    expect(v).toMatchObject({
-      proxy: '192.168.56.10:3130',
-      proxyTls: true,
-      proxyAuthorization: 'Basic dHVubmVsLWxhYjpjb3JwdXM=',
-    });
-    expect(verdictKey(v)).toMatch(/ Proxy-Authorization sha256:[0-9a-f]{12}$/);
-    expect(`${verdictKey(v)} ${v.path.join(' ')}`).not.toContain('dHVubmVsLWxhYjpjb3JwdXM');
-  }
-});
+test.each([
+  ['envoyfilter-proxy-auth', 'Basic dHVubmVsLWxhYjpjb3JwdXM=', 'gateway'],
+  ['envoyfilter-tunnel-from-sidecar-proxy-auth', 'Basic dHVubmVsLWxhYjpzaWRlY2Fy', 'sidecar'],
+])(
+  "a tunnel's Proxy-Authorization reaches the verdicts of both engines, as a fingerprint in their keys (%s)",
+  (name, header, exit) => {
+    const c = cases.find((one) => one.name === name)!;
+    const oracle = answers.get(c.name)!.verdicts.find((v) => v.host === 'www.google.com')!;
+    const model = caseModelAnswer(c).verdicts.find((v) => v.host === 'www.google.com')!;
+    for (const v of [oracle, model]) {
+      expect(v).toMatchObject({
+        exit,
+        proxy: '192.168.56.10:3130',
+        proxyTls: true,
+        proxyAuthorization: header,
+      });
+      expect(verdictKey(v)).toMatch(/ Proxy-Authorization sha256:[0-9a-f]{12}$/);
+      expect(`${verdictKey(v)} ${v.path.join(' ')}`).not.toContain(header.slice('Basic '.length));
+    }
+  },
+);

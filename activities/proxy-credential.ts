@@ -1,18 +1,15 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LabToolError } from '../src/errors.js';
 import {
   credentialRoutes,
-  htpasswdLine,
-  newProxyCredential,
   proxyCredentialFile,
+  runProxyCredential,
   type ProxyCredential,
 } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
-
-export { proxyCredentialFile };
 
 export const proxyCredentialInput = z
   .object({
@@ -41,24 +38,6 @@ export const proxyCredentialInput = z
       ),
   })
   .strict();
-
-/** The run's credential; made on first use, then the same one for every retry and resumed attempt. */
-export async function runProxyCredential(stateDir: string, user: string): Promise<ProxyCredential> {
-  const file = proxyCredentialFile(stateDir);
-  try {
-    const kept = JSON.parse(await readFile(file, 'utf8')) as ProxyCredential;
-    if (kept.user === user) return kept;
-  } catch {
-    // None yet (or unreadable): a new one.
-  }
-  const credential = newProxyCredential(user);
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const next = `${file}.new`;
-  await writeFile(next, JSON.stringify(credential), { mode: 0o600 });
-  await chmod(next, 0o600);
-  await rename(next, file);
-  return credential;
-}
 
 /**
  * Written on the machine as root: the new routes into a hidden file of the watched folder, readable by
@@ -147,7 +126,7 @@ export const proxyCredentialAction = defineAction({
     if (input.state === 'absent') await rm(proxyCredentialFile(ctx.stateDir), { force: true });
     ctx.log.info(
       credential
-        ? `${input.machine}: ${routes} lets ${htpasswdLine(credential).split(':')[0]} through`
+        ? `${input.machine}: ${routes} lets ${credential.user} through`
         : `${input.machine}: ${routes} lets nobody through`,
     );
     return {

@@ -9,16 +9,17 @@ import { execa } from 'execa';
 import { kubeconfigFetchAction } from '../activities/kubeconfig-fetch.js';
 import { logExpectAction } from '../activities/log-expect.js';
 import { logMarkAction } from '../activities/log-mark.js';
-import {
-  proxyCredentialAction,
-  proxyCredentialFile,
-  type ProxyCredentialOutput,
-} from '../activities/proxy-credential.js';
+import { proxyCredentialAction, type ProxyCredentialOutput } from '../activities/proxy-credential.js';
 import { vmUpAction } from '../activities/vm-up.js';
 import { runningProxy } from '../sim/lib/proxy.js';
 import { tunnelRequest } from '../sim/lib/tunnel-client.js';
 import { queryProgress } from '../src/client.js';
-import { basicAuthorization, htpasswdLine, type ProxyCredential } from '../src/lab/proxy-credential.js';
+import {
+  basicAuthorization,
+  htpasswdLine,
+  proxyCredentialFile,
+  type ProxyCredential,
+} from '../src/lab/proxy-credential.js';
 import { runLabDir } from '../src/state-layout.js';
 import type { RunningWorker } from '../src/worker/create-worker.js';
 import type { ScenarioResult } from '../workflows/types.js';

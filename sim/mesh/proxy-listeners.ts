@@ -66,10 +66,9 @@ export function proxyListeners(envoyYaml: string): ProxyListener[] {
     const allowConnect = asMap(hcm.http2_protocol_options).allow_connect === true;
     const codec = typeof hcm.codec_type === 'string' ? hcm.codec_type : 'AUTO';
     const routesFile = asMap(asMap(asMap(hcm.rds).config_source).path_config_source).path;
-    const basicAuth = asMap(
-      asList(hcm.http_filters).find((f) => f.name === 'envoy.filters.http.basic_auth')?.typed_config,
-    );
-    const authHeader = basicAuth.authentication_header;
+    const basicAuth = asList(hcm.http_filters).find((f) => f.name === 'envoy.filters.http.basic_auth');
+    // Envoy's basic_auth reads Authorization unless told another header.
+    const authHeader = asMap(basicAuth?.typed_config).authentication_header;
     return {
       name: String(listener.name),
       port: Number(asMap(asMap(listener.address).socket_address).port_value),
@@ -77,16 +76,14 @@ export function proxyListeners(envoyYaml: string): ProxyListener[] {
       http2: allowConnect && codec !== 'HTTP1' && (!tls || alpn.includes('h2')),
       methods: routeMethods(asMap(hcm.route_config)),
       ...(typeof routesFile === 'string' ? { routesFile } : {}),
-      ...(asList(hcm.http_filters).some((f) => f.name === 'envoy.filters.http.basic_auth')
+      ...(basicAuth
         ? { authHeader: typeof authHeader === 'string' ? authHeader.toLowerCase() : 'authorization' }
         : {}),
     };
   });
 }
 
-type Route = Yaml;
-
-function routesOf(routeConfig: Yaml): Route[] {
+function routesOf(routeConfig: Yaml): Yaml[] {
   return asList(routeConfig.virtual_hosts).flatMap((vh) => asList(vh.routes));
 }
 

@@ -6,7 +6,7 @@
  * provisioning installs, with no user).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 
@@ -35,6 +35,24 @@ export function htpasswdLine(credential: ProxyCredential): string {
 /** Where a run keeps its proxy credential (0600, in its own folder): manifests name it, never hold it. */
 export function proxyCredentialFile(stateDir: string): string {
   return path.join(stateDir, 'secrets', 'proxy-credential.json');
+}
+
+/** The run's credential; made on first use, then the same one for every retry and resumed attempt. */
+export async function runProxyCredential(stateDir: string, user: string): Promise<ProxyCredential> {
+  const file = proxyCredentialFile(stateDir);
+  try {
+    const kept = JSON.parse(await readFile(file, 'utf8')) as ProxyCredential;
+    if (kept.user === user) return kept;
+  } catch {
+    // None yet (or unreadable): a new one.
+  }
+  const credential = newProxyCredential(user);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const next = `${file}.new`;
+  await writeFile(next, JSON.stringify(credential), { mode: 0o600 });
+  await chmod(next, 0o600);
+  await rename(next, file);
+  return credential;
 }
 
 /**

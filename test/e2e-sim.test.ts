@@ -398,6 +398,29 @@ describe('tls-passthrough variants that real Istio would not run as written', ()
 });
 
 describe('mtls on the simulated lab', () => {
+  it("passes mtls-tunnel: the client's own mTLS reaches the real nginx through the gateway's tunnel to the app's address", async () => {
+    const handle = await start(lab, onSim('mtls-tunnel'));
+    const result = await outcome(handle);
+    expect(result.error).toBeUndefined();
+    const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
+    // istiod's config (the oracle) tunnels the Service's TLS to the app machine's address.
+    expect((byId.preflight!.output as { verdicts: string[] }).verdicts).toEqual([
+      'external-app.default.svc.cluster.local:443 tunnel via 192.168.56.10:3128 CONNECT 192.168.56.30:443 HTTP/1.1 tls',
+    ]);
+    expect(byId['call-app']!.output).toMatchObject({ status: 200 });
+    // nginx checked the client's certificate itself: the TLS went through both proxies unopened.
+    expect((byId['app-saw-client']!.output as { matches: string[] }).matches).toEqual([
+      expect.stringMatching(
+        /ssl_client_s_dn="CN=curl-client" ssl_client_verify=SUCCESS sni="external-app\.default\.svc\.cluster\.local"/,
+      ),
+    ]);
+    expect((byId['proxy-saw-app']!.output as { matches: string[] }).matches).toEqual([
+      expect.stringMatching(
+        /"CONNECT 192\.168\.56\.30:443 - HTTP\/1\.1" - 200 - \S+ 192\.168\.56\.30:443 DownstreamEnd$/,
+      ),
+    ]);
+  }, 120_000);
+
   it('passes: the generated client certificate reaches the real nginx, which logs its name', async () => {
     // Halted, not destroyed: the lab's files stay for the look at their modes below.
     const handle = await start(lab, { ...onSim('mtls'), vars: { teardown: 'halt' } });

@@ -96,6 +96,13 @@ export async function deliver(
     );
     return curlOutput(call, { ...result, remoteIp: outcome.remoteIp });
   }
+  if (outcome.tunnelRequest && outcome.appRequest) {
+    // The app machine's address is no address of this host: a real Envoy could not connect to it.
+    appendFileSync(
+      trace,
+      `  proxy: a tunnel to the lab's app, which the real Envoy cannot reach here; the model writes its lines\n`,
+    );
+  }
   if (outcome.proxyLogLines.length > 0 && lab.proxy?.accessLog) {
     mkdirSync(path.dirname(lab.proxy.accessLog), { recursive: true });
     appendFileSync(lab.proxy.accessLog, outcome.proxyLogLines.map((l) => `${l}\n`).join(''));

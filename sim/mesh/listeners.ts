@@ -97,12 +97,21 @@ function sidecarProxyListeners(
       .filter((s) => s.kind === 'ServiceEntry' && s.addresses.length === 0)
       .flatMap((s) => s.ports.map((p) => p.number)),
   );
-  for (const port of [...ports].sort((a, b) => a - b)) {
-    const built = sidecarListener(registry, input.resources, sidecar, '0.0.0.0', port);
+  // A Service with a cluster IP gets a listener of its own on that address, per TCP port.
+  const addressed = registry.flatMap((s) =>
+    s.clusterIp
+      ? s.ports
+          .filter((p) => !['HTTP', 'HTTP2', 'GRPC'].includes(p.protocol))
+          .map((p) => ({ ip: s.clusterIp!, port: p.number }))
+      : [],
+  );
+  const wanted = [...[...ports].sort((a, b) => a - b).map((port) => ({ ip: '0.0.0.0', port })), ...addressed];
+  for (const { ip, port } of wanted) {
+    const built = sidecarListener(registry, input.resources, sidecar, ip, port);
     if (built.chains.length === 0) continue;
     out.push({
-      name: `0.0.0.0_${port}`,
-      address: { socketAddress: { address: '0.0.0.0', portValue: port } },
+      name: `${ip}_${port}`,
+      address: { socketAddress: { address: ip, portValue: port } },
       filterChains: built.chains.map((c) => ({
         filterChainMatch: c.sni ? { serverNames: c.sni } : {},
         filters: [tcpProxyFilter(sidecarTcpProxy(input.resources, registry, sidecar, port, c))],

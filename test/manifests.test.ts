@@ -144,6 +144,19 @@ describe('manifest templates', () => {
     expect(new ManifestError('x').nonRetryable).toBe(true);
   });
 
+  it("read the run's secrets, and say which step makes a missing one", () => {
+    const text = 'headers: [{ key: Proxy-Authorization, value: "${{ secrets.proxyAuthorization }}" }]\n';
+    const { documents } = renderManifest(
+      text,
+      { lab: {}, values: {}, secrets: { proxyAuthorization: 'Basic eDp5' } },
+      's.yaml',
+    );
+    expect(documents).toEqual([{ headers: [{ key: 'Proxy-Authorization', value: 'Basic eDp5' }] }]);
+    expect(() => renderManifest(text, { lab: {}, values: {} }, 's.yaml')).toThrow(
+      /s\.yaml: document 1\.headers\[0\]\.value: \$\{\{ secrets\.proxyAuthorization \}\}: this run has no secret proxyAuthorization \(a proxy\.credential step before this one makes it\)/,
+    );
+  });
+
   it('reject a malformed $forEach and a list that is not one', () => {
     expect(() => renderManifest('$forEach: hosts\n$item: {}\n', { lab: {}, values: {} }, 'f.yaml')).toThrow(
       /write \$forEach as/,

@@ -34,6 +34,7 @@ import { proxyListeners } from '../mesh/model.js';
 import { toMs } from '../../src/duration.js';
 import { flagOn, flagValue, parseArgs, UsageError, type FlagSpec, type ParsedArgs } from '../lib/pflag.js';
 import { readState, updateState } from '../lib/state.js';
+import { meshConfigMap, meshConfigOf } from '../lib/mesh-config.js';
 import { exit, out, setCommand, toolCall } from '../lib/tool-io.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -177,6 +178,10 @@ async function install(stateDir: string, args: ParsedArgs): Promise<void> {
     }
     state.istio = settings;
     ensure(state, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
+    // Real istioctl writes the mesh config istiod reads: what istio.install checks on an existing lab.
+    const mesh = meshConfigOf(set);
+    if (settings.accessLogFile) mesh.accessLogFile = settings.accessLogFile;
+    ensure(state, meshConfigMap(mesh));
     for (const name of components) {
       for (const object of istioComponentObjects(name, NAMESPACE)) ensure(state, object);
     }
@@ -298,6 +303,7 @@ async function uninstall(stateDir: string, args: ParsedArgs): Promise<void> {
       deleteObject(state, 'Deployment', NAMESPACE, name);
       deleteObject(state, 'Service', NAMESPACE, name);
     }
+    deleteObject(state, 'ConfigMap', NAMESPACE, 'istio');
     if (
       getObject(state, 'Namespace', undefined, NAMESPACE) &&
       listObjects(state, 'Pod', NAMESPACE).length === 0

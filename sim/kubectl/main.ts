@@ -131,13 +131,35 @@ export async function kubectl(): Promise<void> {
     case 'wait':
       await wait(ctx, rest);
       break;
-    case 'version':
+    case 'version': {
+      if (flagValue(ctx.args, 'output') === 'json') {
+        // As kubectl prints it, with the fields the lab's actions read.
+        const info = (gitVersion: string) => ({
+          major: '1',
+          minor: '33',
+          gitVersion,
+          platform: 'linux/amd64',
+        });
+        io.out.push(
+          JSON.stringify(
+            {
+              clientVersion: info(KUBE_VERSION),
+              kustomizeVersion: 'v5.6.0',
+              serverVersion: info(`${KUBE_VERSION}+k0s`),
+            },
+            null,
+            2,
+          ),
+        );
+        break;
+      }
       io.out.push(
         `Client Version: ${KUBE_VERSION}`,
         'Kustomize Version: v5.6.0',
         `Server Version: ${KUBE_VERSION}+k0s`,
       );
       break;
+    }
     case 'cluster-info':
       io.out.push(
         `Kubernetes control plane is running at ${lab.apiServer}`,

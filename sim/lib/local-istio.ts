@@ -17,6 +17,7 @@ import { ensureGoTools } from '../../src/lab/go-tools.js';
 import { ISTIOD_TOOLS } from '../../src/lab/kube-tools.js';
 import { runningControlPlane } from './control-plane.js';
 import { startIstiod } from './istiod.js';
+import { meshConfigMap, meshConfigOf as meshConfigFromSet } from './mesh-config.js';
 
 /** The release the stand-in images name (what labs/local.yaml pins as `istio.version`). */
 export const PROXY_IMAGE_TAG = '1.28.3';
@@ -36,20 +37,11 @@ export interface LocalInstall {
   set: Record<string, string>;
 }
 
-/** The mesh config `--set meshConfig.a.b=v` values make (nested keys). */
+/** The mesh config `--set meshConfig.a.b=v` values make (nested keys); other values are refused. */
 export function meshConfigOf(set: Record<string, string>): Doc {
-  const mesh: Doc = {};
-  for (const [key, value] of Object.entries(set)) {
-    if (key === 'profile') continue;
-    if (!key.startsWith('meshConfig.')) {
-      throw new Error(`the local lab's istioctl sets only meshConfig.* values, not ${key}`);
-    }
-    const parts = key.slice('meshConfig.'.length).split('.');
-    let at = mesh;
-    for (const part of parts.slice(0, -1)) at = (at[part] ??= {}) as Doc;
-    at[parts.at(-1)!] = value;
-  }
-  return mesh;
+  const other = Object.keys(set).find((key) => key !== 'profile' && !key.startsWith('meshConfig.'));
+  if (other) throw new Error(`the local lab's istioctl sets only meshConfig.* values, not ${other}`);
+  return meshConfigFromSet(set);
 }
 
 function deployment(name: string, labels: Record<string, string>, container: Doc): Doc {
@@ -162,12 +154,7 @@ export function profileObjects(profile: string, mesh: Doc): Doc[] {
   const istiodLabels = { app: 'istiod', istio: 'pilot' };
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } },
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'istio', namespace: 'istio-system', labels: { 'istio.io/rev': 'default' } },
-      data: { mesh: stringify(mesh), meshNetworks: 'networks: {}\n' },
-    },
+    meshConfigMap(mesh),
     deployment('istiod', istiodLabels, {
       name: 'discovery',
       image: `docker.io/istio/pilot:${PROXY_IMAGE_TAG}`,

@@ -105,6 +105,19 @@ export interface ActionDefinition<S extends z.ZodType = z.ZodType, O = unknown> 
   create(deps: ActionDeps): (input: z.output<S>, ctx: ActionContext) => Promise<O>;
 }
 
+/**
+ * What an action returns when its step has nothing to do on this lab (vm.up on a cluster that already
+ * runs): the step is shown as skipped, with the reason, and the run goes on.
+ */
+export class NotApplicable {
+  constructor(readonly reason: string) {}
+}
+
+/** The result of a step that does not apply to the run's lab; see NotApplicable. */
+export function notApplicable(reason: string): NotApplicable {
+  return new NotApplicable(reason);
+}
+
 /** Declares an action; a function only so that TypeScript infers the input type for `summary` and `create`. */
 export function defineAction<S extends z.ZodType, O>(
   definition: ActionDefinition<S, O>,

@@ -9,7 +9,13 @@ import { InputError } from '../src/errors.js';
 import { runDir } from '../src/state-layout.js';
 import { loadRunLab } from '../src/lab/definition.js';
 import { LabRuntime } from '../src/lab/runtime.js';
-import type { ActionContext, ActionDefinition, ActionDeps, StepMeta } from './action.js';
+import {
+  NotApplicable,
+  type ActionContext,
+  type ActionDefinition,
+  type ActionDeps,
+  type StepMeta,
+} from './action.js';
 import { createEngineActivities } from './engine.js';
 import { actions } from './registry.js';
 
@@ -62,6 +68,10 @@ export function toActivity(
         },
       };
       const output = await run(parsed.data, ctx);
+      if (output instanceof NotApplicable) {
+        ctx.log.info(`${action.name}: skipped: ${output.reason}`);
+        return { output: { skipped: output.reason }, attempt, skipped: output.reason };
+      }
       const evidence = action.evidence?.(output, parsed.data) ?? [];
       return { output, attempt, ...(evidence.length > 0 ? { evidence } : {}) };
     } catch (err) {

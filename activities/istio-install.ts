@@ -1,9 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
-import { LabToolError } from '../src/errors.js';
+import { LabConfigError, LabToolError } from '../src/errors.js';
+import type { LabRuntime } from '../src/lab/runtime.js';
 import { checkTool } from './tools-check.js';
 import { defineAction } from './action.js';
 
@@ -39,14 +40,34 @@ export const istioInstallInput = z
 
 /** Output of istio.install. */
 export interface IstioInstallOutput {
-  /** True when the cluster already had exactly these settings (nothing ran). */
+  /** True when nothing was installed: the cluster had these settings already, or the lab is not ours to install on. */
   skipped: boolean;
+  /** On a lab of kind existing: the Istio found there, checked against the step's settings. */
+  found?: InstalledIstio;
   /** The canonical JSON of profile and settings, as recorded in the marker ConfigMap. */
   settings: string;
   /** What istioctl printed (the ✔ lines). */
   lines?: string[];
   rollouts?: string[];
 }
+
+/** The Istio an existing cluster runs, as istio.install checked it. */
+export interface InstalledIstio {
+  /** The istiod Deployments (by revision) and their release, from their images. */
+  istiod: { name: string; version: string }[];
+  /** Each `set` value: what the step wants, and what the cluster's mesh config has (unset: its default). */
+  settings: { key: string; wants: string; has: string; matches: boolean }[];
+  /** `set` values that are not mesh config (`meshConfig.*`), which an installed Istio cannot be asked for. */
+  unchecked: string[];
+}
+
+/**
+ * Settings that decide where traffic goes: on an existing cluster, one that differs from what a step
+ * wants would make the scenario's verdicts wrong, so the step fails. Others (the access log) are reported.
+ */
+const TRAFFIC_SETTINGS: Record<string, string> = {
+  'meshConfig.outboundTrafficPolicy.mode': 'ALLOW_ANY',
+};
 
 /** `{profile, set}` with sorted keys, so that equal settings always compare equal. */
 export function canonicalSettings(profile: string, set: Record<string, string>): string {
@@ -85,8 +106,19 @@ export const istioInstallAction = defineAction({
         '    meshConfig.outboundTrafficPolicy.mode: REGISTRY_ONLY',
     },
   ],
+  evidence: (output: IstioInstallOutput) => {
+    if (!output.found) return [];
+    return [
+      ...output.found.istiod.map((d) => `${d.name}: Istio ${d.version}`),
+      ...output.found.settings.map(
+        (v) => `${v.key}: ${v.has}${v.matches ? '' : ` (the step wants ${v.wants})`}`,
+      ),
+      ...output.found.unchecked.map((key) => `${key}: not mesh config, not checked`),
+    ];
+  },
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    if (lab.def.cluster && !lab.def.cluster.installIstio) return checkInstalled(lab, input);
     // Also checked by tools.check at a run's start; a playbook without that step is still protected.
     await checkTool(lab, 'istioctl');
     const settings = canonicalSettings(input.profile, input.set);
@@ -167,3 +199,93 @@ export const istioInstallAction = defineAction({
     return output;
   },
 });
+
+/**
+ * On a lab of kind existing that may not install Istio: reads the Istio already there (istiod's release,
+ * the `istio` mesh ConfigMap in istio-system, the waited-for Deployments rolled out) and fails when it
+ * cannot run the scenario as the step describes it.
+ */
+async function checkInstalled(
+  lab: LabRuntime,
+  input: z.output<typeof istioInstallInput>,
+): Promise<IstioInstallOutput> {
+  const where = `${lab.def.file}: cluster.installIstio is false, so istio.install checks the Istio installed`;
+  const deployments = await lab.kubectl(
+    ['-n', ISTIO_MARKER.namespace, 'get', 'deployments', '-l', 'app=istiod', '-o', 'json'],
+    { timeoutMs: 60_000 },
+  );
+  const istiod = (JSON.parse(deployments.stdout) as { items?: KubeDeployment[] }).items?.map((d) => ({
+    name: d.metadata.name,
+    version: imageTag(d.spec?.template?.spec?.containers?.[0]?.image ?? ''),
+  }));
+  if (!istiod?.length) {
+    throw new LabConfigError(
+      `no istiod Deployment in ${ISTIO_MARKER.namespace} (${where}): install Istio first`,
+    );
+  }
+  const pinned = lab.def.istio?.version;
+  if (pinned && !istiod.some((d) => d.version === pinned)) {
+    throw new LabConfigError(
+      `the cluster runs Istio ${istiod.map((d) => d.version).join(', ')}, but ${lab.def.file} pins ${pinned}`,
+    );
+  }
+  const configMap = await lab.kubectl(
+    ['-n', ISTIO_MARKER.namespace, 'get', 'configmap', 'istio', '-o', 'jsonpath={.data.mesh}'],
+    { timeoutMs: 60_000 },
+  );
+  const mesh = (parse(configMap.stdout) ?? {}) as Record<string, unknown>;
+  const settings = Object.keys(input.set)
+    .filter((key) => key.startsWith('meshConfig.'))
+    .sort()
+    .map((key) => {
+      const value = key
+        .slice('meshConfig.'.length)
+        .split('.')
+        .reduce<unknown>((at, part) => (at as Record<string, unknown> | undefined)?.[part], mesh);
+      const has =
+        value === undefined
+          ? (TRAFFIC_SETTINGS[key] ?? '(unset)')
+          : typeof value === 'string'
+            ? value
+            : JSON.stringify(value);
+      return { key, wants: input.set[key]!, has, matches: has === input.set[key] };
+    });
+  const unchecked = Object.keys(input.set).filter((key) => !key.startsWith('meshConfig.'));
+  const wrong = settings.filter((v) => !v.matches && v.key in TRAFFIC_SETTINGS);
+  if (wrong.length > 0) {
+    throw new LabConfigError(
+      `the cluster's mesh config has ${wrong.map((v) => `${v.key.slice('meshConfig.'.length)} ${v.has}`).join(', ')}, ` +
+        `and the scenario needs ${wrong.map((v) => v.wants).join(', ')} (${where}; it changes nothing mesh-wide)`,
+    );
+  }
+  const timeout = toMs(input.rolloutTimeout);
+  for (const name of input.waitFor) {
+    await lab.kubectl(
+      [
+        '-n',
+        ISTIO_MARKER.namespace,
+        'rollout',
+        'status',
+        `deployment/${name}`,
+        `--timeout=${timeout / 1000}s`,
+      ],
+      { timeoutMs: timeout + 30_000 },
+    );
+  }
+  return {
+    skipped: true,
+    settings: canonicalSettings(input.profile, input.set),
+    found: { istiod, settings, unchecked },
+  };
+}
+
+interface KubeDeployment {
+  metadata: { name: string };
+  spec?: { template?: { spec?: { containers?: { image?: string }[] } } };
+}
+
+/** The release an image names: `docker.io/istio/pilot:1.28.3` → `1.28.3` (a digest-only image: itself). */
+function imageTag(image: string): string {
+  const tag = /:([^:/@]+)(@.*)?$/.exec(image)?.[1];
+  return tag ?? image;
+}

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { LabToolError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
-import { defineAction } from './action.js';
+import { defineAction, notApplicable, type NotApplicable } from './action.js';
 
 export const logTarget = {
   machine: z.string().describe('Lab machine the log lives on (e.g. external-proxy).'),
@@ -35,6 +35,27 @@ export function resolveLogPath(lab: LabRuntime, machine: string, file: string): 
   return file.startsWith('/') ? file : lab.machineFile(machine, file);
 }
 
+/**
+ * On a lab of kind existing, a log the lab gives no way to read (no such machine, or no such file on it):
+ * why its log steps are skipped. Undefined when the log can be read (and on Vagrant labs, where a missing
+ * machine or file is a mistake in the lab file).
+ */
+export function unreadableLog(lab: LabRuntime, machine: string, file: string): NotApplicable | undefined {
+  if (!lab.existing) return undefined;
+  const found = lab.def.machines[machine];
+  if (!found) {
+    return notApplicable(
+      `the lab ${lab.def.name} names no machine ${machine}, so its log is not read: the probes carry the verdict`,
+    );
+  }
+  if (!file.startsWith('/') && !found.files[file]) {
+    return notApplicable(
+      `machine ${machine} of lab ${lab.def.name} names no ${file} file, so it is not read: the probes carry the verdict`,
+    );
+  }
+  return undefined;
+}
+
 export function markFile(stateDir: string, name: string): string {
   return path.join(stateDir, 'marks', `${name}.json`);
 }
@@ -61,6 +82,8 @@ export const logMarkAction = defineAction({
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    const unreadable = unreadableLog(lab, input.machine, input.file);
+    if (unreadable) return unreadable;
     const file = resolveLogPath(lab, input.machine, input.file);
     // Logs are often root's (nginx's folder is 0750 www-data:adm on Debian): read them as the lab says.
     const result = await lab.withSsh(input.machine, (ssh) =>

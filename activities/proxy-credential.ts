@@ -9,7 +9,7 @@ import {
   runProxyCredential,
   type ProxyCredential,
 } from '../src/lab/proxy-credential.js';
-import { defineAction } from './action.js';
+import { defineAction, notApplicable } from './action.js';
 
 export const proxyCredentialInput = z
   .object({
@@ -100,6 +100,11 @@ export const proxyCredentialAction = defineAction({
   ],
   create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
+    if (lab.existing && !input.file.startsWith('/') && !lab.def.machines[input.machine]?.files[input.file]) {
+      return notApplicable(
+        `machine ${input.machine} of lab ${lab.def.name} names no ${input.file} file: the proxy's credentials are not this run's to make`,
+      );
+    }
     const routes = input.file.startsWith('/') ? input.file : lab.machineFile(input.machine, input.file);
     const template = await readFile(path.join(deps.projectRoot, 'envoy', 'auth-routes.yaml'), 'utf8');
     let content = template;

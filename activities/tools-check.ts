@@ -63,7 +63,7 @@ async function reportedVersion(lab: LabRuntime, tool: Tool): Promise<string> {
 
 /** How a tool's release compares with what the lab needs; throws LabConfigError when it does not fit. */
 export async function checkTool(lab: LabRuntime, tool: Tool): Promise<ToolVersion | undefined> {
-  const program = lab.def.tools[tool];
+  const program = lab.def.tools[tool] ?? tool;
   const version = await reportedVersion(lab, tool);
   const found = version || '(no version reported)';
   if (tool === 'istioctl') {
@@ -110,7 +110,9 @@ export const toolsCheckAction = defineAction({
     const lab = await ctx.lab();
     // The tools are asked at once (each is a program's start: seconds for Vagrant's Ruby); a problem is
     // reported for the first tool in the input's order that has one, as when they were asked in turn.
-    const checked = await Promise.allSettled(input.tools.map((tool) => checkTool(lab, tool)));
+    // A lab of kind existing has no Vagrant to check.
+    const wanted = input.tools.filter((tool) => lab.def.tools[tool] !== undefined || tool !== 'vagrant');
+    const checked = await Promise.allSettled(wanted.map((tool) => checkTool(lab, tool)));
     const tools: ToolVersion[] = [];
     for (const result of checked) {
       if (result.status === 'rejected') throw result.reason;

@@ -1,5 +1,5 @@
 import { defineAction } from './action.js';
-import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy } from './vm-up.js';
+import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy, noMachines } from './vm-up.js';
 
 /** Output of vm.destroy. */
 export interface VmDestroyOutput {
@@ -25,6 +25,7 @@ export const vmDestroyAction = defineAction({
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    if (lab.existing) return noMachines(lab);
     const names = selectMachines(lab, input.machines);
     const states = await machineStates(lab);
     const output: VmDestroyOutput = {

@@ -1,5 +1,5 @@
 import { defineAction } from './action.js';
-import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy } from './vm-up.js';
+import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy, noMachines } from './vm-up.js';
 
 /** Output of vm.halt. */
 export interface VmHaltOutput {
@@ -28,6 +28,7 @@ export const vmHaltAction = defineAction({
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    if (lab.existing) return noMachines(lab);
     const names = selectMachines(lab, input.machines);
     const states = await machineStates(lab);
     const output: VmHaltOutput = {

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { LabDefinition } from '../src/lab/definition.js';
 import { within } from '../src/paths.js';
-import { defineAction } from './action.js';
+import { defineAction, type NotApplicable } from './action.js';
 import { vmDestroyAction } from './vm-destroy.js';
 import { vmHaltAction } from './vm-halt.js';
-import { vmPolicy } from './vm-up.js';
+import { noMachines, vmPolicy } from './vm-up.js';
 
 export const vmTeardownInput = z
   .object({
@@ -26,7 +26,7 @@ export interface VmTeardownOutput {
 
 /** True when the lab's machines (its Vagrant folder) live inside the state folder of a run-long lab. */
 function livesInRun(def: LabDefinition): boolean {
-  return def.lifetime === 'run' && within(def.stateDir, def.vagrant.dir);
+  return def.lifetime === 'run' && def.vagrant !== undefined && within(def.stateDir, def.vagrant.dir);
 }
 
 /**
@@ -50,10 +50,11 @@ export const vmTeardownAction = defineAction({
   create: (deps) => {
     const halt = vmHaltAction.create(deps);
     const destroy = vmDestroyAction.create(deps);
-    return async (input, ctx): Promise<VmTeardownOutput> => {
+    return async (input, ctx): Promise<VmTeardownOutput | NotApplicable> => {
+      const lab = await ctx.lab();
+      if (lab.existing) return noMachines(lab);
       const machines = input.machines ? { machines: input.machines } : {};
       if (input.mode === 'keep') {
-        const lab = await ctx.lab();
         if (!livesInRun(lab.def)) return { mode: input.mode };
         // Nothing can reuse machines that live in this run's own folder: kept, they would only go on running.
         const note =

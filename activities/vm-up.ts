@@ -2,8 +2,22 @@ import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
 import { ExpectationError, LabToolError } from '../src/errors.js';
 import { expectedMarker, MARKER_FILE, markerProblem, parseMarker } from '../src/lab/provisioning.js';
+import { vagrantOf } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
-import { defineAction, type ActionContext, type ActionPolicy } from './action.js';
+import {
+  defineAction,
+  notApplicable,
+  type ActionContext,
+  type ActionPolicy,
+  type NotApplicable,
+} from './action.js';
+
+/** What the VM actions answer on a lab of kind existing: a step with nothing to do, and why. */
+export function noMachines(lab: LabRuntime): NotApplicable {
+  return notApplicable(
+    `the lab ${lab.def.name} is a cluster and machines that already run (kind: existing): it has no machines of its own`,
+  );
+}
 
 /** One line of Vagrant's `--machine-readable` output: `timestamp,target,type,data...`. */
 export interface MachineReadableLine {
@@ -124,7 +138,7 @@ async function installedBoxes(lab: LabRuntime): Promise<BoxEntry[]> {
  * download it and trip over each other's download.
  */
 async function ensureBox(lab: LabRuntime, boxes: BoxEntry[]): Promise<string | undefined> {
-  const { box, boxVersion, provider } = lab.def.vagrant;
+  const { box, boxVersion, provider } = vagrantOf(lab.def);
   if (!box) return undefined;
   const present = boxes.some(
     (b) => b.name === box && b.provider === provider && (!boxVersion || b.version === boxVersion),
@@ -168,11 +182,13 @@ export const vmUpAction = defineAction({
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    if (lab.existing) return noMachines(lab);
+    const vagrant = vagrantOf(lab.def);
     const names = selectMachines(lab, input.machines);
     // The box list is only needed when a machine boots, but asked beside the states it costs no wait.
     const [states, boxes] = await Promise.all([
       machineStates(lab),
-      lab.def.vagrant.box ? installedBoxes(lab) : Promise.resolve([]),
+      vagrant.box ? installedBoxes(lab) : Promise.resolve([]),
     ]);
     const alreadyRunning = names.filter((name) => states.get(name) === 'running');
     const toStart = names.filter((name) => states.get(name) !== 'running');
@@ -180,7 +196,7 @@ export const vmUpAction = defineAction({
     if (toStart.length > 0) {
       const boxAdded = await ensureBox(lab, boxes);
       if (boxAdded) output.boxAdded = boxAdded;
-      const { provider } = lab.def.vagrant;
+      const { provider } = vagrant;
       ctx.log.info('booting machines', { machines: toStart, provider });
       lab.forgetSsh(toStart);
       // One process for all machines: Vagrant boots them in parallel where the provider can (libvirt) and
@@ -215,7 +231,7 @@ async function heal(lab: LabRuntime, names: string[], ctx: ActionContext): Promi
   ctx.log.info('provisioning again', { machines: stale });
   // On libvirt the certificates reach external-app by rsync, which only `vagrant up` and `vagrant rsync` run.
   const synced = machines.filter((name) => lab.machine(name).role === 'app');
-  if (lab.def.vagrant.provider === 'libvirt' && synced.length > 0) await lab.vagrant(['rsync', ...synced]);
+  if (vagrantOf(lab.def).provider === 'libvirt' && synced.length > 0) await lab.vagrant(['rsync', ...synced]);
   lab.forgetSsh(machines);
   await lab.vagrant(['provision', ...machines]);
   const still = await staleMachines(lab, machines, ctx);

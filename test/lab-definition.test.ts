@@ -48,4 +48,45 @@ describe('lab files', () => {
       expect.stringMatching(/^broken\.yaml:1:1: : the YAML cannot be expanded: /),
     ]);
   });
+
+  it('loads labs/existing.example.yaml, and refuses an existing lab that mixes in Vagrant or lacks what it needs', async () => {
+    const example = await loadLab('existing.example', { projectRoot: root, stateDir: os.tmpdir() });
+    expect(example).toMatchObject({ kind: 'existing', cluster: { kubeconfig: '$KUBECONFIG' } });
+    expect(example.vagrant).toBeUndefined();
+
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lab-def-'));
+    const file = path.join(dir, 'broken.yaml');
+    const text = await readFile(path.join(root, 'labs', 'existing.example.yaml'), 'utf8');
+    await writeFile(
+      file,
+      text
+        .replace(/hostKey: SHA256:A+/, 'hostKey: d7LrMniX')
+        .replace(
+          'machines:\n',
+          'vagrant: { dir: ., provider: sim }\nmachines:\n  k8s: { role: kubernetes, ip: 10.0.0.20 }\n',
+        ),
+    );
+    expect(await problemsOf(file)).toEqual([
+      expect.stringMatching(
+        /^broken\.yaml:\d+:\d+: machines\.external-proxy\.ssh\.hostKey: must be a fingerprint/,
+      ),
+      expect.stringMatching(/^broken\.yaml:\d+:\d+: vagrant: a lab of kind existing has no Vagrant machines/),
+      expect.stringMatching(
+        /^broken\.yaml:\d+:\d+: machines\.k8s\.role: a lab of kind existing reaches its cluster through cluster\.kubeconfig/,
+      ),
+    ]);
+    await writeFile(
+      file,
+      text.replace('      identityFile: ~/.ssh/id_ed25519\n', '').replace('kind: existing\n', ''),
+    );
+    const problems = await problemsOf(file);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /: machines\.external-proxy\.ssh: names no credential: set identityFile, or agent: true$/,
+        ),
+        expect.stringMatching(/: vagrant: a lab of kind vagrant needs a vagrant section/),
+      ]),
+    );
+  });
 });

@@ -39,7 +39,7 @@ describe('tools.check', () => {
     lab = await simLab((def, stateRoot) => {
       def.tools.vagrant = path.join(stateRoot, 'old-vagrant');
     });
-    const old = lab.def.tools.vagrant;
+    const old = lab.def.tools.vagrant!;
     await writeFile(old, '#!/bin/sh\necho "Vagrant 2.2.19"\n');
     await chmod(old, 0o755);
     const err = await lab.run(toolsCheckAction, { tools: ['vagrant'] }).then(

@@ -299,7 +299,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
   async function runNode(node: PlanNode): Promise<boolean> {
     const steps = isGroup(node) ? node.parallel : [node];
     for (;;) {
-      const pending = steps.filter((s) => records.get(s.id)?.status !== 'passed');
+      const pending = steps.filter((s) => !DONE.includes(records.get(s.id)?.status ?? 'pending'));
       const results = await Promise.all(pending.map((s) => runStep(s)));
       if (results.every(Boolean)) return true;
       const failed = pending.filter((_, i) => !results[i]);
@@ -365,6 +365,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
         attempts: outcome.attempt,
         output: outcome.output,
         evidence: outcome.evidence,
+        skipped: outcome.skipped,
       });
       return true;
     } catch (err) {
@@ -381,6 +382,9 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     }
   }
 }
+
+/** The states of a step that a retried group does not run again. */
+const DONE: readonly StepRecord['status'][] = ['passed', 'skipped'];
 
 /** Patch id: cancelled steps are waited for (see activityFor). */
 const WAIT_FOR_CANCELLED_STEPS = 'wait-for-cancelled-steps';

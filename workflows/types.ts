@@ -270,6 +270,8 @@ export interface StepOutcome {
   attempt: number;
   /** What a check saw, in a few lines for people (see ActionDefinition.evidence). */
   evidence?: string[];
+  /** Set when the step had nothing to do on the run's lab: why (the step is shown as skipped). */
+  skipped?: string;
 }
 
 export function isGroup(node: PlanNode): node is PlanGroup {
@@ -304,7 +306,14 @@ export function pendingRecord(step: PlanStep, phase: StepRecord['phase'], group?
 
 /** How one execution of a step ended (with the action's retries), as the workflow and a history reader see it. */
 export type StepEnd =
-  | { outcome: 'passed'; attempts: number; output: unknown; evidence?: string[] | undefined }
+  | {
+      outcome: 'passed';
+      attempts: number;
+      output: unknown;
+      evidence?: string[] | undefined;
+      /** The step did not apply to the lab: it ends skipped, with this reason as what it saw. */
+      skipped?: string | undefined;
+    }
   | { outcome: 'failed'; attempts: number; error: string }
   | { outcome: 'cancelled' };
 
@@ -319,10 +328,11 @@ export function settleStep(record: StepRecord, end: StepEnd): void {
   }
   record.attempts += end.attempts;
   if (end.outcome === 'passed') {
-    record.status = 'passed';
+    record.status = end.skipped ? 'skipped' : 'passed';
     record.output = end.output;
     record.error = undefined;
-    if (end.evidence) record.evidence = end.evidence;
+    if (end.skipped) record.evidence = [`skipped: ${end.skipped}`];
+    else if (end.evidence) record.evidence = end.evidence;
   } else {
     record.status = 'failed';
     record.error = end.error;

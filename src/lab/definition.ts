@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { LabConfigError, PlaybookError } from '../errors.js';
@@ -20,13 +21,73 @@ const machineSchema = z
     memory: z.number().int().optional(),
     files: z.record(z.string(), z.string()).default({}).describe('Paths on the machine, by purpose.'),
     sudo: z.boolean().default(true).describe('Read root-only files with `sudo -n`.'),
+    ssh: z
+      .object({
+        host: z.string().min(1).describe('Where its sshd listens (a name or an address).'),
+        port: z.number().int().min(1).max(65535).default(22),
+        user: z.string().min(1),
+        identityFile: z
+          .string()
+          .optional()
+          .describe(
+            'A private key file (a path: ~ and $VARS are expanded); its content never leaves the worker.',
+          ),
+        agent: z
+          .boolean()
+          .default(false)
+          .describe("Authenticate with the ssh agent at $SSH_AUTH_SOCK (the worker's environment)."),
+        hostKey: z
+          .string()
+          .regex(
+            /^(SHA256:[A-Za-z0-9+/]{43}|any)$/,
+            'must be a fingerprint as ssh-keygen -lf prints it (SHA256:...), or any',
+          )
+          .describe(
+            "The machine's host key fingerprint (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it); " +
+              'any accepts every key, as `vagrant ssh-config` does for VMs that are rebuilt.',
+          ),
+      })
+      .strict()
+      .refine((ssh) => ssh.identityFile || ssh.agent, {
+        message: 'names no credential: set identityFile, or agent: true',
+      })
+      .optional()
+      .describe(
+        "How to reach the machine's shell on a lab of kind existing (Vagrant labs ask vagrant ssh-config).",
+      ),
   })
   .passthrough();
+
+const clusterSchema = z
+  .object({
+    kubeconfig: z
+      .string()
+      .min(1)
+      .describe(
+        'The kubeconfig file to use (a path: ~ and $VARS are expanded, so $KUBECONFIG works); ' +
+          "kubeconfig.fetch copies the context's part of it into the run's folder.",
+      ),
+    context: z.string().optional().describe("The kubeconfig's context; its current context by default."),
+    installIstio: z
+      .boolean()
+      .default(false)
+      .describe(
+        'false: istio.install only checks the Istio already installed (version, settings); true: it may install it.',
+      ),
+  })
+  .strict();
 
 const labSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ - (it names a folder)'),
     description: z.string().optional(),
+    kind: z
+      .enum(['vagrant', 'existing'])
+      .default('vagrant')
+      .describe(
+        'vagrant: the lab is Vagrant machines (real or simulated) that vm.up boots; existing: a cluster and ' +
+          "machines that already run, reached through `cluster` and each machine's `ssh`.",
+      ),
     lifetime: z
       .enum(['run', 'lab'])
       .default('run')
@@ -35,7 +96,7 @@ const labSchema = z
           '<state root>/labs/<name>/, so its machines and cluster outlive runs as real VMs do.',
       ),
     tools: z
-      .object({ vagrant: z.string(), kubectl: z.string(), istioctl: z.string() })
+      .object({ vagrant: z.string().optional(), kubectl: z.string(), istioctl: z.string() })
       .catchall(z.string())
       .describe('Programs the actions run: names on PATH, or paths relative to the lab file.'),
     env: z.record(z.string(), z.string()).default({}).describe('Extra environment for the tools.'),
@@ -47,8 +108,15 @@ const labSchema = z
         boxVersion: z.string().optional(),
         certsDir: z.string().optional(),
       })
-      .passthrough(),
-    machines: z.record(z.string(), machineSchema),
+      .passthrough()
+      .optional()
+      .describe('Where Vagrant keeps the machines, and how it boots them (kind vagrant only).'),
+    cluster: clusterSchema.optional().describe('The cluster a lab of kind existing drives.'),
+    certsDir: z
+      .string()
+      .optional()
+      .describe('Where certs.generate writes (kind existing; a Vagrant lab names it in vagrant.certsDir).'),
+    machines: z.record(z.string(), machineSchema).default({}),
     network: z
       .object({
         proxyPort: z.number().int().describe("The external proxy's TLS listener (envoy/envoy.yaml's :3128)."),
@@ -84,7 +152,27 @@ const labSchema = z
       .describe('The Istio release the lab runs: istio.install refuses an istioctl of another version.'),
     sim: z.record(z.string(), z.unknown()).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((lab, ctx) => {
+    const need = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+    if (lab.kind === 'vagrant') {
+      if (!lab.vagrant) need(['vagrant'], 'a lab of kind vagrant needs a vagrant section (dir, provider)');
+      if (!lab.tools.vagrant) need(['tools', 'vagrant'], 'a lab of kind vagrant needs tools.vagrant');
+      if (lab.cluster) need(['cluster'], 'only a lab of kind existing names a cluster: set kind: existing');
+      return;
+    }
+    if (!lab.cluster) need(['cluster'], 'a lab of kind existing needs a cluster section (kubeconfig)');
+    if (lab.vagrant)
+      need(['vagrant'], 'a lab of kind existing has no Vagrant machines: remove the vagrant section');
+    for (const [name, machine] of Object.entries(lab.machines)) {
+      if (machine.role === 'kubernetes')
+        need(
+          ['machines', name, 'role'],
+          'a lab of kind existing reaches its cluster through cluster.kubeconfig, not a machine',
+        );
+    }
+  });
 
 export type LabMachine = z.output<typeof machineSchema>;
 export type LabDefinitionData = z.output<typeof labSchema>;
@@ -96,6 +184,45 @@ export interface LabDefinition extends LabDefinitionData {
   stateDir: string;
   /** Where certificates are generated (absolute). */
   certsDir: string;
+}
+
+/** The lab's Vagrant section; a lab of kind existing has none, and says so. */
+export function vagrantOf(def: LabDefinition): NonNullable<LabDefinitionData['vagrant']> {
+  if (!def.vagrant) {
+    throw new LabConfigError(
+      `the lab ${def.name} has no machines of its own (kind: ${def.kind}), so it has no Vagrant (${def.file})`,
+    );
+  }
+  return def.vagrant;
+}
+
+/** The cluster section of a lab of kind existing. */
+export function clusterOf(def: LabDefinition): NonNullable<LabDefinitionData['cluster']> {
+  if (!def.cluster) throw new LabConfigError(`the lab ${def.name} is not of kind existing (${def.file})`);
+  return def.cluster;
+}
+
+/**
+ * Where the lab lives, as one string that two lab files driving the same machines or the same namespace of
+ * the same cluster share: a Vagrant lab's folder; an existing lab's kubeconfig and context.
+ */
+export function labPlace(def: LabDefinition): string {
+  if (def.vagrant) return def.vagrant.dir;
+  const cluster = clusterOf(def);
+  return `${cluster.kubeconfig}#${cluster.context ?? ''}`;
+}
+
+/** `~` and `$VAR` / `${VAR}` in a path from a lab file, from the worker's environment. */
+export function expandPath(value: string, file: string): string {
+  const expanded = value
+    .replace(/^~(?=$|\/)/, os.homedir())
+    .replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced: string | undefined, bare: string | undefined) => {
+      const name = (braced ?? bare)!;
+      const found = process.env[name];
+      if (found === undefined) throw new LabConfigError(`${file} names $${name}, which is not set`);
+      return found;
+    });
+  return path.resolve(path.dirname(file), expanded);
 }
 
 export function labFile(ref: string, projectRoot: string): string {
@@ -157,13 +284,18 @@ export async function loadLab(ref: string, options: LoadLabOptions): Promise<Lab
   ) as LabDefinitionData['tools'];
   const certsDir = path.resolve(
     dir,
-    process.env.TUNNEL_LAB_CERTS_DIR || data.vagrant.certsDir || path.join(stateDir, 'certs'),
+    process.env.TUNNEL_LAB_CERTS_DIR ||
+      data.vagrant?.certsDir ||
+      data.certsDir ||
+      path.join(stateDir, 'certs'),
   );
   return {
     ...data,
     tools,
-    vagrant: { ...data.vagrant, dir: path.resolve(dir, data.vagrant.dir) },
-    env: { ...data.env, TUNNEL_LAB_CONFIG: file, TUNNEL_LAB_STATE_DIR: stateDir },
+    ...(data.vagrant ? { vagrant: { ...data.vagrant, dir: path.resolve(dir, data.vagrant.dir) } } : {}),
+    // The lab's own env comes last: a lab of kind existing may point the simulated lab's stand-ins at
+    // another lab file and state (test/e2e-existing.test.ts).
+    env: { TUNNEL_LAB_CONFIG: file, TUNNEL_LAB_STATE_DIR: stateDir, ...data.env },
     file,
     stateDir,
     certsDir,

@@ -48,7 +48,7 @@ export async function expectedMarker(def: LabDefinition, name: string): Promise<
     const hash = await sha256Of(path.resolve(path.dirname(def.file), script));
     if (hash) expected.script = hash;
   }
-  const versions = (def.vagrant.versions ?? {}) as Record<string, string | number>;
+  const versions = (def.vagrant?.versions ?? {}) as Record<string, string | number>;
   const pinned = pinnedTool(machine.role);
   if (pinned && versions[pinned] !== undefined) expected[pinned] = `${versions[pinned]}`;
   if (machine.role === 'app') {

@@ -26,7 +26,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ManifestError } from '../errors.js';
-import { machineWithRole, type LabDefinition } from './definition.js';
+import type { LabDefinition, LabMachine } from './definition.js';
 
 export interface RenderContext {
   lab: Record<string, unknown>;
@@ -61,26 +61,35 @@ export function manifestPath(dir: string, relative: string): string {
   return resolved;
 }
 
-/** The `lab` namespace of templates: the lab's machines by role and name, and its network. */
+/**
+ * The `lab` namespace of templates: the lab's machines by role and name, and its network. A role the lab
+ * has no machine for (an existing cluster has no `kubernetes` machine) is absent, and a template that
+ * reads it fails to render, naming it.
+ */
 export function labValues(def: LabDefinition): Record<string, unknown> {
-  const [proxyName, proxy] = machineWithRole(def, 'proxy');
-  const [appName, app] = machineWithRole(def, 'app');
-  const [k8sName, k8s] = machineWithRole(def, 'kubernetes');
+  const role = (name: LabMachine['role']) => Object.entries(def.machines).find(([, m]) => m.role === name);
+  const proxy = role('proxy');
+  const app = role('app');
+  const k8s = role('kubernetes');
   return {
     name: def.name,
     network: def.network,
     machines: Object.fromEntries(
       Object.entries(def.machines).map(([name, m]) => [name, { ip: m.ip, role: m.role }]),
     ),
-    proxy: {
-      machine: proxyName,
-      ip: proxy.ip,
-      port: def.network.proxyPort,
-      plainPort: def.network.proxyPlainPort,
-      authPort: def.network.proxyAuthPort,
-    },
-    app: { machine: appName, ip: app.ip, port: def.network.appPort },
-    kubernetes: { machine: k8sName, ip: k8s.ip },
+    ...(proxy
+      ? {
+          proxy: {
+            machine: proxy[0],
+            ip: proxy[1].ip,
+            port: def.network.proxyPort,
+            plainPort: def.network.proxyPlainPort,
+            authPort: def.network.proxyAuthPort,
+          },
+        }
+      : {}),
+    ...(app ? { app: { machine: app[0], ip: app[1].ip, port: def.network.appPort } } : {}),
+    ...(k8s ? { kubernetes: { machine: k8s[0], ip: k8s[1].ip } } : {}),
   };
 }
 

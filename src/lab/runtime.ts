@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { ExpectationError, LabConfigError, LabToolError } from '../errors.js';
 import { runCommand, type CommandContext, type CommandOptions } from '../run-command.js';
-import type { LabDefinition } from './definition.js';
+import { expandPath, labPlace, vagrantOf, type LabDefinition, type LabMachine } from './definition.js';
 import type { PodNames } from './pod-names.js';
 import { parseSshConfig, parseSshConfigs, SshSession, type SshTarget } from './ssh.js';
 import type { SshPool } from './ssh-pool.js';
@@ -80,7 +80,12 @@ export class LabRuntime {
   }
 
   vagrant(args: string[], options?: ToolOptions): Promise<ToolResult> {
-    return this.tool('vagrant', args, { cwd: this.def.vagrant.dir, ...options });
+    return this.tool('vagrant', args, { cwd: vagrantOf(this.def).dir, ...options });
+  }
+
+  /** Whether the lab is a cluster and machines that already run (kind existing), with no Vagrant of its own. */
+  get existing(): boolean {
+    return this.def.kind === 'existing';
   }
 
   /** The first Running pod `selector` matches in `namespace`, as the worker keeps it between steps. */
@@ -139,7 +144,13 @@ export class LabRuntime {
    * one call: on a real lab each call starts Ruby.
    */
   async sshTarget(machine: string): Promise<SshTarget> {
-    this.machine(machine);
+    const { ssh } = this.machine(machine);
+    if (ssh) return sshTargetOf(ssh, this.def.file);
+    if (this.existing) {
+      throw new LabConfigError(
+        `machine ${machine} of lab ${this.def.name} has no ssh section, so its shell cannot be reached (${this.def.file})`,
+      );
+    }
     let batch = this.targetBatch;
     if (!batch) {
       const machines: string[] = [];
@@ -182,8 +193,11 @@ export class LabRuntime {
    */
   async withSsh<T>(machine: string, body: (session: SshSession) => Promise<T>): Promise<T> {
     if (this.sshPool) {
+      // A machine whose ssh target the lab file names is keyed by that target: two lab files on one cluster
+      // (another host key, user or key) never share what the pool keeps.
+      const { ssh } = this.machine(machine);
       const lease = await this.sshPool.acquire(
-        this.def.vagrant.dir,
+        ssh ? `ssh:${JSON.stringify(ssh)}` : labPlace(this.def),
         machine,
         () => this.sshTarget(machine),
         this.ctx.signal,
@@ -207,7 +221,7 @@ export class LabRuntime {
    * actions call it before they boot, halt or destroy machines, whose address or sshd may then change.
    */
   forgetSsh(machines?: string[]): void {
-    this.sshPool?.forget(this.def.vagrant.dir, machines);
+    this.sshPool?.forget(labPlace(this.def), machines);
   }
 
   machine(name: string) {
@@ -234,6 +248,24 @@ export class LabRuntime {
       );
     return file;
   }
+}
+
+/** The ssh target a lab file names for a machine: paths expanded, the agent from the worker's environment. */
+function sshTargetOf(ssh: NonNullable<LabMachine['ssh']>, file: string): SshTarget {
+  const target: SshTarget = {
+    host: ssh.host,
+    port: ssh.port,
+    user: ssh.user,
+    identityFiles: ssh.identityFile ? [expandPath(ssh.identityFile, file)] : [],
+    hostKey: ssh.hostKey,
+  };
+  if (ssh.agent) {
+    const socket = process.env.SSH_AUTH_SOCK;
+    if (!socket)
+      throw new LabConfigError(`${file} says agent: true, but SSH_AUTH_SOCK is not set for the worker`);
+    target.agent = socket;
+  }
+  return target;
 }
 
 /** Whether a kubectl or istioctl error says that the pod is gone (kubectl: `pods "NAME" not found`). */

@@ -159,6 +159,14 @@ export class SshPool {
 }
 
 /** Connections are shared by what they reach and as whom: address, port, user and key files. */
+/** A connection serves only the targets that ask for exactly what it was made with, the host key included. */
 function targetKey(target: SshTarget): string {
-  return [target.host, target.port, target.user, ...target.identityFiles].join('\0');
+  return [
+    target.host,
+    target.port,
+    target.user,
+    target.hostKey ?? 'any',
+    target.agent ?? '',
+    ...target.identityFiles,
+  ].join('\0');
 }

@@ -2,6 +2,7 @@
  * The machines' shells over ssh2, reached with what `vagrant ssh-config` prints. Private keys are read
  * from the IdentityFile path inside the activity and never leave it.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Client, type ConnectConfig } from 'ssh2';
 import { LabToolError } from '../errors.js';
@@ -11,6 +12,13 @@ export interface SshTarget {
   port: number;
   user: string;
   identityFiles: string[];
+  /** An ssh agent's socket to authenticate with (tried after the identity files). */
+  agent?: string;
+  /**
+   * The host key's fingerprint (`SHA256:<base64>`, as ssh-keygen prints it), or `any`. Unset: any key, as
+   * `vagrant ssh-config` says for VMs whose keys change on every rebuild.
+   */
+  hostKey?: string;
 }
 
 /**
@@ -88,18 +96,23 @@ export class SshSession {
   ) {}
 
   static async open(target: SshTarget, signal?: AbortSignal): Promise<SshSession> {
-    const privateKey = await firstReadableKey(target.identityFiles);
+    let offered: string | undefined;
     const config: ConnectConfig = {
       host: target.host,
       port: target.port,
       username: target.user,
-      privateKey,
       readyTimeout: 15_000,
       keepaliveInterval: 5_000,
       keepaliveCountMax: 3,
-      // Vagrant machines get new host keys on every rebuild; `vagrant ssh-config` itself says StrictHostKeyChecking no.
-      hostVerifier: () => true,
+      hostVerifier: (key: Buffer) => {
+        offered = hostKeyFingerprint(key);
+        return !target.hostKey || target.hostKey === 'any' || offered === target.hostKey;
+      },
     };
+    if (target.identityFiles.length > 0 || !target.agent) {
+      config.privateKey = await firstReadableKey(target.identityFiles);
+    }
+    if (target.agent) config.agent = target.agent;
     const client = new Client();
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
@@ -118,7 +131,9 @@ export class SshSession {
             new LabToolError(
               ['ssh', `${target.user}@${target.host}:${target.port}`],
               undefined,
-              err.message,
+              offered && target.hostKey && target.hostKey !== 'any' && offered !== target.hostKey
+                ? `its host key is ${offered}, not the ${target.hostKey} the lab file names`
+                : err.message,
               { cause: err },
             ),
           );
@@ -182,6 +197,11 @@ export class SshSession {
   close(): void {
     this.client.end();
   }
+}
+
+/** A host key's fingerprint as `ssh-keygen -lf` prints it: `SHA256:` and the unpadded base64 of its hash. */
+export function hostKeyFingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
 }
 
 async function firstReadableKey(files: string[]): Promise<Buffer> {

@@ -424,6 +424,7 @@ function deriveScenario(
             attempts,
             output: result?.output,
             evidence: result?.evidence,
+            skipped: result?.skipped,
           });
         } else if (a.outcome === 'cancelled') {
           settleStep(record, { outcome: 'cancelled' });

@@ -1,0 +1,300 @@
+/**
+ * A lab of kind existing: a cluster and a proxy that already run, reached through a kubeconfig and ssh
+ * named in the lab file, as a user's own cluster is. Here they are a kept simulated lab, booted and given
+ * Istio by a run of its own first; the existing lab points the same tools at its API (its kubeconfig, the
+ * stand-in kubectl and istioctl), at its real sshd (the host key checked) and at the real Envoy's access
+ * log. The shipped playbooks run on it unchanged: the VM steps are skipped, saying why, the kubeconfig is
+ * copied rather than fetched, and istio.install checks the Istio it finds instead of installing.
+ */
+import { stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
+import { parseSshConfigs } from '../src/lab/ssh.js';
+import type { ScenarioInput, ScenarioResult, StepRecord } from '../workflows/types.js';
+import { outcome, root, start, type TestLab, useWorker, writePlaybook } from './support/temporal.js';
+import { simLabVariant } from './support/variants.js';
+
+let lab: TestLab;
+useWorker('existing', (created) => (lab = created));
+
+const failedSteps = (result: ScenarioResult) =>
+  result.steps.filter((s) => s.status === 'failed').map((s) => `${s.id}: ${s.error ?? ''}`);
+const stepsById = (result: ScenarioResult): Record<string, StepRecord> =>
+  Object.fromEntries(result.steps.map((s) => [s.id, s]));
+
+/** One of the backing lab's tools (its `vagrant`, `kubectl`), with the environment its lab file gives them. */
+function backingTool(labFile: string, tool: string, args: string[]) {
+  const state = path.join(lab.stateRoot, 'labs', 'backing');
+  return execa(path.join(root, 'sim', 'bin', tool), args, {
+    env: {
+      ...process.env,
+      TUNNEL_LAB_CONFIG: labFile,
+      TUNNEL_LAB_STATE_DIR: state,
+      TUNNEL_LAB_SIM_STATE: path.join(state, 'sim'),
+    },
+    cwd: state,
+    reject: false,
+  });
+}
+
+/** The host key fingerprint of the sshd on `port`, as ssh-keyscan and ssh-keygen report it. */
+async function hostKeyOf(port: number): Promise<string> {
+  const scan = await execa('ssh-keyscan', ['-t', 'ed25519', '-p', String(port), '127.0.0.1']);
+  const { stdout } = await execa('ssh-keygen', ['-lf', '-'], { input: scan.stdout });
+  return /(SHA256:\S+)/.exec(stdout)![1]!;
+}
+
+describe('a lab of kind existing', () => {
+  let backingFile: string;
+  let backing: string;
+  /** The existing lab's definition, as data; each test writes the variant it needs. */
+  let existing: Record<string, unknown> & { machines: Record<string, Record<string, unknown>> };
+
+  const writeExisting = async (name: string, edit: (def: typeof existing) => void = () => {}) => {
+    const def = structuredClone(existing);
+    def.name = name;
+    edit(def);
+    const file = path.join(lab.stateRoot, `${name}.yaml`);
+    await writeFile(file, stringify(def));
+    return file;
+  };
+  const run = async (playbook: string, labFile: string): Promise<ScenarioResult> => {
+    const input: ScenarioInput = { playbook, lab: labFile };
+    return outcome(await start(lab, input));
+  };
+
+  beforeAll(async () => {
+    backingFile = await simLabVariant(lab.stateRoot, 'backing', (def) => {
+      def.lifetime = 'lab';
+    });
+    backing = path.join(lab.stateRoot, 'labs', 'backing');
+    // The cluster as its owner left it: booted, Istio installed with REGISTRY_ONLY, the app's certificates made.
+    const setup = await writePlaybook(
+      'backing-setup',
+      stringify({
+        name: 'backing-setup',
+        steps: [
+          { id: 'certs', uses: 'certs.generate' },
+          { id: 'vms', uses: 'vm.up' },
+          { id: 'kubeconfig', uses: 'kubeconfig.fetch' },
+          {
+            id: 'istio',
+            uses: 'istio.install',
+            with: {
+              profile: 'demo',
+              set: {
+                'meshConfig.accessLogFile': '/dev/stdout',
+                'meshConfig.outboundTrafficPolicy.mode': 'REGISTRY_ONLY',
+              },
+            },
+          },
+        ],
+      }),
+    );
+    expect(failedSteps(await run(setup, backingFile))).toEqual([]);
+
+    const ssh = parseSshConfigs(
+      (await backingTool(backingFile, 'vagrant', ['ssh-config', 'external-proxy', 'external-app'])).stdout,
+    );
+    const sshOf = async (machine: string) => {
+      const target = ssh.get(machine)!;
+      return {
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        identityFile: target.identityFiles[0],
+        hostKey: await hostKeyOf(target.port),
+      };
+    };
+    const vms = path.join(backing, 'vms');
+    existing = {
+      name: 'existing',
+      kind: 'existing',
+      tools: {
+        kubectl: path.join(root, 'sim', 'bin', 'kubectl'),
+        istioctl: path.join(root, 'sim', 'bin', 'istioctl'),
+      },
+      // The stand-ins answer for the backing lab's cluster.
+      env: {
+        TUNNEL_LAB_CONFIG: backingFile,
+        TUNNEL_LAB_STATE_DIR: backing,
+        TUNNEL_LAB_SIM_STATE: path.join(backing, 'sim'),
+      },
+      cluster: { kubeconfig: path.join(backing, 'kubeconfig') },
+      istio: { version: '1.28.3' },
+      certsDir: path.join(backing, 'certs'),
+      machines: {
+        'external-proxy': {
+          role: 'proxy',
+          ip: '192.168.56.10',
+          ssh: await sshOf('external-proxy'),
+          files: {
+            accessLog: path.join(vms, 'external-proxy', 'var', 'log', 'envoy', 'access.log'),
+            authRoutes: path.join(vms, 'external-proxy', 'etc', 'envoy', 'auth', 'routes.yaml'),
+          },
+        },
+        'external-app': {
+          role: 'app',
+          ip: '192.168.56.30',
+          ssh: await sshOf('external-app'),
+          files: { accessLog: path.join(vms, 'external-app', 'var', 'log', 'nginx', 'access.log') },
+        },
+      },
+      network: { proxyPort: 3128, proxyPlainPort: 3129, appPort: 443 },
+    };
+  }, 240_000);
+
+  afterAll(async () => {
+    await backingTool(backingFile, 'vagrant', ['destroy', '-f']);
+  });
+
+  it('runs tls-passthrough and mtls unchanged: no VM steps, the kubeconfig copied, the installed Istio checked', async () => {
+    const file = await writeExisting('existing');
+    const tls = await run('tls-passthrough', file);
+    expect(failedSteps(tls)).toEqual([]);
+    expect(tls.status).toBe('passed');
+    const steps = stepsById(tls);
+    for (const id of ['vms', 'teardown']) {
+      expect(steps[id]).toMatchObject({
+        status: 'skipped',
+        output: { skipped: expect.stringMatching(/kind: existing/) },
+      });
+      expect(steps[id]!.evidence).toEqual([expect.stringMatching(/^skipped: the lab existing is a cluster/)]);
+    }
+    expect(steps.kubeconfig!.output).toMatchObject({
+      copiedFrom: path.join(backing, 'kubeconfig'),
+      serverVersion: expect.stringMatching(/^v1\./),
+    });
+    // The copy holds credentials: the run's folder, owner-only.
+    const copy = (steps.kubeconfig!.output as { path: string }).path;
+    expect((await stat(copy)).mode & 0o777).toBe(0o600);
+    expect(steps.istio).toMatchObject({ status: 'passed', output: { skipped: true } });
+    expect(steps.istio!.evidence).toEqual(
+      expect.arrayContaining([
+        'istiod: Istio 1.28.3',
+        'meshConfig.outboundTrafficPolicy.mode: REGISTRY_ONLY',
+      ]),
+    );
+    // The log checks read the real Envoy's log over the lab file's ssh, host key checked.
+    expect(steps['proxy-saw-a']!.status).toBe('passed');
+    expect(steps['proxy-saw-a']!.evidence?.join('\n')).toMatch(
+      /CONNECT \S+ \S+ HTTP\/1\.1" - 200 .* www\.google\.com:443/,
+    );
+
+    const mtls = await run('mtls', file);
+    expect(failedSteps(mtls)).toEqual([]);
+    expect(stepsById(mtls)['call-app']!.output).toMatchObject({ status: 200 });
+  }, 300_000);
+
+  it('skips the log checks, saying why, when the lab names no proxy log; the probes carry the verdict', async () => {
+    const file = await writeExisting('existing-no-log', (def) => {
+      delete def.machines['external-proxy']!.files;
+    });
+    const result = await run('tls-passthrough', file);
+    expect(failedSteps(result)).toEqual([]);
+    const steps = stepsById(result);
+    for (const id of [
+      'mark-direct',
+      'proxy-untouched',
+      'mark-tunnel',
+      'proxy-saw-a',
+      'proxy-saw-nothing-else',
+    ]) {
+      expect(steps[id]).toMatchObject({ status: 'skipped' });
+      expect(steps[id]!.evidence).toEqual([
+        'skipped: machine external-proxy of lab existing-no-log names no accessLog file, so it is not read: the probes carry the verdict',
+      ]);
+    }
+    // No routes file named: the proxy's credentials are not the run's to make.
+    expect(steps.credential).toMatchObject({ status: 'skipped' });
+    expect(steps['tunnelled-a']!.status).toBe('passed');
+    expect(steps['outside-blocked']!.status).toBe('passed');
+  }, 240_000);
+
+  it("refuses a machine whose host key is not the lab file's, naming both", async () => {
+    const file = await writeExisting('existing-wrong-key', (def) => {
+      (def.machines['external-proxy']!.ssh as Record<string, unknown>).hostKey = `SHA256:${'A'.repeat(43)}`;
+    });
+    const markOnly = await writePlaybook(
+      'mark-only',
+      stringify({
+        name: 'mark-only',
+        steps: [
+          {
+            id: 'mark',
+            uses: 'log.mark',
+            with: { machine: 'external-proxy', file: 'accessLog', name: 'm' },
+            retry: { attempts: 1 },
+          },
+        ],
+      }),
+    );
+    const result = await run(markOnly, file);
+    expect(result.status).toBe('failed');
+    const actual = await hostKeyOf((existing.machines['external-proxy']!.ssh as { port: number }).port);
+    expect(stepsById(result).mark!.error).toContain(
+      `its host key is ${actual}, not the SHA256:${'A'.repeat(43)} the lab file names`,
+    );
+  }, 120_000);
+
+  it('checks the installed Istio against the lab file and the step, and changes nothing', async () => {
+    const otherRelease = await writeExisting('existing-other-release', (def) => {
+      def.istio = { version: '1.27.0' };
+    });
+    // tools.check would refuse the istioctl first: a playbook of the check alone shows istiod's release.
+    const check = await writePlaybook(
+      'istio-check',
+      stringify({
+        name: 'istio-check',
+        steps: [
+          { id: 'kubeconfig', uses: 'kubeconfig.fetch' },
+          { id: 'istio', uses: 'istio.install' },
+        ],
+      }),
+    );
+    const pinned = await run(check, otherRelease);
+    expect(stepsById(pinned).istio!.error).toMatch(
+      /^LabConfigError: the cluster runs Istio 1\.28\.3, but \S+existing-other-release\.yaml pins 1\.27\.0$/,
+    );
+
+    // The cluster's owner lets unregistered hosts out: the scenario's "blocked" verdicts would be wrong.
+    const allowAny = await writePlaybook(
+      'backing-allow-any',
+      stringify({
+        name: 'backing-allow-any',
+        steps: [
+          {
+            id: 'istio',
+            uses: 'istio.install',
+            with: { profile: 'demo', set: { 'meshConfig.outboundTrafficPolicy.mode': 'ALLOW_ANY' } },
+          },
+        ],
+      }),
+    );
+    expect(failedSteps(await run(allowAny, backingFile))).toEqual([]);
+    const result = await run('tls-passthrough', await writeExisting('existing'));
+    expect(result.status).toBe('failed');
+    expect(stepsById(result).istio!.error).toMatch(
+      /^LabConfigError: the cluster's mesh config has outboundTrafficPolicy\.mode ALLOW_ANY, and the scenario needs REGISTRY_ONLY \(\S+existing\.yaml: cluster\.installIstio is false, so istio\.install checks the Istio installed; it changes nothing mesh-wide\)$/,
+    );
+    // Failed at once (a lab file's problem is not retried), and nothing after it ran.
+    expect(stepsById(result).istio!.attempts).toBe(1);
+    expect(stepsById(result).client!.status).toBe('pending');
+    const mesh = await backingTool(backingFile, 'kubectl', [
+      '--kubeconfig',
+      path.join(backing, 'kubeconfig'),
+      '-n',
+      'istio-system',
+      'get',
+      'configmap',
+      'istio',
+      '-o',
+      'jsonpath={.data.mesh}',
+    ]);
+    expect(parse(mesh.stdout)).toEqual({
+      outboundTrafficPolicy: { mode: 'ALLOW_ANY' },
+      accessLogFile: '/dev/stdout',
+    });
+  }, 180_000);
+});

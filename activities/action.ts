@@ -3,6 +3,7 @@
  * its policy (timeouts, retries), its UI summary, its examples and the factory of its activity.
  */
 import type { z } from 'zod';
+import type { LabDefinition } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import type { PodNames } from '../src/lab/pod-names.js';
 import type { SshPool } from '../src/lab/ssh-pool.js';
@@ -35,6 +36,12 @@ export interface ActionLogger {
   info(message: string, meta?: Record<string, unknown>): void;
   warn(message: string, meta?: Record<string, unknown>): void;
   debug(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** What an action's `changes` may read: the project's files and the run's lab, before anything runs. */
+export interface ChangeContext {
+  projectRoot: string;
+  lab: LabDefinition;
 }
 
 /** What an activity receives beside its input. */
@@ -99,6 +106,12 @@ export interface ActionDefinition<S extends z.ZodType = z.ZodType, O = unknown> 
    * lines, verdicts). The terminal, the Web UI and the reports show them beside the step.
    */
   evidence?(output: O, input: z.output<S>): string[];
+  /**
+   * What a step with this input will create or change, one line each, said before anything runs (the
+   * preflight of `tunnel-lab run --dry-run`); [] for an action that only reads. Every action says it, so
+   * that a run on a shared cluster can be read before it is started.
+   */
+  changes(input: z.output<S>, ctx: ChangeContext): string[] | Promise<string[]>;
   /** For checks: what the step expects, in words; reports show it beside what the step saw (its evidence). */
   expects?(input: z.output<S>): string;
   examples: ActionExample[];

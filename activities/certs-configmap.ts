@@ -78,6 +78,10 @@ export const certsConfigmapAction = defineAction({
       yaml: 'id: client-certs\nuses: certs.configmap\nwith:\n  namespace: mtls-test',
     },
   ],
+  changes: (input) => [
+    `apply ConfigMap ${input.namespace}/${input.configMap} (the client certificate and the CA)`,
+    `apply Secret ${input.namespace}/${input.secret} (the client key)`,
+  ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const files = certFiles(lab.def.certsDir);

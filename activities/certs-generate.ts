@@ -262,6 +262,9 @@ export const certsGenerateAction = defineAction({
       yaml: 'id: certs\nuses: certs.generate\nwith:\n  clientCn: sleep-client\n  days: 90',
     },
   ],
+  changes: (input, { lab }) => [
+    `write a CA, a server certificate and a client certificate (CN=${input.clientCn}) with their keys into ${lab.certsDir}, unless valid ones are there`,
+  ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const files = certFiles(lab.def.certsDir);

@@ -83,6 +83,7 @@ export const execAction = defineAction({
       yaml: 'id: kubectl-version\nuses: exec\nwith:\n  command: [kubectl, version, --client]\n  expect: { stdout: "Client Version" }',
     },
   ],
+  changes: (input) => [`run ${input.command.join(' ')} on the worker's host`],
   create: () => async (input, ctx) => {
     const started = performance.now();
     const [file, ...args] = input.command as [string, ...string[]];

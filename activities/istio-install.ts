@@ -116,6 +116,15 @@ export const istioInstallAction = defineAction({
       ...output.found.unchecked.map((key) => `${key}: not mesh config, not checked`),
     ];
   },
+  changes: (input, { lab }) =>
+    lab.cluster && !lab.cluster.installIstio
+      ? []
+      : [
+          `istioctl install profile=${input.profile}${Object.entries(input.set)
+            .map(([k, v]) => ` ${k}=${v}`)
+            .join('')} (mesh-wide), unless installed with these settings`,
+          `apply ConfigMap ${ISTIO_MARKER.namespace}/${ISTIO_MARKER.name} (the settings installed)`,
+        ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     if (lab.def.cluster && !lab.def.cluster.installIstio) return checkInstalled(lab, input);

@@ -64,6 +64,11 @@ export const kubeLabelAction = defineAction({
       yaml: 'id: unlabel-default\nuses: kube.label\nwith:\n  name: default\n  labels: { istio-injection: null }',
     },
   ],
+  changes: (input) => [
+    `label ${input.kind} ${input.name}: ${Object.entries(input.labels)
+      .map(([key, value]) => (value === null ? `remove ${key}` : `${key}=${value}`))
+      .join(', ')}`,
+  ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const changes = Object.entries(input.labels).map(([key, value]) =>

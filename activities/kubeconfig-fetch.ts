@@ -75,6 +75,8 @@ export const kubeconfigFetchAction = defineAction({
       yaml: 'id: kubeconfig\nuses: kubeconfig.fetch\nwith: { readyTimeout: 5m }',
     },
   ],
+  // The copy goes into the run's own folder on the worker's host; the cluster is only read.
+  changes: () => [],
   create:
     () =>
     async (input, ctx): Promise<KubeconfigFetchOutput> => {

@@ -88,6 +88,7 @@ export const logExpectAction = defineAction({
       yaml: 'id: tunnelled\nuses: log.expect\nwith:\n  machine: external-proxy\n  file: accessLog\n  since: before-probes\n  pattern: \'"CONNECT \\S+ - HTTP/1.1" - 200 .* www\\.google\\.com:443\'\n  count: 1',
     },
   ],
+  changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const unreadable = unreadableLog(lab, input.machine, input.file);

@@ -80,6 +80,7 @@ export const logMarkAction = defineAction({
       yaml: 'id: mark-before\nuses: log.mark\nwith: { machine: external-proxy, file: accessLog, name: before-tunnel }',
     },
   ],
+  changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const unreadable = unreadableLog(lab, input.machine, input.file);

@@ -13,7 +13,8 @@ import {
 } from '../src/lab/render.js';
 import { withOwnerLabels } from '../src/lab/ownership.js';
 import { staysInside } from '../src/paths.js';
-import { runSecrets } from '../src/lab/proxy-credential.js';
+import type { LabDefinition } from '../src/lab/definition.js';
+import { PLACEHOLDER_SECRETS, runSecrets } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -116,23 +117,34 @@ export const manifestApplyAction = defineAction({
       yaml: 'id: untunnel\nuses: manifest.apply\nwith:\n  files: [tls-passthrough/tcp-tunnel-filter.yaml]\n  delete: true',
     },
   ],
+  changes: async (input, { projectRoot, lab }) => {
+    // The run's secret is not made yet: its place holds a stand-in, which names of objects never contain.
+    const { values, templates } = await renderTemplates(projectRoot, input, lab, PLACEHOLDER_SECRETS);
+    const namespace =
+      input.namespace ?? (typeof values.namespace === 'string' ? values.namespace : 'default');
+    return templates.flatMap(({ documents }) =>
+      documents.map((d) => {
+        const meta = (d.metadata ?? {}) as { name?: string; namespace?: string };
+        const where = CLUSTER_SCOPED.includes(String(d.kind)) ? '' : `${meta.namespace ?? namespace}/`;
+        return `${input.delete ? 'delete' : 'apply'} ${String(d.kind)} ${where}${meta.name ?? ''}`;
+      }),
+    );
+  },
   create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
     const dir = manifestsDir(deps.projectRoot);
-    const overrides =
-      input.namespace && !('namespace' in input.values)
-        ? { ...input.values, namespace: input.namespace }
-        : input.values;
-    const values = mergeValues(await defaultValues(dir), overrides);
     // The run's secrets go only into the rendered files in its folder (mode 0600), never into an output.
-    const context = { lab: labValues(lab.def), values, secrets: await runSecrets(ctx.stateDir) };
+    const { values, templates } = await renderTemplates(
+      deps.projectRoot,
+      input,
+      lab.def,
+      await runSecrets(ctx.stateDir),
+    );
     const namespaceArgs = input.namespace ? ['-n', input.namespace] : [];
 
     // Every template renders before anything is applied: a broken one changes nothing.
     const rendered: ManifestApplyOutput['rendered'] = [];
-    for (const file of input.files) {
-      const source = manifestPath(dir, file);
-      const { documents } = await renderManifestFile(source, context, `manifests/${file}`);
+    for (const { file, source, documents } of templates) {
       // Labelled with the run, so that a later run on a kept cluster can find and remove them.
       const yaml = documents
         .map((document) => stringify(withOwnerLabels(document, ctx.run), { lineWidth: 0 }))
@@ -195,4 +207,36 @@ function nonEmpty(text: string): string[] {
     .split('\n')
     .map((line) => line.trim())
     .filter(Boolean);
+}
+
+/** Kinds without a namespace, as the listing of changes names them. */
+const CLUSTER_SCOPED = ['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition'];
+
+/**
+ * The step's templates rendered with its values (over manifests/values.yaml; `namespace` is also the
+ * default of values.namespace), the lab's and `secrets`: every one, before anything is applied.
+ */
+async function renderTemplates(
+  projectRoot: string,
+  input: z.output<typeof manifestApplyInput>,
+  lab: LabDefinition,
+  secrets: Record<string, string>,
+): Promise<{
+  values: Record<string, unknown>;
+  templates: { file: string; source: string; documents: Record<string, unknown>[] }[];
+}> {
+  const dir = manifestsDir(projectRoot);
+  const overrides =
+    input.namespace && !('namespace' in input.values)
+      ? { ...input.values, namespace: input.namespace }
+      : input.values;
+  const values = mergeValues(await defaultValues(dir), overrides);
+  const context = { lab: labValues(lab), values, secrets };
+  const templates = [];
+  for (const file of input.files) {
+    const source = manifestPath(dir, file);
+    const { documents } = await renderManifestFile(source, context, `manifests/${file}`);
+    templates.push({ file, source, documents });
+  }
+  return { values, templates };
 }

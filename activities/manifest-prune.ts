@@ -67,6 +67,10 @@ export const manifestPruneAction = defineAction({
       yaml: 'id: clean-up\nuses: manifest.prune\nwith: { thisRun: true }',
     },
   ],
+  changes: (input) => [
+    `delete ${input.kinds.map((k) => k.split('.')[0]).join(', ')} labelled ${ownedSelector()}` +
+      `${input.thisRun ? '' : ' by earlier runs'}, in all namespaces`,
+  ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const selector = ownedSelector(input.thisRun ? undefined : ctx.run);

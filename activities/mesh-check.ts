@@ -105,6 +105,7 @@ export const meshCheckAction = defineAction({
         '  expect: { www.google.com: tunnel, www.wikipedia.org: tunnel, www.example.com: blocked }',
     },
   ],
+  changes: () => [],
   create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
     const set = await renderManifestSet(

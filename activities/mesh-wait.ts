@@ -154,6 +154,7 @@ export const meshWaitAction = defineAction({
       yaml: 'id: direct-ready\nuses: mesh.wait\nwith:\n  sidecar: { direct: [www.google.com] }',
     },
   ],
+  changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const started = Date.now();

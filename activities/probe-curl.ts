@@ -122,6 +122,8 @@ export const probeCurlAction = defineAction({
         '             /etc/pki/tls/private/client-key.pem, --cacert, /etc/pki/tls/certs/ca.pem]',
     },
   ],
+  // It sends requests, which change nothing the run must undo.
+  changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const ns = ['-n', input.namespace];

@@ -98,6 +98,17 @@ export const proxyCredentialAction = defineAction({
       yaml: 'id: credential-gone\nuses: proxy.credential\nwith: { state: absent }',
     },
   ],
+  changes: (input, { lab }) => {
+    const file = input.file.startsWith('/') ? input.file : lab.machines[input.machine]?.files[input.file];
+    if (!file) return [];
+    return input.state === 'present'
+      ? [
+          `write ${file} on ${input.machine}: the proxy's credential listener lets this run's credential through`,
+        ]
+      : [
+          `write ${file} on ${input.machine}: the proxy's credential listener lets nobody through, if this run made a credential`,
+        ];
+  },
   create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
     if (lab.existing && !input.file.startsWith('/') && !lab.def.machines[input.machine]?.files[input.file]) {

@@ -106,6 +106,7 @@ export const toolsCheckAction = defineAction({
   evidence: (output: ToolsCheckOutput) =>
     output.tools.map((t) => `${t.tool} ${t.version} (wants ${t.wants}): ${t.program}`),
   examples: [{ description: "Check the lab's tools first", yaml: 'id: tools\nuses: tools.check' }],
+  changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     // The tools are asked at once (each is a program's start: seconds for Vagrant's Ruby); a problem is

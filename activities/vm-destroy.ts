@@ -23,6 +23,10 @@ export const vmDestroyAction = defineAction({
       yaml: 'id: destroy-app\nuses: vm.destroy\nwith:\n  machines: [external-app]',
     },
   ],
+  changes: (input, { lab }) =>
+    lab.kind === 'existing'
+      ? []
+      : [`destroy ${input.machines?.join(', ') ?? 'every machine'} of lab ${lab.name}`],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     if (lab.existing) return noMachines(lab);

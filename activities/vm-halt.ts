@@ -26,6 +26,10 @@ export const vmHaltAction = defineAction({
       yaml: 'id: stop-app\nuses: vm.halt\nwith:\n  machines: [external-app]',
     },
   ],
+  changes: (input, { lab }) =>
+    lab.kind === 'existing'
+      ? []
+      : [`halt ${input.machines?.join(', ') ?? 'every machine'} of lab ${lab.name}`],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     if (lab.existing) return noMachines(lab);

@@ -47,6 +47,12 @@ export const vmTeardownAction = defineAction({
       yaml: 'id: teardown\nuses: vm.teardown\nwith: { mode: "${{ vars.teardown }}" }',
     },
   ],
+  changes: (input, { lab }) => {
+    const machines = `${input.machines?.join(', ') ?? 'every machine'} of lab ${lab.name}`;
+    if (lab.kind === 'existing') return [];
+    if (input.mode !== 'keep') return [`${input.mode} ${machines}`];
+    return livesInRun(lab) ? [`halt ${machines}: they live in this run's folder`] : [];
+  },
   create: (deps) => {
     const halt = vmHaltAction.create(deps);
     const destroy = vmDestroyAction.create(deps);

@@ -180,6 +180,12 @@ export const vmUpAction = defineAction({
       yaml: 'id: k8s-vm\nuses: vm.up\nwith:\n  machines: [k8s]',
     },
   ],
+  changes: (input, { lab }) =>
+    lab.kind === 'existing'
+      ? []
+      : [
+          `boot (vagrant up) and provision ${input.machines?.join(', ') ?? 'every machine'} of lab ${lab.name}, unless running and provisioned`,
+        ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     if (lab.existing) return noMachines(lab);

@@ -91,7 +91,9 @@ describe('tunnel-lab help, version and mistakes', () => {
     );
     const lab = await run(['run', 'hello', '--lab', 'simm']);
     expect(lab.exitCode).toBe(2);
-    expect(lab.stderr).toMatch(/unknown lab "simm"; did you mean "sim"\? \(known: local, sim, vagrant\)/);
+    expect(lab.stderr).toMatch(
+      /unknown lab "simm"; did you mean "sim"\? \(known: existing\.example, local, sim, vagrant\)/,
+    );
     const action = await run(['actions', 'probe.crul']);
     expect(action.exitCode).toBe(2);
     expect(action.stderr).toMatch(/unknown action "probe\.crul"; did you mean "probe\.curl"\?/);
@@ -320,6 +322,52 @@ describe('tunnel-lab run / status / list / resume', () => {
     });
     expect(result.exitCode).toBe(3);
     expect(result.stderr).toMatch(/no Temporal server answers at TEMPORAL_ADDRESS=127\.0\.0\.1:1/);
+  });
+});
+
+describe('tunnel-lab run --dry-run', () => {
+  it('lists what each step would create and change on the lab, and starts nothing', async () => {
+    // No server answers there: a dry run must not need one.
+    const options = {
+      taskQueue: lab.taskQueue,
+      stateRoot: lab.stateRoot,
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    };
+    const vagrant = await cli(['run', 'tls-passthrough', '--lab', 'sim', '--dry-run'], options);
+    expect(vagrant.exitCode).toBe(0);
+    expect(vagrant.stdout).toContain('dry run of tls-passthrough: nothing is started');
+    expect(vagrant.stdout).toMatch(
+      /^ {2}vms \(vm\.up\):\n {4}- boot \(vagrant up\) and provision every machine of lab sim/m,
+    );
+    expect(vagrant.stdout).toContain('    - apply EnvoyFilter istio-system/egress-tcp-tunnel\n');
+    expect(vagrant.stdout).toContain('    - label namespace default: istio-injection=enabled\n');
+
+    // On an existing cluster: no machines to boot, and the installed Istio is only read.
+    const existing = await cli(
+      [
+        'run',
+        'tls-passthrough',
+        '--lab',
+        path.join(root, 'labs', 'existing.example.yaml'),
+        '--dry-run',
+        '--var',
+        'hostA=a.example',
+      ],
+      options,
+    );
+    expect(existing.exitCode).toBe(0);
+    expect(existing.stdout).toContain('on lab existing-example (an existing cluster,');
+    expect(existing.stdout).not.toMatch(/vagrant up|istioctl install/);
+    expect(existing.stdout).toContain('    - apply ServiceEntry default/a.example\n');
+    expect(existing.stdout).toMatch(/only read or skipped: tools, vms, kubeconfig, istio, blocked, /);
+    // The example's proxy names no routes file of the run's: the credential steps change nothing there.
+    expect(existing.stdout).not.toContain('credential (proxy.credential)');
+
+    // A matrix: each cell's own listing.
+    const matrix = await cli(['run', 'tunnels', '--lab', 'sim', '--dry-run'], options);
+    expect(matrix.exitCode).toBe(0);
+    expect(matrix.stdout).toMatch(/^cell tunnel=native-tunnel,\S+:$/m);
+    expect(matrix.stdout).toContain('    - apply DestinationRule istio-system/external-proxy\n');
   });
 });
 

@@ -1,8 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import os from 'node:os';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { defineAction } from '../activities/action.js';
 import { actions, definitionProblems } from '../activities/registry.js';
+import { loadLab } from '../src/lab/definition.js';
 import { renderActionsDoc } from '../src/playbook/actions-doc.js';
 import { parsePlaybook } from '../src/playbook/load.js';
 import { root } from './support/temporal.js';
@@ -18,6 +21,7 @@ const sleep = defineAction({
     maxAttempts: 3,
   },
   idempotent: true,
+  changes: () => [],
   summary: () => 'sleep',
   examples: [{ description: 'Wait', yaml: 'id: nap\nuses: sleep.wait' }],
   create: () => () => Promise.resolve({}),
@@ -86,6 +90,43 @@ describe('which runs drive the lab (and so hold its lease)', () => {
       const source = await readFile(path.join(root, 'activities', `${name.replace(/\./g, '-')}.ts`), 'utf8');
       expect(source).not.toMatch(/\.lab\(\)/);
     }
+  });
+});
+
+describe('what each action says it changes', () => {
+  it('answers for every example, on a Vagrant lab and on an existing cluster, where there is nothing to boot', async () => {
+    const labs = {
+      vagrant: await loadLab('sim', { projectRoot: root, stateDir: os.tmpdir() }),
+      existing: await loadLab('existing.example', { projectRoot: root, stateDir: os.tmpdir() }),
+    };
+    const said: Record<string, string[]> = {};
+    for (const action of actions) {
+      for (const [i, example] of action.examples.entries()) {
+        const step = parseYaml(example.yaml) as { with?: unknown };
+        // An example that reads the playbook's vars has no input of its own to list.
+        if (JSON.stringify(step.with ?? {}).includes('${{')) continue;
+        const input = action.input.parse(step.with ?? {});
+        for (const [kind, lab] of Object.entries(labs)) {
+          const changes = await action.changes(input, { projectRoot: root, lab });
+          expect(changes.every((c) => typeof c === 'string' && c.length > 0)).toBe(true);
+          said[`${action.name}#${i} ${kind}`] = changes;
+        }
+      }
+    }
+    expect(said['vm.up#0 vagrant']).toEqual([
+      'boot (vagrant up) and provision every machine of lab sim, unless running and provisioned',
+    ]);
+    expect(said['vm.up#0 existing']).toEqual([]);
+    expect(said['istio.install#0 existing']).toEqual([]);
+    expect(said['manifest.apply#1 vagrant']).toEqual([
+      'apply ServiceEntry default/www.google.com',
+      'apply ServiceEntry default/www.wikipedia.org',
+      'apply DestinationRule default/egressgateway-tls-passthrough',
+      'apply VirtualService default/egress-www.google.com',
+      'apply VirtualService default/egress-www.wikipedia.org',
+      'apply EnvoyFilter istio-system/egress-tcp-tunnel',
+    ]);
+    expect(said['log.expect#0 vagrant']).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from '../../work
 import {
   RESUME_ACTIONS,
   WORKFLOW_TYPE,
+  type Plan,
   type ResumeAction,
   type ScenarioInput,
 } from '../../workflows/types.js';
@@ -18,6 +19,9 @@ import { runUrl, settings, type Settings } from '../config.js';
 import { PlaybookError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../playbook/load.js';
+import { changesText, plannedChanges } from '../playbook/changes.js';
+import { loadRunLab } from '../lab/definition.js';
+import { ownedSelector, RUN_LABEL } from '../lab/ownership.js';
 import { renderActionsDoc } from '../playbook/actions-doc.js';
 import { playbookJsonSchema } from '../playbook/schema.js';
 import { exitCodeOf, follow } from './follow.js';
@@ -64,6 +68,22 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
     actions,
     vars: input.vars,
   });
+  if (values['dry-run']) {
+    const cellPlans = plan.matrix
+      ? await Promise.all(
+          plan.matrix.cells.map((cell) =>
+            loadPlaybookFile(file, {
+              playbooksDir: playbooksDir(config),
+              actions,
+              // As the matrix run starts each cell (workflows/matrix.ts): its values over the run's.
+              vars: { ...input.vars, ...cell.vars },
+              cell: cell.id,
+            }),
+          ),
+        )
+      : [plan];
+    return dryRun(plan, cellPlans, input.lab, id, config, out);
+  }
   input.playbook = path.isAbsolute(playbook) || playbook.includes('/') ? file : playbook;
   // The worker this command runs reads the file it was given; other workers read only their folders.
   if (input.playbook === file)
@@ -94,6 +114,30 @@ export async function runCommand(argv: string[], out: Out): Promise<number> {
     }
     return exitCodeOf(result);
   });
+}
+
+/** `run --dry-run`: what the run would create and change on its lab, step by step; nothing starts. */
+async function dryRun(
+  plan: Plan,
+  /** The plan itself, or a matrix's cells' plans in the matrix's order. */
+  plans: Plan[],
+  labRef: string | undefined,
+  id: string | undefined,
+  config: Settings,
+  out: Out,
+): Promise<number> {
+  out(`dry run of ${plan.name}: nothing is started`);
+  for (const [i, cellPlan] of plans.entries()) {
+    const lab = await loadRunLab({ lab: labRef ?? cellPlan.lab }, config, id ?? 'dry-run');
+    const steps = await plannedChanges(cellPlan, lab, { projectRoot: config.projectRoot, actions });
+    if (plan.matrix) out(`cell ${plan.matrix.cells[i]!.id}:`);
+    for (const line of changesText(steps, lab)) out(line);
+  }
+  out(
+    `objects it applies carry the labels ${ownedSelector()} and ${RUN_LABEL}=<run id>; ` +
+      'manifest.prune and the finally steps find them by these',
+  );
+  return 0;
 }
 
 export async function statusCommand(argv: string[], out: Out): Promise<number> {

@@ -43,6 +43,12 @@ const handlers: Record<string, Command> = {
 };
 
 const out: Out = (line) => console.log(line);
+
+// Output piped into a reader that stops early (`| head`): the rest is not wanted, which is no error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
 const err: Out = (line) => console.error(line);
 
 function version(): string {

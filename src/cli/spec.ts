@@ -87,11 +87,16 @@ export const COMMANDS: CommandSpec[] = [
         type: 'boolean',
         description: 'wait for `resume` when a step fails after its retries',
       },
+      'dry-run': {
+        type: 'boolean',
+        description: 'print what the run would create and change on its lab, step by step, and stop',
+      },
       id: { type: 'string', value: 'ID', description: 'the run id (default: <playbook>-<time>-<random>)' },
       ...worker,
     },
     examples: [
       'tunnel-lab run tls-passthrough --lab sim',
+      'tunnel-lab run tls-passthrough --lab mine --dry-run',
       'tunnel-lab run mtls --var teardown=halt --report out/',
       'tunnel-lab run tls-passthrough --pause-on-failure',
     ],

@@ -59,6 +59,9 @@ export async function runProxyCredential(stateDir: string, user: string): Promis
  * The run's secrets as manifest templates read them (`${{ secrets.NAME }}`), rendered only inside the
  * step that applies or checks them: `proxyAuthorization` once a proxy.credential step made one.
  */
+/** Stand-ins for the run's secrets where a listing renders templates before the run has made them. */
+export const PLACEHOLDER_SECRETS: Record<string, string> = { proxyAuthorization: '(the run\'s credential)' };
+
 export async function runSecrets(stateDir: string): Promise<Record<string, string>> {
   try {
     const credential = JSON.parse(await readFile(proxyCredentialFile(stateDir), 'utf8')) as ProxyCredential;

@@ -60,7 +60,7 @@ export async function runProxyCredential(stateDir: string, user: string): Promis
  * step that applies or checks them: `proxyAuthorization` once a proxy.credential step made one.
  */
 /** Stand-ins for the run's secrets where a listing renders templates before the run has made them. */
-export const PLACEHOLDER_SECRETS: Record<string, string> = { proxyAuthorization: '(the run\'s credential)' };
+export const PLACEHOLDER_SECRETS: Record<string, string> = { proxyAuthorization: "(the run's credential)" };
 
 export async function runSecrets(stateDir: string): Promise<Record<string, string>> {
   try {

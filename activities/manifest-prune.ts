@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ownedSelector } from '../src/lab/ownership.js';
-import { defineAction } from './action.js';
+import { keepsObjects } from '../src/lab/definition.js';
+import { labelValue, ownedSelector, RUN_LABEL, type RunRef } from '../src/lab/ownership.js';
+import { defineAction, notApplicable } from './action.js';
 
 /**
  * The kinds whose objects decide where a pod's traffic goes: what an earlier run's ServiceEntries,
@@ -23,14 +24,30 @@ export const manifestPruneInput = z
     kinds: z
       .array(z.string().regex(RESOURCE, 'must be a resource type such as serviceentries.networking.istio.io'))
       .min(1)
-      .default(ISTIO_ROUTING_KINDS)
-      .describe("Resource types to prune (plural.group); Istio's routing kinds by default."),
-    thisRun: z
-      .boolean()
-      .default(false)
-      .describe('Also delete what this run applied (for a finally step that leaves the cluster clean).'),
+      .optional()
+      .describe(
+        "Resource types to prune (plural.group); by default Istio's routing kinds, and with runs: this " +
+          'every kind a scenario applies (workloads, Services, ConfigMaps and Secrets too).',
+      ),
+    runs: z
+      .enum(['earlier', 'this', 'all'])
+      .default('earlier')
+      .describe(
+        "Whose objects: earlier runs' (a clean slate before a scenario); this run's (a finally step that " +
+          "leaves nothing behind, on a lab whose runs do not keep their objects: keepObjects); all of them.",
+      ),
   })
   .strict();
+
+/** Every kind a scenario applies: what a run that leaves nothing behind removes at its end. */
+export const SCENARIO_KINDS = [
+  ...ISTIO_ROUTING_KINDS,
+  'deployments.apps',
+  'services',
+  'serviceaccounts',
+  'configmaps',
+  'secrets',
+];
 
 /** Output of manifest.prune. */
 export interface ManifestPruneOutput {
@@ -56,28 +73,37 @@ export const manifestPruneAction = defineAction({
   },
   idempotent: true,
   summary: (input) =>
-    `manifest.prune ${input.thisRun ? 'every run' : 'earlier runs'}: ${input.kinds.map((k) => k.split('.')[0]).join(', ')}`,
+    `manifest.prune ${RUNS_TEXT[input.runs]}: ${kindsOf(input).map((k) => k.split('.')[0]).join(', ')}`,
   examples: [
     {
       description: 'Start from a clean slate: remove the Istio routing earlier runs left',
       yaml: 'id: clean-slate\nuses: manifest.prune',
     },
     {
-      description: "Leave no tunnel-lab routing behind, this run's included",
-      yaml: 'id: clean-up\nuses: manifest.prune\nwith: { thisRun: true }',
+      description: "In finally: leave nothing of this run's behind (on a lab that says keepObjects: false)",
+      yaml:
+        'id: leave-nothing\nuses: manifest.prune\nwith: { runs: this }',
     },
   ],
-  changes: (input) => [
-    `delete ${input.kinds.map((k) => k.split('.')[0]).join(', ')} labelled ${ownedSelector()}` +
-      `${input.thisRun ? '' : ' by earlier runs'}, in all namespaces`,
-  ],
+  changes: (input, { lab }) =>
+    input.runs === 'this' && keepsObjects(lab)
+      ? []
+      : [
+          `delete ${kindsOf(input).map((k) => k.split('.')[0]).join(', ')} labelled ${ownedSelector()} ` +
+            `by ${RUNS_TEXT[input.runs]}, in all namespaces`,
+        ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
-    const selector = ownedSelector(input.thisRun ? undefined : ctx.run);
+    if (input.runs === 'this' && keepsObjects(lab.def)) {
+      return notApplicable(
+        `the lab ${lab.def.name} keeps what a run applied for a look afterwards (keepObjects), and the next run's clean slate removes it`,
+      );
+    }
+    const selector = selectorFor(input.runs, ctx.run);
     // The pods kept by name may go with what is deleted: later steps pick theirs again.
     lab.forgetPods();
     const { stdout } = await lab.kubectl(
-      ['delete', input.kinds.join(','), '--all-namespaces', '-l', selector, '--ignore-not-found'],
+      ['delete', kindsOf(input).join(','), '--all-namespaces', '-l', selector, '--ignore-not-found'],
       { timeoutMs: 90_000 },
     );
     const output: ManifestPruneOutput = {
@@ -90,3 +116,17 @@ export const manifestPruneAction = defineAction({
     return output;
   },
 });
+
+const RUNS_TEXT = { earlier: 'earlier runs', this: 'this run', all: 'every run' } as const;
+
+/** The label selector of the objects of `runs`, seen from `run`. */
+function selectorFor(runs: 'earlier' | 'this' | 'all', run: RunRef): string {
+  if (runs === 'all') return ownedSelector();
+  if (runs === 'earlier') return ownedSelector(run);
+  return `${ownedSelector()},${RUN_LABEL}=${labelValue(run.workflowId)}`;
+}
+
+/** The kinds a step prunes: its own, or its runs' default. */
+function kindsOf(input: z.output<typeof manifestPruneInput>): string[] {
+  return input.kinds ?? (input.runs === 'this' ? SCENARIO_KINDS : ISTIO_ROUTING_KINDS);
+}

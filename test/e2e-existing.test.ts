@@ -10,6 +10,8 @@ import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
+import { SCENARIO_KINDS } from '../activities/manifest-prune.js';
+import { labelValue, RUN_LABEL } from '../src/lab/ownership.js';
 import { parseSshConfigs } from '../src/lab/ssh.js';
 import type { ScenarioInput, ScenarioResult, StepRecord } from '../workflows/types.js';
 import { outcome, root, start, type TestLab, useWorker, writePlaybook } from './support/temporal.js';
@@ -59,9 +61,28 @@ describe('a lab of kind existing', () => {
     await writeFile(file, stringify(def));
     return file;
   };
+  /** The run ids of the runs started so far, by playbook: whose labelled objects to look for afterwards. */
+  const runIds: string[] = [];
   const run = async (playbook: string, labFile: string): Promise<ScenarioResult> => {
     const input: ScenarioInput = { playbook, lab: labFile };
-    return outcome(await start(lab, input));
+    const handle = await start(lab, input);
+    runIds.push(handle.workflowId);
+    return outcome(handle);
+  };
+  /** The objects on the backing cluster that carry a run's label, as `kind/name` lines. */
+  const labelled = async (workflowId: string): Promise<string[]> => {
+    const { stdout } = await backingTool(backingFile, 'kubectl', [
+      '--kubeconfig',
+      path.join(backing, 'kubeconfig'),
+      'get',
+      SCENARIO_KINDS.join(','),
+      '--all-namespaces',
+      '-l',
+      `${RUN_LABEL}=${labelValue(workflowId)}`,
+      '-o',
+      'name',
+    ]);
+    return stdout.split('\n').filter(Boolean);
   };
 
   beforeAll(async () => {
@@ -155,6 +176,16 @@ describe('a lab of kind existing', () => {
     expect(failedSteps(tls)).toEqual([]);
     expect(tls.status).toBe('passed');
     const steps = stepsById(tls);
+    // Nothing the run applied stays on the shared cluster: its finally step removed exactly its own.
+    const removed = (steps['leave-nothing']!.output as { deleted: string[] }).deleted;
+    expect(removed).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^envoyfilter\.networking\.istio\.io "egress-tcp-tunnel" deleted/),
+        expect.stringMatching(/^serviceentry\.networking\.istio\.io "www\.google\.com" deleted/),
+        expect.stringMatching(/^deployment\.apps "curl" deleted/),
+      ]),
+    );
+    expect(await labelled(runIds.at(-1)!)).toEqual([]);
     for (const id of ['vms', 'teardown']) {
       expect(steps[id]).toMatchObject({
         status: 'skipped',
@@ -185,6 +216,7 @@ describe('a lab of kind existing', () => {
     const mtls = await run('mtls', file);
     expect(failedSteps(mtls)).toEqual([]);
     expect(stepsById(mtls)['call-app']!.output).toMatchObject({ status: 200 });
+    expect(await labelled(runIds.at(-1)!)).toEqual([]);
   }, 300_000);
 
   it('skips the log checks, saying why, when the lab names no proxy log; the probes carry the verdict', async () => {

@@ -52,6 +52,11 @@ describe('a kept simulated lab', () => {
     expect(failedSteps(first)).toEqual([]);
     const byId = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s]));
     expect(byId(first)['clean-slate']!.output).toMatchObject({ deleted: [] });
+    // A Vagrant lab keeps what a run applied, for a look afterwards: the finally step that would remove it says so.
+    expect(byId(first)['leave-nothing']).toMatchObject({ status: 'skipped' });
+    expect(byId(first)['leave-nothing']!.evidence).toEqual([
+      expect.stringMatching(/^skipped: the lab kept keeps what a run applied .*keepObjects/),
+    ]);
 
     const second = await run('tls-passthrough');
     expect(failedSteps(second)).toEqual([]);

@@ -183,7 +183,7 @@ describe('mesh.wait', () => {
   it('waits until the sidecar tunnels a host itself, with no egress gateway, naming what is missing', async () => {
     // A clean slate: no gateway routing, and not the PoC's VirtualService (older than any other, so the
     // sidecars would keep using it for both hosts).
-    await lab.run(manifestPruneAction, { thisRun: true });
+    await lab.run(manifestPruneAction, { runs: 'all' });
     await lab.runtime.kubectl(['delete', 'virtualservice', 'egress-www.google.com', '--ignore-not-found']);
     await lab.run(manifestApplyAction, {
       files: ['tls-passthrough/service-entries.yaml', 'tls-passthrough/native-tunnel-sidecar.yaml'],

@@ -112,6 +112,13 @@ const labSchema = z
       .optional()
       .describe('Where Vagrant keeps the machines, and how it boots them (kind vagrant only).'),
     cluster: clusterSchema.optional().describe('The cluster a lab of kind existing drives.'),
+    keepObjects: z
+      .boolean()
+      .optional()
+      .describe(
+        "Whether what a run applies to the cluster stays after it, for a look (the next run's clean slate " +
+          'removes it): by default yes on Vagrant labs, no on kind existing, where the finally steps remove it.',
+      ),
     certsDir: z
       .string()
       .optional()
@@ -194,6 +201,11 @@ export function vagrantOf(def: LabDefinition): NonNullable<LabDefinitionData['va
     );
   }
   return def.vagrant;
+}
+
+/** Whether a run's objects outlive it on this lab (see `keepObjects`). */
+export function keepsObjects(def: LabDefinitionData): boolean {
+  return def.keepObjects ?? def.kind === 'vagrant';
 }
 
 /** The cluster section of a lab of kind existing. */

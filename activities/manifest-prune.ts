@@ -34,7 +34,7 @@ export const manifestPruneInput = z
       .default('earlier')
       .describe(
         "Whose objects: earlier runs' (a clean slate before a scenario); this run's (a finally step that " +
-          "leaves nothing behind, on a lab whose runs do not keep their objects: keepObjects); all of them.",
+          'leaves nothing behind, on a lab whose runs do not keep their objects: keepObjects); all of them.',
       ),
   })
   .strict();
@@ -73,7 +73,9 @@ export const manifestPruneAction = defineAction({
   },
   idempotent: true,
   summary: (input) =>
-    `manifest.prune ${RUNS_TEXT[input.runs]}: ${kindsOf(input).map((k) => k.split('.')[0]).join(', ')}`,
+    `manifest.prune ${RUNS_TEXT[input.runs]}: ${kindsOf(input)
+      .map((k) => k.split('.')[0])
+      .join(', ')}`,
   examples: [
     {
       description: 'Start from a clean slate: remove the Istio routing earlier runs left',
@@ -81,16 +83,16 @@ export const manifestPruneAction = defineAction({
     },
     {
       description: "In finally: leave nothing of this run's behind (on a lab that says keepObjects: false)",
-      yaml:
-        'id: leave-nothing\nuses: manifest.prune\nwith: { runs: this }',
+      yaml: 'id: leave-nothing\nuses: manifest.prune\nwith: { runs: this }',
     },
   ],
   changes: (input, { lab }) =>
     input.runs === 'this' && keepsObjects(lab)
       ? []
       : [
-          `delete ${kindsOf(input).map((k) => k.split('.')[0]).join(', ')} labelled ${ownedSelector()} ` +
-            `by ${RUNS_TEXT[input.runs]}, in all namespaces`,
+          `delete ${kindsOf(input)
+            .map((k) => k.split('.')[0])
+            .join(', ')} labelled ${ownedSelector()} ` + `by ${RUNS_TEXT[input.runs]}, in all namespaces`,
         ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();

@@ -4,6 +4,7 @@ import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { LabConfigError, LabToolError } from '../src/errors.js';
+import { clusterOf } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { checkTool } from './tools-check.js';
 import { defineAction } from './action.js';
@@ -127,7 +128,7 @@ export const istioInstallAction = defineAction({
         ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
-    if (lab.def.cluster && !lab.def.cluster.installIstio) return checkInstalled(lab, input);
+    if (lab.existing && !clusterOf(lab.def).installIstio) return checkInstalled(lab, input);
     // Also checked by tools.check at a run's start; a playbook without that step is still protected.
     await checkTool(lab, 'istioctl');
     const settings = canonicalSettings(input.profile, input.set);
@@ -162,22 +163,7 @@ export const istioInstallAction = defineAction({
     const installed = await lab.istioctl(['install', '-y', '--set', `profile=${input.profile}`, ...sets], {
       timeoutMs: toMs('10m'),
     });
-    const timeout = toMs(input.rolloutTimeout);
-    const rollouts: string[] = [];
-    for (const name of input.waitFor) {
-      const { stdout } = await lab.kubectl(
-        [
-          '-n',
-          ISTIO_MARKER.namespace,
-          'rollout',
-          'status',
-          `deployment/${name}`,
-          `--timeout=${timeout / 1000}s`,
-        ],
-        { timeoutMs: timeout + 30_000 },
-      );
-      rollouts.push(stdout.trim().split('\n').at(-1) ?? '');
-    }
+    const rollouts = await waitForRollouts(lab, input);
 
     // Recorded last: a marker means the installation finished and its deployments rolled out.
     const file = path.join(ctx.stateDir, 'manifests', 'istio', `${ISTIO_MARKER.name}.yaml`);
@@ -267,21 +253,9 @@ async function checkInstalled(
         `and the scenario needs ${wrong.map((v) => v.wants).join(', ')} (${where}; it changes nothing mesh-wide)`,
     );
   }
-  const timeout = toMs(input.rolloutTimeout);
-  for (const name of input.waitFor) {
-    await lab.kubectl(
-      [
-        '-n',
-        ISTIO_MARKER.namespace,
-        'rollout',
-        'status',
-        `deployment/${name}`,
-        `--timeout=${timeout / 1000}s`,
-      ],
-      { timeoutMs: timeout + 30_000 },
-    );
-  }
+  const rollouts = await waitForRollouts(lab, input);
   return {
+    rollouts,
     skipped: true,
     settings: canonicalSettings(input.profile, input.set),
     found: { istiod, settings, unchecked },
@@ -297,4 +271,28 @@ interface KubeDeployment {
 function imageTag(image: string): string {
   const tag = /:([^:/@]+)(@.*)?$/.exec(image)?.[1];
   return tag ?? image;
+}
+
+/** Waits for each of the step's istio-system Deployments to roll out; kubectl's last line for each. */
+async function waitForRollouts(
+  lab: LabRuntime,
+  input: z.output<typeof istioInstallInput>,
+): Promise<string[]> {
+  const timeout = toMs(input.rolloutTimeout);
+  const rollouts: string[] = [];
+  for (const name of input.waitFor) {
+    const { stdout } = await lab.kubectl(
+      [
+        '-n',
+        ISTIO_MARKER.namespace,
+        'rollout',
+        'status',
+        `deployment/${name}`,
+        `--timeout=${timeout / 1000}s`,
+      ],
+      { timeoutMs: timeout + 30_000 },
+    );
+    rollouts.push(stdout.trim().split('\n').at(-1) ?? '');
+  }
+  return rollouts;
 }

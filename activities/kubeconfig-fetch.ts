@@ -6,7 +6,7 @@ import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabConfigError } from '../src/errors.js';
-import { expandPath, machineWithRole } from '../src/lab/definition.js';
+import { clusterOf, expandPath, machineWithRole } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction } from './action.js';
 
@@ -81,7 +81,7 @@ export const kubeconfigFetchAction = defineAction({
     () =>
     async (input, ctx): Promise<KubeconfigFetchOutput> => {
       const lab = await ctx.lab();
-      if (lab.def.cluster) return copyKubeconfig(lab, input.server);
+      if (lab.existing) return copyKubeconfig(lab, input.server);
       const machine = input.machine ?? machineWithRole(lab.def, 'kubernetes')[0];
       const source = lab.machineFile(machine, 'kubeconfig');
       const read = await lab.withSsh(machine, (ssh) =>
@@ -126,7 +126,7 @@ export const kubeconfigFetchAction = defineAction({
  * that every later step uses exactly that context; then the API server is asked its version.
  */
 async function copyKubeconfig(lab: LabRuntime, server: string | undefined): Promise<KubeconfigFetchOutput> {
-  const cluster = lab.def.cluster!;
+  const cluster = clusterOf(lab.def);
   const source = expandPath(cluster.kubeconfig, lab.def.file);
   let text: string;
   try {

@@ -14,7 +14,15 @@ import { SCENARIO_KINDS } from '../activities/manifest-prune.js';
 import { labelValue, RUN_LABEL } from '../src/lab/ownership.js';
 import { parseSshConfigs } from '../src/lab/ssh.js';
 import type { ScenarioInput, ScenarioResult, StepRecord } from '../workflows/types.js';
-import { outcome, root, start, type TestLab, useWorker, writePlaybook } from './support/temporal.js';
+import {
+  eventually,
+  outcome,
+  root,
+  start,
+  type TestLab,
+  useWorker,
+  writePlaybook,
+} from './support/temporal.js';
 import { simLabVariant } from './support/variants.js';
 
 let lab: TestLab;
@@ -244,11 +252,9 @@ describe('a lab of kind existing', () => {
     expect(steps['outside-blocked']!.status).toBe('passed');
   }, 240_000);
 
-  it("refuses a machine whose host key is not the lab file's, naming both", async () => {
-    const file = await writeExisting('existing-wrong-key', (def) => {
-      (def.machines['external-proxy']!.ssh as Record<string, unknown>).hostKey = `SHA256:${'A'.repeat(43)}`;
-    });
-    const markOnly = await writePlaybook(
+  /** A playbook of one log.mark on the proxy: one ssh command, tried once. */
+  const markOnly = () =>
+    writePlaybook(
       'mark-only',
       stringify({
         name: 'mark-only',
@@ -262,12 +268,50 @@ describe('a lab of kind existing', () => {
         ],
       }),
     );
-    const result = await run(markOnly, file);
+
+  it("refuses a machine whose host key is not the lab file's, naming both", async () => {
+    const file = await writeExisting('existing-wrong-key', (def) => {
+      (def.machines['external-proxy']!.ssh as Record<string, unknown>).hostKey = `SHA256:${'A'.repeat(43)}`;
+    });
+    const result = await run(await markOnly(), file);
     expect(result.status).toBe('failed');
     const actual = await hostKeyOf((existing.machines['external-proxy']!.ssh as { port: number }).port);
     expect(stepsById(result).mark!.error).toContain(
       `its host key is ${actual}, not the SHA256:${'A'.repeat(43)} the lab file names`,
     );
+  }, 120_000);
+
+  it("logs in with the worker's ssh agent when the lab file names no key, and says so when there is none", async () => {
+    const agentKey = (existing.machines['external-proxy']!.ssh as { identityFile: string }).identityFile;
+    const file = await writeExisting('existing-agent', (def) => {
+      const ssh = def.machines['external-proxy']!.ssh as Record<string, unknown>;
+      delete ssh.identityFile;
+      ssh.agent = true;
+    });
+    const before = process.env.SSH_AUTH_SOCK;
+    delete process.env.SSH_AUTH_SOCK;
+    try {
+      const without = await run(await markOnly(), file);
+      expect(stepsById(without).mark!.error).toMatch(
+        /says agent: true, but SSH_AUTH_SOCK is not set for the worker$/,
+      );
+
+      const socket = path.join(lab.stateRoot, 'agent.sock');
+      const agent = execa('ssh-agent', ['-D', '-a', socket]);
+      try {
+        await eventually(async () => ((await stat(socket).catch(() => undefined)) ? true : undefined));
+        await execa('ssh-add', [agentKey], { env: { SSH_AUTH_SOCK: socket } });
+        process.env.SSH_AUTH_SOCK = socket;
+        const result = await run(await markOnly(), file);
+        expect(failedSteps(result)).toEqual([]);
+      } finally {
+        agent.kill();
+        await agent.catch(() => undefined);
+      }
+    } finally {
+      if (before === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = before;
+    }
   }, 120_000);
 
   it('checks the installed Istio against the lab file and the step, and changes nothing', async () => {

@@ -19,6 +19,26 @@ describe('Web UI current details', () => {
     expect(renderDetails(base([]), 'run-2')).not.toContain('waiting for lab');
   });
 
+  it('lists what a run on a shared cluster creates and changes there, after the steps', () => {
+    const steps: ScenarioResult['steps'] = [
+      { id: 'tunnel', uses: 'manifest.apply', phase: 'main', status: 'pending', attempts: 0 },
+    ];
+    const text = renderDetails(
+      base(steps, {
+        changes: {
+          lab: 'mine',
+          steps: [{ id: 'tunnel', changes: ['apply EnvoyFilter istio-system/egress-tcp-tunnel'] }],
+        },
+      }),
+      'run-3',
+    );
+    expect(text).toContain(
+      '| tunnel | manifest.apply | · pending | 0 |\n\nWhat the run creates and changes on lab mine:\n\n' +
+        '- `tunnel`: apply EnvoyFilter istio-system/egress-tcp-tunnel',
+    );
+    expect(renderDetails(base(steps), 'run-3')).not.toContain('What the run creates');
+  });
+
   it('names the current step with its target, and the last check with its evidence', () => {
     const text = renderDetails(
       base([

@@ -184,6 +184,13 @@ describe('a lab of kind existing', () => {
     expect(failedSteps(tls)).toEqual([]);
     expect(tls.status).toBe('passed');
     const steps = stepsById(tls);
+    // What the run would change on the shared cluster was worked out before its first step, and kept.
+    const listed = tls.changes!.steps.flatMap((s) => s.changes.map((c) => `${s.id}: ${c}`));
+    expect(tls.changes!.lab).toBe('existing');
+    expect(listed).toContain('tunnel: apply EnvoyFilter istio-system/egress-tcp-tunnel');
+    expect(listed).toContain('service-entries: apply ServiceEntry default/www.google.com');
+    expect(listed.filter((l) => /^(vms|istio|teardown):/.test(l))).toEqual([]);
+    expect(listed.filter((l) => l.startsWith('leave-nothing: delete '))).toHaveLength(1);
     // Nothing the run applied stays on the shared cluster: its finally step removed exactly its own.
     const removed = (steps['leave-nothing']!.output as { deleted: string[] }).deleted;
     expect(removed).toEqual(

@@ -52,6 +52,8 @@ describe('a kept simulated lab', () => {
     expect(failedSteps(first)).toEqual([]);
     const byId = (result: ScenarioResult) => Object.fromEntries(result.steps.map((s) => [s.id, s]));
     expect(byId(first)['clean-slate']!.output).toMatchObject({ deleted: [] });
+    // Only a shared cluster's runs work out their changes up front (tunnel-lab run --dry-run does for any lab).
+    expect(first.changes).toBeUndefined();
     // A Vagrant lab keeps what a run applied, for a look afterwards: the finally step that would remove it says so.
     expect(byId(first)['leave-nothing']).toMatchObject({ status: 'skipped' });
     expect(byId(first)['leave-nothing']!.evidence).toEqual([

@@ -65,5 +65,11 @@ export function renderDetails(state: ScenarioResult, workflowId: string): string
     const id = step.phase === 'finally' ? `${step.id} (finally)` : step.id;
     lines.push(`| ${id} | ${step.uses} | ${STATUS_MARKS[step.status]} ${step.status} | ${step.attempts} |`);
   }
+  if (state.changes) {
+    lines.push('', `What the run creates and changes on lab ${state.changes.lab}:`, '');
+    for (const step of state.changes.steps) {
+      for (const change of step.changes) lines.push(`- \`${step.id}\`: ${change}`);
+    }
+  }
   return forWebUi(lines.join('\n'));
 }

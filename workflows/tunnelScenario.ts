@@ -163,6 +163,7 @@ export async function tunnelScenario(input: ScenarioInput): Promise<ScenarioResu
     throw failed(`playbook ${input.playbook} could not be loaded: ${state.error}`, err as Error);
   }
   state.playbook = plan.name;
+  if (plan.changes) state.changes = plan.changes;
   upsertSearchAttributes([{ key: PLAYBOOK_ATTRIBUTE, value: plan.name }]);
   if (plan.matrix) return runMatrix(plan.matrix);
   for (const { step, phase, group } of planSteps(plan)) {

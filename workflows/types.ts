@@ -154,12 +154,23 @@ export interface Plan {
   stepQueue?: string;
   /** Whether a step drives the lab (any action but those that declare `drivesLab: false`). */
   usesLab?: boolean;
+  /**
+   * On a lab of kind existing (a shared cluster): what the steps will create and change, worked out when
+   * the playbook was loaded (see src/playbook/changes.ts).
+   */
+  changes?: PlannedChanges;
   /** The playbook's matrix, when it has one and the run is not one of its cells. */
   matrix?: PlanMatrix;
   vars: Record<string, unknown>;
   onFailure: 'fail' | 'pause';
   steps: PlanNode[];
   finally: PlanStep[];
+}
+
+/** What a run's steps will create and change on its lab, for the steps that change something. */
+export interface PlannedChanges {
+  lab: string;
+  steps: { id: string; changes: string[] }[];
 }
 
 export type StepStatus = 'pending' | 'running' | 'passed' | 'failed' | 'skipped' | 'cancelled';
@@ -200,6 +211,8 @@ export interface ScenarioResult {
   waitingForLab?: LabWait;
   /** A matrix run's cells, each a child run; a matrix run has no steps of its own. */
   cells?: CellRecord[];
+  /** On a shared cluster: what the run's steps create and change there (Plan.changes). */
+  changes?: PlannedChanges;
 }
 
 /** What a run waiting for its lab shows: which lab, and the run that holds it (when it could be read). */

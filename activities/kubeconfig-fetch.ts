@@ -190,7 +190,17 @@ export function minifyKubeconfig(
     for (const [key, value] of Object.entries(fields)) {
       const data = FILE_FIELDS[key];
       if (data && typeof value === 'string') {
-        out[data] = readFileSync(path.resolve(path.dirname(file), value)).toString('base64');
+        const named = path.resolve(path.dirname(file), value);
+        try {
+          out[data] = readFileSync(named).toString('base64');
+        } catch (err) {
+          throw new LabConfigError(
+            `${file} names ${named} as ${key}, which cannot be read: ${(err as Error).message}`,
+          );
+        }
+      } else if (key === 'tokenFile' && typeof value === 'string') {
+        // It has no inline form: kept as a path, which must not depend on where the copy lives.
+        out[key] = path.resolve(path.dirname(file), value);
       } else out[key] = value;
     }
     return out;

@@ -64,7 +64,7 @@ const clusterSchema = z
       .string()
       .min(1)
       .describe(
-        'The kubeconfig file to use (a path: ~ and $VARS are expanded, so $KUBECONFIG works); ' +
+        'The kubeconfig file to use (one path: ~ and $VARS are expanded, so $KUBECONFIG naming one file works); ' +
           "kubeconfig.fetch copies the context's part of it into the run's folder.",
       ),
     context: z.string().optional().describe("The kubeconfig's context; its current context by default."),

@@ -31,6 +31,9 @@ users:
     user: { tokenFile: tokens/prod }
 `;
 
+/** A fresh copy of the kubeconfig above, as data. */
+const config = () => parse(KUBECONFIG) as Parameters<typeof minifyKubeconfig>[0];
+
 describe('minifyKubeconfig', () => {
   let file: string;
   beforeAll(async () => {
@@ -40,7 +43,7 @@ describe('minifyKubeconfig', () => {
   });
 
   it('keeps only the named context, its cluster and its user, with a token file made absolute', () => {
-    const copy = minifyKubeconfig(parse(KUBECONFIG), 'prod', file);
+    const copy = minifyKubeconfig(config(), 'prod', file);
     expect(copy).toEqual({
       apiVersion: 'v1',
       kind: 'Config',
@@ -57,16 +60,16 @@ describe('minifyKubeconfig', () => {
   });
 
   it('inlines the files the current context names, relative to the kubeconfig, and says which one is missing', async () => {
-    expect(() => minifyKubeconfig(parse(KUBECONFIG), undefined, file)).toThrow(
+    expect(() => minifyKubeconfig(config(), undefined, file)).toThrow(
       `${file} names ${path.join(path.dirname(file), 'certs', 'ca.crt')} as certificate-authority, which cannot be read: ENOENT`,
     );
     const certs = path.join(path.dirname(file), 'certs');
     await mkdir(certs, { recursive: true });
     await writeFile(path.join(certs, 'ca.crt'), 'CA');
     await writeFile(path.join(certs, 'me.crt'), 'ME');
-    const config = parse(KUBECONFIG) as { users: { user: Record<string, string> }[] };
-    delete config.users[0]!.user['client-key'];
-    const copy = minifyKubeconfig(config, undefined, file);
+    const edited = config()!;
+    delete edited.users![0]!.user!['client-key'];
+    const copy = minifyKubeconfig(edited, undefined, file);
     expect(copy.clusters).toEqual([
       { name: 'dev-cluster', cluster: { server: 'https://dev:6443', 'certificate-authority-data': 'Q0E=' } },
     ]);
@@ -77,10 +80,10 @@ describe('minifyKubeconfig', () => {
   });
 
   it('names the context or cluster that is not there, and the ones that are', () => {
-    expect(() => minifyKubeconfig(parse(KUBECONFIG), 'staging', file)).toThrow(
+    expect(() => minifyKubeconfig(config(), 'staging', file)).toThrow(
       `${file} has no context staging (contexts: dev, prod, broken)`,
     );
-    expect(() => minifyKubeconfig(parse(KUBECONFIG), 'broken', file)).toThrow(
+    expect(() => minifyKubeconfig(config(), 'broken', file)).toThrow(
       `${file}: context broken names cluster gone, which it does not define`,
     );
     expect(() => minifyKubeconfig({}, undefined, file)).toThrow(

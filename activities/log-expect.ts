@@ -4,7 +4,7 @@ import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabConfigError } from '../src/errors.js';
 import { isRegex } from '../src/validation.js';
 import { defineAction } from './action.js';
-import { logTarget, markFile, resolveLogPath, unreadableLog, type LogMark } from './log-mark.js';
+import { logTarget, markFile, unreadableLog, type LogMark } from './log-mark.js';
 
 const duration = z.string().refine(isDuration, 'must be a duration such as 10s');
 
@@ -93,7 +93,7 @@ export const logExpectAction = defineAction({
     const lab = await ctx.lab();
     const unreadable = unreadableLog(lab, input.machine, input.file);
     if (unreadable) return unreadable;
-    let file = resolveLogPath(lab, input.machine, input.file);
+    let file = lab.fileOn(input.machine, input.file);
     let offset = 0;
     if (input.since) {
       let mark: LogMark;

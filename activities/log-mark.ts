@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LabToolError } from '../src/errors.js';
+import { namedFile } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction, notApplicable, type NotApplicable } from './action.js';
 
@@ -31,10 +32,6 @@ export interface LogMark {
   offset: number;
 }
 
-export function resolveLogPath(lab: LabRuntime, machine: string, file: string): string {
-  return file.startsWith('/') ? file : lab.machineFile(machine, file);
-}
-
 /**
  * On a lab of kind existing, a log the lab gives no way to read (no such machine, or no such file on it):
  * why its log steps are skipped. Undefined when the log can be read (and on Vagrant labs, where a missing
@@ -42,13 +39,12 @@ export function resolveLogPath(lab: LabRuntime, machine: string, file: string): 
  */
 export function unreadableLog(lab: LabRuntime, machine: string, file: string): NotApplicable | undefined {
   if (!lab.existing) return undefined;
-  const found = lab.def.machines[machine];
-  if (!found) {
+  if (!lab.def.machines[machine]) {
     return notApplicable(
       `the lab ${lab.def.name} names no machine ${machine}, so its log is not read: the probes carry the verdict`,
     );
   }
-  if (!file.startsWith('/') && !found.files[file]) {
+  if (!namedFile(lab.def, machine, file)) {
     return notApplicable(
       `machine ${machine} of lab ${lab.def.name} names no ${file} file, so it is not read: the probes carry the verdict`,
     );
@@ -85,7 +81,7 @@ export const logMarkAction = defineAction({
     const lab = await ctx.lab();
     const unreadable = unreadableLog(lab, input.machine, input.file);
     if (unreadable) return unreadable;
-    const file = resolveLogPath(lab, input.machine, input.file);
+    const file = lab.fileOn(input.machine, input.file);
     // Logs are often root's (nginx's folder is 0750 www-data:adm on Debian): read them as the lab says.
     const result = await lab.withSsh(input.machine, (ssh) =>
       ssh.run([...lab.sudo(input.machine), 'stat', '-c', '%s', file], ctx.signal),

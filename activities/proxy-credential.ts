@@ -3,6 +3,7 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LabToolError } from '../src/errors.js';
+import { namedFile } from '../src/lab/definition.js';
 import {
   credentialRoutes,
   proxyCredentialFile,
@@ -99,7 +100,7 @@ export const proxyCredentialAction = defineAction({
     },
   ],
   changes: (input, { lab }) => {
-    const file = input.file.startsWith('/') ? input.file : lab.machines[input.machine]?.files[input.file];
+    const file = namedFile(lab, input.machine, input.file);
     if (!file) return [];
     return input.state === 'present'
       ? [
@@ -111,12 +112,12 @@ export const proxyCredentialAction = defineAction({
   },
   create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
-    if (lab.existing && !input.file.startsWith('/') && !lab.def.machines[input.machine]?.files[input.file]) {
+    if (lab.existing && !namedFile(lab.def, input.machine, input.file)) {
       return notApplicable(
         `machine ${input.machine} of lab ${lab.def.name} names no ${input.file} file: the proxy's credentials are not this run's to make`,
       );
     }
-    const routes = input.file.startsWith('/') ? input.file : lab.machineFile(input.machine, input.file);
+    const routes = lab.fileOn(input.machine, input.file);
     const template = await readFile(path.join(deps.projectRoot, 'envoy', 'auth-routes.yaml'), 'utf8');
     let content = template;
     let credential: ProxyCredential | undefined;

@@ -342,6 +342,14 @@ function substitute(value: unknown, vars: Record<string, string>): unknown {
   return value;
 }
 
+/**
+ * A file on a machine as steps name it: an absolute path as it is, or a purpose (`accessLog`) that the lab
+ * file maps to a path; undefined when the lab names no such machine or file.
+ */
+export function namedFile(def: LabDefinition, machine: string, file: string): string | undefined {
+  return file.startsWith('/') ? file : def.machines[machine]?.files[file];
+}
+
 /** The machine with a role (e.g. the one Kubernetes runs on). */
 export function machineWithRole(lab: LabDefinition, role: LabMachine['role']): [string, LabMachine] {
   const found = Object.entries(lab.machines).find(([, m]) => m.role === role);

@@ -239,6 +239,11 @@ export class LabRuntime {
     return this.machine(name).sudo ? ['sudo', '-n'] : [];
   }
 
+  /** A file on a machine as a step names it (see namedFile); a purpose the lab does not map is an error. */
+  fileOn(machine: string, file: string): string {
+    return file.startsWith('/') ? file : this.machineFile(machine, file);
+  }
+
   /** A file path on a machine, by purpose (e.g. `accessLog`). */
   machineFile(name: string, purpose: string): string {
     const file = this.machine(name).files[purpose];

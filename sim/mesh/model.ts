@@ -55,7 +55,8 @@
  *    not the requested host fails curl's certificate check (exit 60) unless `--insecure`.
  *
  * Not modelled: HTTP routes and `http` VirtualService rules (plain-HTTP requests follow the registry and
- * the outbound policy only), Sidecar resources, merging of several DestinationRules for one host,
+ * the outbound policy only), a Sidecar resource's egress and ingress listeners (its outboundTrafficPolicy
+ * is followed: sidecar-resource.ts), merging of several DestinationRules for one host,
  * EnvoyFilter patches other than LISTENER/CLUSTER ADD (on gateways) and NETWORK_FILTER MERGE/REPLACE on
  * tcp_proxy (on gateways and sidecars), a sidecar tcp_proxy patched to another cluster without a tunnel,
  * weights (the heaviest route wins).

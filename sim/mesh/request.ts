@@ -22,6 +22,7 @@ import {
 import { addedClusters } from './envoy-filters.js';
 import { visitProxy, type ProxyFiles, type ProxyListener, type TunnelAsk } from './proxy-listeners.js';
 import { gatewayListeners, pickChain, sidecarListener, sidecarTcpProxy } from './listeners.js';
+import { outboundPolicyOf, unmodelledSidecarScope } from './sidecar-resource.js';
 import {
   buildRegistry,
   gatewayOf,
@@ -159,8 +160,13 @@ function intercept(walk: Walk, resolved: ResolvedHost): MeshOutcome {
     walk.decide({ verdict: 'direct', upstream: `${resolved.ip}:${walk.port}` });
     return reachServer(walk, { ip: resolved.ip, port: walk.port, serverHost: walk.host }, 'direct');
   }
-  if (!walk.tls) return sidecarPlainHttp(walk, resolved, istio.outboundTrafficPolicy);
-  return sidecarOutbound(walk, resolved, istio.outboundTrafficPolicy);
+  const { resources, source } = walk.input;
+  const policy = outboundPolicyOf(resources, source, istio.outboundTrafficPolicy);
+  if (policy.from) walk.note(`sidecar: outbound policy ${policy.mode} from ${policy.from}`);
+  const unmodelled = unmodelledSidecarScope(resources, source);
+  if (unmodelled) walk.note(`sidecar: ${unmodelled}`);
+  if (!walk.tls) return sidecarPlainHttp(walk, resolved, policy.mode);
+  return sidecarOutbound(walk, resolved, policy.mode);
 }
 
 /**

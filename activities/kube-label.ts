@@ -1,9 +1,6 @@
 import { z } from 'zod';
+import { LABEL_KEY, LABEL_VALUE } from '../src/lab/kube-names.js';
 import { defineAction } from './action.js';
-
-const LABEL_KEY =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 /** Input of kube.label. */
 export const kubeLabelInput = z

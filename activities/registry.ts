@@ -11,6 +11,7 @@ import { certsGenerateAction } from './certs-generate.js';
 import { execAction } from './exec.js';
 import { istioInstallAction } from './istio-install.js';
 import { kubeLabelAction } from './kube-label.js';
+import { kubeNamespaceAction } from './kube-namespace.js';
 import { kubeconfigFetchAction } from './kubeconfig-fetch.js';
 import { logExpectAction } from './log-expect.js';
 import { logMarkAction } from './log-mark.js';
@@ -38,6 +39,7 @@ export const actions: readonly ActionDefinition[] = checked([
   kubeconfigFetchAction,
   istioInstallAction,
   kubeLabelAction,
+  kubeNamespaceAction,
   manifestApplyAction,
   manifestPruneAction,
   meshCheckAction,

@@ -77,6 +77,9 @@ export async function remove(ctx: Ctx, rest: string[]): Promise<void> {
   });
 }
 
+/** Namespaces the API server never deletes. */
+const UNDELETABLE_NAMESPACES = ['default', 'kube-system', 'kube-public'];
+
 function deleteOne(
   ctx: Ctx,
   state: ClusterState,
@@ -86,6 +89,14 @@ function deleteOne(
   ignore: boolean,
   file?: string,
 ) {
+  if (info.kind === 'Namespace' && UNDELETABLE_NAMESPACES.includes(name)) {
+    // The API server's NamespaceLifecycle admission.
+    ctx.io.err.push(
+      `Error from server (Forbidden): ${file ? `error when deleting "${file}": ` : ''}namespaces "${name}" is forbidden: this namespace may not be deleted`,
+    );
+    ctx.io.code = 1;
+    return;
+  }
   if (deleteObject(state, info.kind, ns, name)) {
     // kubectl 1.33 and later name the namespace.
     ctx.io.out.push(`${typeRef(info)} "${name}" deleted${ns ? ` from ${ns} namespace` : ''}`);

@@ -46,7 +46,7 @@ export function get(ctx: Ctx, rest: string[]): void {
         ref.name,
       );
       if (found) objects.push(withStatus(state, found.object));
-      else {
+      else if (!flagOn(ctx.args, 'ignore-not-found')) {
         ctx.io.err.push(`Error from server (NotFound): ${resourceRef(ref.info)} "${ref.name}" not found`);
         ctx.io.code = 1;
       }
@@ -64,6 +64,8 @@ export function get(ctx: Ctx, rest: string[]): void {
   const fieldSelector = flagValue(ctx.args, 'field-selector');
   if (fieldSelector) objects = objects.filter((o) => matchesFields(o, info, fieldSelector, selector ?? ''));
   const output = flagValue(ctx.args, 'output') ?? '';
+  // kubectl prints nothing at all for names it did not find and was told to ignore.
+  if (named && objects.length === 0 && flagOn(ctx.args, 'ignore-not-found')) return;
   // One object asked for by name prints as itself; anything else as a List.
   const single = refCount === 1 && objects.length === 1;
   const data = single

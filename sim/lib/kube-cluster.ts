@@ -374,8 +374,12 @@ export function deleteObject(
       delete state.objects[keyOf('Pod', namespace, pod.metadata.name)];
   }
   if (kind === 'Namespace') {
-    for (const [k, s] of Object.entries(state.objects))
-      if (s.object.metadata.namespace === name) delete state.objects[k];
+    for (const [k, s] of Object.entries(state.objects)) {
+      if (s.object.metadata.namespace !== name) continue;
+      delete state.objects[k];
+      // istiod sees the namespace's Istio config go as it sees any deletion.
+      if (kindInfo(s.object.kind)?.istio) (state.deleted ??= {})[k] = { ...s, deletedAt: Date.now() };
+    }
   }
   return true;
 }

@@ -1,0 +1,196 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import { LabConfigError } from '../src/errors.js';
+import { K8S_NAME, LABEL_KEY, LABEL_VALUE } from '../src/lab/kube-names.js';
+import { MANAGED_BY_LABEL, MANAGER, ownerLabels } from '../src/lab/ownership.js';
+import type { LabRuntime } from '../src/lab/runtime.js';
+import { defineAction } from './action.js';
+
+/** The Sidecar resource a step applies for the namespace's outbound traffic policy. */
+export const POLICY_SIDECAR = 'tunnel-lab';
+
+/** Input of kube.namespace. */
+export const kubeNamespaceInput = z
+  .object({
+    name: z
+      .string()
+      .regex(K8S_NAME, 'must be a namespace name: lowercase letters, digits and -')
+      .optional()
+      .describe("The namespace; the lab's `namespace` by default."),
+    labels: z
+      .record(
+        z.string().regex(LABEL_KEY, 'must be a label key such as istio-injection or example.com/name'),
+        z
+          .string()
+          .regex(
+            LABEL_VALUE,
+            'must be a label value: up to 63 letters, digits, -, _ or ., alphanumeric at both ends',
+          ),
+      )
+      .default({})
+      .describe('Labels the namespace must carry, e.g. istio-injection: enabled.'),
+    outboundTrafficPolicy: z
+      .enum(['REGISTRY_ONLY', 'ALLOW_ANY'])
+      .optional()
+      .describe(
+        `The outbound traffic policy of the namespace's sidecars, set by a Sidecar resource (${POLICY_SIDECAR}) ` +
+          "in the namespace instead of the mesh-wide meshConfig.outboundTrafficPolicy.mode; unset: the mesh's.",
+      ),
+  })
+  .strict();
+
+/** Output of kube.namespace. */
+export interface KubeNamespaceOutput {
+  namespace: string;
+  /** Whether this step created it. */
+  created: boolean;
+  /**
+   * Whether it is the tool's (made by this run or an earlier one, and now this run's): a run that does not
+   * keep its objects deletes it at the end. A namespace that was there before is only labelled.
+   */
+  owned: boolean;
+  /** `namespace/name` of the Sidecar resource holding the outbound policy, when the step sets one. */
+  sidecar?: string;
+}
+
+interface NamespaceObject {
+  metadata: { labels?: Record<string, string> };
+}
+
+interface SidecarList {
+  items: { metadata: { name: string; labels?: Record<string, string> }; spec?: Record<string, unknown> }[];
+}
+
+/**
+ * The namespace a scenario runs in, made ready: created when absent (the run's own, removed with the run's
+ * objects), labelled (sidecar injection), and given an outbound traffic policy of its own.
+ */
+export const kubeNamespaceAction = defineAction({
+  name: 'kube.namespace',
+  description:
+    "Make the scenario's namespace ready: create it when absent (then it is the run's own, and a run that " +
+    'does not keep its objects deletes it at the end), set its labels (e.g. istio-injection=enabled), and ' +
+    "set its sidecars' outbound traffic policy with a Sidecar resource, scoped to the namespace instead of the mesh.",
+  input: kubeNamespaceInput,
+  policy: {
+    timeout: '1m',
+    maxTimeout: '10m',
+    heartbeatTimeout: '30s',
+    retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
+    maxAttempts: 20,
+  },
+  idempotent: true,
+  summary: (input) =>
+    `kube.namespace ${input.name ?? "(the lab's)"} ${Object.entries(input.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}${input.outboundTrafficPolicy ? ` outbound ${input.outboundTrafficPolicy}` : ''}`.slice(
+      0,
+      200,
+    ),
+  evidence: (output: KubeNamespaceOutput, input) => [
+    output.created
+      ? `namespace ${output.namespace} created for this run`
+      : output.owned
+        ? `namespace ${output.namespace} (left by an earlier run) taken over by this run`
+        : `namespace ${output.namespace} was there before: labelled only, never deleted`,
+    ...(output.sidecar ? [`Sidecar ${output.sidecar}: outbound traffic ${input.outboundTrafficPolicy}`] : []),
+  ],
+  examples: [
+    {
+      description: "The lab's namespace, with sidecar injection and only registered hosts let out",
+      yaml:
+        'id: namespace\nuses: kube.namespace\nwith:\n  labels: { istio-injection: enabled }\n' +
+        '  outboundTrafficPolicy: REGISTRY_ONLY',
+    },
+    {
+      description: 'A namespace of its own',
+      yaml: 'id: namespace\nuses: kube.namespace\nwith:\n  name: tunnel-lab-a\n  labels: { istio-injection: enabled }',
+    },
+  ],
+  changes: (input, { lab }) => {
+    const name = input.name ?? lab.namespace;
+    const labels = Object.entries(input.labels).map(([k, v]) => `${k}=${v}`);
+    return [
+      `create Namespace ${name} if absent (then removed with the run's objects), else label it` +
+        (labels.length ? `: ${labels.join(', ')}` : ''),
+      ...(input.outboundTrafficPolicy
+        ? [
+            `apply Sidecar ${name}/${POLICY_SIDECAR} (outbound traffic ${input.outboundTrafficPolicy} in ${name} only)`,
+          ]
+        : []),
+    ];
+  },
+  create: () => async (input, ctx) => {
+    const lab = await ctx.lab();
+    const namespace = input.name ?? lab.def.namespace;
+    const owner = ownerLabels(ctx.run);
+    const found = await lab.kubectl(['get', 'namespace', namespace, '-o', 'json', '--ignore-not-found'], {
+      timeoutMs: 60_000,
+    });
+    const existing = found.stdout.trim() ? (JSON.parse(found.stdout) as NamespaceObject) : undefined;
+    // A namespace an earlier run made (and did not delete) is the tool's: this run takes it over.
+    const owned = !existing || existing.metadata.labels?.[MANAGED_BY_LABEL] === MANAGER;
+    const dir = path.join(ctx.stateDir, 'manifests');
+    await mkdir(dir, { recursive: true });
+    const apply = async (file: string, object: Record<string, unknown>) => {
+      await writeFile(path.join(dir, file), stringify(object));
+      await lab.kubectl(['apply', '-f', path.join(dir, file)], { timeoutMs: 60_000 });
+    };
+    if (owned) {
+      await apply(`namespace.${namespace}.yaml`, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: namespace, labels: { ...input.labels, ...owner } },
+      });
+    } else if (Object.keys(input.labels).length > 0) {
+      const changes = Object.entries(input.labels).map(([k, v]) => `${k}=${v}`);
+      await lab.kubectl(['label', 'namespace', namespace, ...changes, '--overwrite'], { timeoutMs: 60_000 });
+    }
+    let sidecar: string | undefined;
+    if (input.outboundTrafficPolicy) {
+      await refuseSecondDefaultSidecar(lab, namespace);
+      await apply(`sidecar.${namespace}.${POLICY_SIDECAR}.yaml`, {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'Sidecar',
+        metadata: { name: POLICY_SIDECAR, namespace, labels: owner },
+        spec: { outboundTrafficPolicy: { mode: input.outboundTrafficPolicy } },
+      });
+      sidecar = `${namespace}/${POLICY_SIDECAR}`;
+    }
+    const output: KubeNamespaceOutput = {
+      namespace,
+      created: !existing,
+      owned,
+      ...(sidecar ? { sidecar } : {}),
+    };
+    return output;
+  },
+});
+
+/**
+ * Istio uses one Sidecar resource without a workloadSelector per namespace (the oldest): a second one,
+ * beside the namespace owner's, would be ignored or would displace theirs. The owner's is theirs to change.
+ */
+async function refuseSecondDefaultSidecar(lab: LabRuntime, namespace: string): Promise<void> {
+  const { stdout } = await lab.kubectl(
+    ['get', 'sidecars.networking.istio.io', '-n', namespace, '-o', 'json'],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  const theirs = (JSON.parse(stdout) as SidecarList).items.find(
+    (s) =>
+      s.metadata.name !== POLICY_SIDECAR &&
+      s.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGER &&
+      Object.keys(((s.spec?.workloadSelector ?? {}) as { labels?: object }).labels ?? {}).length === 0,
+  );
+  if (theirs) {
+    throw new LabConfigError(
+      `namespace ${namespace} already has a Sidecar resource for all its workloads (${theirs.metadata.name}); ` +
+        'Istio uses only one, so the outbound traffic policy cannot be set beside it: set it there, or give ' +
+        "the lab a namespace of the run's own (the lab file's `namespace`)",
+    );
+  }
+}

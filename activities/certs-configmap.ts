@@ -18,8 +18,10 @@ export const certsConfigmapInput = z
       .string()
       .max(63)
       .regex(DNS_LABEL, 'must be a DNS label')
-      .default('default')
-      .describe('Namespace of the ConfigMap and the Secret (where the client pod runs).'),
+      .optional()
+      .describe(
+        "Namespace of the ConfigMap and the Secret (where the client pod runs); the lab's `namespace` by default.",
+      ),
     configMap: z
       .string()
       .max(253)
@@ -67,7 +69,8 @@ export const certsConfigmapAction = defineAction({
     maxAttempts: 20,
   },
   idempotent: true,
-  summary: (input) => `certs.configmap ${input.namespace}/${input.configMap} + secret ${input.secret}`,
+  summary: (input) =>
+    `certs.configmap ${input.namespace ? `${input.namespace}/` : ''}${input.configMap} + secret ${input.secret}`,
   examples: [
     {
       description: 'Client certificate for the curl pod in default',
@@ -78,12 +81,13 @@ export const certsConfigmapAction = defineAction({
       yaml: 'id: client-certs\nuses: certs.configmap\nwith:\n  namespace: mtls-test',
     },
   ],
-  changes: (input) => [
-    `apply ConfigMap ${input.namespace}/${input.configMap} (the client certificate and the CA)`,
-    `apply Secret ${input.namespace}/${input.secret} (the client key)`,
+  changes: (input, { lab }) => [
+    `apply ConfigMap ${input.namespace ?? lab.namespace}/${input.configMap} (the client certificate and the CA)`,
+    `apply Secret ${input.namespace ?? lab.namespace}/${input.secret} (the client key)`,
   ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    const namespace = input.namespace ?? lab.def.namespace;
     const files = certFiles(lab.def.certsDir);
     const read = async (file: string) => {
       try {
@@ -109,14 +113,14 @@ export const certsConfigmapAction = defineAction({
 
     const dir = path.join(ctx.stateDir, 'manifests');
     await mkdir(dir, { recursive: true });
-    const configMapFile = path.join(dir, `${input.namespace}.configmap.${input.configMap}.yaml`);
-    const secretFile = path.join(dir, `${input.namespace}.secret.${input.secret}.yaml`);
+    const configMapFile = path.join(dir, `${namespace}.configmap.${input.configMap}.yaml`);
+    const secretFile = path.join(dir, `${namespace}.secret.${input.secret}.yaml`);
     await writeFile(
       configMapFile,
       stringify({
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name: input.configMap, namespace: input.namespace, labels: labels(ctx) },
+        metadata: { name: input.configMap, namespace, labels: labels(ctx) },
         data: { 'client-crt.pem': clientPem, 'ca.pem': caPem },
       }),
     );
@@ -127,7 +131,7 @@ export const certsConfigmapAction = defineAction({
       stringify({
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name: input.secret, namespace: input.namespace, labels: labels(ctx) },
+        metadata: { name: input.secret, namespace, labels: labels(ctx) },
         type: 'Opaque',
         data: { 'client-key.pem': Buffer.from(keyPem).toString('base64') },
       }),
@@ -145,7 +149,7 @@ export const certsConfigmapAction = defineAction({
       );
     }
     const output: CertsConfigmapOutput = {
-      namespace: input.namespace,
+      namespace,
       configMap: { name: input.configMap, keys: ['client-crt.pem', 'ca.pem'], manifest: configMapFile },
       secret: { name: input.secret, keys: ['client-key.pem'], manifest: secretFile },
       clientCertificate: certificateInfo(files.clientCert, clientPem),

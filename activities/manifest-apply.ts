@@ -2,9 +2,10 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { K8S_NAME } from '../src/lab/kube-names.js';
 import { isDuration, toMs } from '../src/duration.js';
 import {
-  defaultValues,
+  labDefaultValues,
   labValues,
   manifestPath,
   manifestsDir,
@@ -16,8 +17,6 @@ import { staysInside } from '../src/paths.js';
 import type { LabDefinition } from '../src/lab/definition.js';
 import { PLACEHOLDER_SECRETS, runSecrets } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
-
-const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Input of manifest.apply. */
 export const manifestApplyInput = z
@@ -230,7 +229,7 @@ async function renderTemplates(
     input.namespace && !('namespace' in input.values)
       ? { ...input.values, namespace: input.namespace }
       : input.values;
-  const values = mergeValues(await defaultValues(dir), overrides);
+  const values = mergeValues(await labDefaultValues(dir, lab), overrides);
   const context = { lab: labValues(lab), values, secrets };
   const templates = [];
   for (const file of input.files) {

@@ -5,7 +5,7 @@ import { defineAction, notApplicable } from './action.js';
 
 /**
  * The kinds whose objects decide where a pod's traffic goes: what an earlier run's ServiceEntries,
- * routes and tunnel filter would change in this one. Workloads, Services, ConfigMaps and Secrets are
+ * routes, tunnel filter and namespace policy (a Sidecar resource) would change in this one. Workloads, Services, ConfigMaps and Secrets are
  * re-applied in place by the scenarios that need them, so their pods are not restarted for nothing.
  */
 export const ISTIO_ROUTING_KINDS = [
@@ -14,6 +14,7 @@ export const ISTIO_ROUTING_KINDS = [
   'destinationrules.networking.istio.io',
   'gateways.networking.istio.io',
   'envoyfilters.networking.istio.io',
+  'sidecars.networking.istio.io',
 ];
 
 const RESOURCE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -47,6 +48,8 @@ export const SCENARIO_KINDS = [
   'serviceaccounts',
   'configmaps',
   'secrets',
+  // Last: a namespace the run created (kube.namespace), with whatever is left in it.
+  'namespaces',
 ];
 
 /** Output of manifest.prune. */

@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { K8S_NAME } from '../src/lab/kube-names.js';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabToolError, MeshCheckError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction } from './action.js';
-
-const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Input of mesh.wait. */
 export const meshWaitInput = z
@@ -28,7 +27,11 @@ export const meshWaitInput = z
       .describe("Wait until the egress gateway's Envoy holds the tunnels (istioctl proxy-config listeners)."),
     sidecar: z
       .object({
-        namespace: z.string().regex(K8S_NAME).default('default').describe("The client pod's namespace."),
+        namespace: z
+          .string()
+          .regex(K8S_NAME)
+          .optional()
+          .describe("The client pod's namespace; the lab's `namespace` by default."),
         selector: z.string().min(1).default('app=curl').describe('Label selector of the client pod.'),
         toGateway: z
           .array(z.string().min(1))
@@ -169,7 +172,8 @@ export const meshWaitAction = defineAction({
           listenersOf(lab, `deploy/${input.gateway.deployment}`, input.gateway.namespace).then(
             tunnelHostnames,
           ),
-        input.sidecar && sidecarRoutes(lab, input.sidecar.namespace, input.sidecar.selector),
+        input.sidecar &&
+          sidecarRoutes(lab, input.sidecar.namespace ?? lab.def.namespace, input.sidecar.selector),
       ]);
       if (input.gateway && gateway) {
         output.gatewayTunnels = gateway;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { K8S_NAME } from '../src/lab/kube-names.js';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabToolError } from '../src/errors.js';
 import { defineAction } from './action.js';
@@ -9,7 +10,11 @@ const STDERR_TAIL = 600;
 export const probeCurlInput = z
   .object({
     url: z.url({ protocol: /^https?$/ }).describe('URL curl requests from inside the pod.'),
-    namespace: z.string().default('default').describe('Namespace of the client pod.'),
+    namespace: z
+      .string()
+      .regex(K8S_NAME, 'must be a namespace name')
+      .optional()
+      .describe("Namespace of the client pod; the lab's `namespace` by default."),
     selector: z
       .string()
       .min(1)
@@ -126,7 +131,8 @@ export const probeCurlAction = defineAction({
   changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
-    const ns = ['-n', input.namespace];
+    const namespace = input.namespace ?? lab.def.namespace;
+    const ns = ['-n', namespace];
     const container = input.container ?? appLabel(input.selector);
     const maxSeconds = toMs(input.maxTime) / 1000;
     const curl = [
@@ -142,7 +148,7 @@ export const probeCurlAction = defineAction({
       input.url,
     ];
     // The pod kept from an earlier step, or picked again when it is gone.
-    const { pod, result } = await lab.inPod(input.namespace, input.selector, (name) =>
+    const { pod, result } = await lab.inPod(namespace, input.selector, (name) =>
       lab.kubectl([...ns, 'exec', name, ...(container ? ['-c', container] : []), '--', ...curl], {
         check: false,
         timeoutMs: toMs(input.maxTime) + 60_000,

@@ -340,7 +340,12 @@ describe('tunnel-lab run --dry-run', () => {
       /^ {2}vms \(vm\.up\):\n {4}- boot \(vagrant up\) and provision every machine of lab sim/m,
     );
     expect(vagrant.stdout).toContain('    - apply EnvoyFilter istio-system/egress-tcp-tunnel\n');
-    expect(vagrant.stdout).toContain('    - label namespace default: istio-injection=enabled\n');
+    expect(vagrant.stdout).toContain(
+      "    - create Namespace default if absent (then removed with the run's objects), else label it: istio-injection=enabled\n",
+    );
+    expect(vagrant.stdout).toContain(
+      '    - apply Sidecar default/tunnel-lab (outbound traffic REGISTRY_ONLY in default only)\n',
+    );
 
     // On an existing cluster: no machines to boot, and the installed Istio is only read.
     const existing = await cli(
@@ -358,7 +363,8 @@ describe('tunnel-lab run --dry-run', () => {
     expect(existing.exitCode).toBe(0);
     expect(existing.stdout).toContain('on lab existing-example (an existing cluster,');
     expect(existing.stdout).not.toMatch(/vagrant up|istioctl install/);
-    expect(existing.stdout).toContain('    - apply ServiceEntry default/a.example\n');
+    expect(existing.stdout).toContain('    - apply ServiceEntry tunnel-lab/a.example\n');
+    expect(existing.stdout).toContain('    - create Namespace tunnel-lab if absent');
     expect(existing.stdout).toMatch(/only read or skipped: tools, vms, kubeconfig, istio, blocked, /);
     // The example's proxy names no routes file of the run's: the credential steps change nothing there.
     expect(existing.stdout).not.toContain('credential (proxy.credential)');

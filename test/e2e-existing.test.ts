@@ -98,7 +98,8 @@ describe('a lab of kind existing', () => {
       def.lifetime = 'lab';
     });
     backing = path.join(lab.stateRoot, 'labs', 'backing');
-    // The cluster as its owner left it: booted, Istio installed with REGISTRY_ONLY, the app's certificates made.
+    // The cluster as its owner left it: booted, Istio installed letting any host out (ALLOW_ANY, Istio's
+    // default), the app's certificates made.
     const setup = await writePlaybook(
       'backing-setup',
       stringify({
@@ -114,7 +115,7 @@ describe('a lab of kind existing', () => {
               profile: 'demo',
               set: {
                 'meshConfig.accessLogFile': '/dev/stdout',
-                'meshConfig.outboundTrafficPolicy.mode': 'REGISTRY_ONLY',
+                'meshConfig.outboundTrafficPolicy.mode': 'ALLOW_ANY',
               },
             },
           },
@@ -151,6 +152,7 @@ describe('a lab of kind existing', () => {
         TUNNEL_LAB_SIM_STATE: path.join(backing, 'sim'),
       },
       cluster: { kubeconfig: path.join(backing, 'kubeconfig') },
+      namespace: 'tunnel-lab-a',
       istio: { version: '1.28.3' },
       certsDir: path.join(backing, 'certs'),
       machines: {
@@ -178,7 +180,16 @@ describe('a lab of kind existing', () => {
     await backingTool(backingFile, 'vagrant', ['destroy', '-f']);
   });
 
-  it('runs tls-passthrough and mtls unchanged: no VM steps, the kubeconfig copied, the installed Istio checked', async () => {
+  /** What `kubectl get` says on the backing cluster. */
+  const backingGet = async (...args: string[]) =>
+    backingTool(backingFile, 'kubectl', ['--kubeconfig', path.join(backing, 'kubeconfig'), 'get', ...args]);
+  /** The mesh-wide settings in the `istio` ConfigMap. */
+  const meshConfig = async (): Promise<unknown> =>
+    parse(
+      (await backingGet('-n', 'istio-system', 'configmap', 'istio', '-o', 'jsonpath={.data.mesh}')).stdout,
+    );
+
+  it('runs tls-passthrough and mtls unchanged in a namespace of their own: no VM steps, the kubeconfig copied, the installed Istio checked', async () => {
     const file = await writeExisting('existing');
     const tls = await run('tls-passthrough', file);
     expect(failedSteps(tls)).toEqual([]);
@@ -188,7 +199,10 @@ describe('a lab of kind existing', () => {
     const listed = tls.changes!.steps.flatMap((s) => s.changes.map((c) => `${s.id}: ${c}`));
     expect(tls.changes!.lab).toBe('existing');
     expect(listed).toContain('tunnel: apply EnvoyFilter istio-system/egress-tcp-tunnel');
-    expect(listed).toContain('service-entries: apply ServiceEntry default/www.google.com');
+    expect(listed).toContain('service-entries: apply ServiceEntry tunnel-lab-a/www.google.com');
+    expect(listed).toContain(
+      "namespace: create Namespace tunnel-lab-a if absent (then removed with the run's objects), else label it: istio-injection=enabled",
+    );
     expect(listed.filter((l) => /^(vms|istio|teardown):/.test(l))).toEqual([]);
     expect(listed.filter((l) => l.startsWith('leave-nothing: delete '))).toHaveLength(1);
     // Nothing the run applied stays on the shared cluster: its finally step removed exactly its own.
@@ -198,9 +212,19 @@ describe('a lab of kind existing', () => {
         expect.stringMatching(/^envoyfilter\.networking\.istio\.io "egress-tcp-tunnel" deleted/),
         expect.stringMatching(/^serviceentry\.networking\.istio\.io "www\.google\.com" deleted/),
         expect.stringMatching(/^deployment\.apps "curl" deleted/),
+        expect.stringMatching(/^sidecar\.networking\.istio\.io "tunnel-lab" deleted/),
+        'namespace "tunnel-lab-a" deleted',
       ]),
     );
     expect(await labelled(runIds.at(-1)!)).toEqual([]);
+    expect((await backingGet('namespace', 'tunnel-lab-a')).stderr).toContain('not found');
+    // The namespace's own policy: the mesh lets any host out, the scenario's namespace only registered ones.
+    expect(steps.namespace!.evidence).toEqual([
+      'namespace tunnel-lab-a created for this run',
+      'Sidecar tunnel-lab-a/tunnel-lab: outbound traffic REGISTRY_ONLY',
+    ]);
+    expect(steps.blocked!.status).toBe('passed');
+    expect(steps['outside-blocked']!.status).toBe('passed');
     for (const id of ['vms', 'teardown']) {
       expect(steps[id]).toMatchObject({
         status: 'skipped',
@@ -217,10 +241,7 @@ describe('a lab of kind existing', () => {
     expect((await stat(copy)).mode & 0o777).toBe(0o600);
     expect(steps.istio).toMatchObject({ status: 'passed', output: { skipped: true } });
     expect(steps.istio!.evidence).toEqual(
-      expect.arrayContaining([
-        'istiod: Istio 1.28.3',
-        'meshConfig.outboundTrafficPolicy.mode: REGISTRY_ONLY',
-      ]),
+      expect.arrayContaining(['istiod: Istio 1.28.3', 'meshConfig.accessLogFile: /dev/stdout']),
     );
     // The log checks read the real Envoy's log over the lab file's ssh, host key checked.
     expect(steps['proxy-saw-a']!.status).toBe('passed');
@@ -232,6 +253,15 @@ describe('a lab of kind existing', () => {
     expect(failedSteps(mtls)).toEqual([]);
     expect(stepsById(mtls)['call-app']!.output).toMatchObject({ status: 200 });
     expect(await labelled(runIds.at(-1)!)).toEqual([]);
+    expect((await backingGet('namespace', 'tunnel-lab-a')).stderr).toContain('not found');
+    // Nothing outside the run's namespace changed: the mesh's settings, and the namespace default.
+    expect(await meshConfig()).toEqual({
+      outboundTrafficPolicy: { mode: 'ALLOW_ANY' },
+      accessLogFile: '/dev/stdout',
+    });
+    const defaultNs = await backingGet('namespace', 'default', '-o', 'jsonpath={.metadata.labels}');
+    expect(JSON.parse(defaultNs.stdout)).toEqual({ 'kubernetes.io/metadata.name': 'default' });
+    expect((await backingGet('sidecars.networking.istio.io', '-A', '-o', 'name')).stdout).toBe('');
   }, 300_000);
 
   it('skips the log checks, saying why, when the lab names no proxy log; the probes carry the verdict', async () => {
@@ -341,41 +371,31 @@ describe('a lab of kind existing', () => {
       /^LabConfigError: the cluster runs Istio 1\.28\.3, but \S+existing-other-release\.yaml pins 1\.27\.0$/,
     );
 
-    // The cluster's owner lets unregistered hosts out: the scenario's "blocked" verdicts would be wrong.
-    const allowAny = await writePlaybook(
-      'backing-allow-any',
+    // A step that asks for a mesh-wide setting the cluster has not: refused, naming both, and nothing changes.
+    const meshWide = await writePlaybook(
+      'istio-mesh-wide',
       stringify({
-        name: 'backing-allow-any',
+        name: 'istio-mesh-wide',
         steps: [
+          { id: 'kubeconfig', uses: 'kubeconfig.fetch' },
           {
             id: 'istio',
             uses: 'istio.install',
-            with: { profile: 'demo', set: { 'meshConfig.outboundTrafficPolicy.mode': 'ALLOW_ANY' } },
+            with: { set: { 'meshConfig.outboundTrafficPolicy.mode': 'REGISTRY_ONLY' } },
           },
+          { id: 'after', uses: 'kube.namespace' },
         ],
       }),
     );
-    expect(failedSteps(await run(allowAny, backingFile))).toEqual([]);
-    const result = await run('tls-passthrough', await writeExisting('existing'));
+    const result = await run(meshWide, await writeExisting('existing'));
     expect(result.status).toBe('failed');
     expect(stepsById(result).istio!.error).toMatch(
       /^LabConfigError: the cluster's mesh config has outboundTrafficPolicy\.mode ALLOW_ANY, and the scenario needs REGISTRY_ONLY \(\S+existing\.yaml: cluster\.installIstio is false, so istio\.install checks the Istio installed; it changes nothing mesh-wide\)$/,
     );
     // Failed at once (a lab file's problem is not retried), and nothing after it ran.
     expect(stepsById(result).istio!.attempts).toBe(1);
-    expect(stepsById(result).client!.status).toBe('pending');
-    const mesh = await backingTool(backingFile, 'kubectl', [
-      '--kubeconfig',
-      path.join(backing, 'kubeconfig'),
-      '-n',
-      'istio-system',
-      'get',
-      'configmap',
-      'istio',
-      '-o',
-      'jsonpath={.data.mesh}',
-    ]);
-    expect(parse(mesh.stdout)).toEqual({
+    expect(stepsById(result).after!.status).toBe('pending');
+    expect(await meshConfig()).toEqual({
       outboundTrafficPolicy: { mode: 'ALLOW_ANY' },
       accessLogFile: '/dev/stdout',
     });

@@ -12,6 +12,7 @@ import { LabConfigError, PlaybookError } from '../errors.js';
 import { unknownName } from '../suggest.js';
 import { YamlSource } from '../yaml-source.js';
 import { keptLabsDir, runLabDir } from '../state-layout.js';
+import { K8S_NAME } from './kube-names.js';
 
 const machineSchema = z
   .object({
@@ -123,6 +124,15 @@ const labSchema = z
       .string()
       .optional()
       .describe('Where certs.generate writes (kind existing; a Vagrant lab names it in vagrant.certsDir).'),
+    namespace: z
+      .string()
+      .regex(K8S_NAME, 'must be a namespace name: lowercase letters, digits and -')
+      .default('default')
+      .describe(
+        'The namespace a scenario runs in: its client pods, their Sidecar policy, ServiceEntries and routes ' +
+          "(manifests' values.namespace). On a shared cluster, one of the run's own: kube.namespace creates " +
+          'it, and a run that does not keep its objects deletes it at the end.',
+      ),
     machines: z.record(z.string(), machineSchema).default({}),
     network: z
       .object({

@@ -105,6 +105,14 @@ export async function defaultValues(dir: string): Promise<Record<string, unknown
   }
 }
 
+/**
+ * The defaults of `${{ values.* }}` on a lab: manifests/values.yaml, with the lab's namespace as
+ * values.namespace (a step's own values override both).
+ */
+export async function labDefaultValues(dir: string, def: LabDefinition): Promise<Record<string, unknown>> {
+  return mergeValues(await defaultValues(dir), { namespace: def.namespace });
+}
+
 /** Objects merge key by key; anything else (lists included) replaces the default. */
 export function mergeValues(
   base: Record<string, unknown>,

@@ -6,7 +6,7 @@
 import { stringify } from 'yaml';
 import type { LabDefinition } from '../lab/definition.js';
 import {
-  defaultValues,
+  labDefaultValues,
   labValues,
   manifestPath,
   manifestsDir,
@@ -49,7 +49,7 @@ export async function renderManifestSet(
   },
 ): Promise<RenderedSet> {
   const dir = manifestsDir(options.projectRoot);
-  const base = mergeValues(await defaultValues(dir), options.values ?? {});
+  const base = mergeValues(await labDefaultValues(dir, options.lab), options.values ?? {});
   const lab = labValues(options.lab);
   const documents: KubeDocument[] = [];
   for (const [i, ref] of refs.entries()) {

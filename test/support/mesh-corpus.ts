@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { projectRoot } from '../../src/config.js';
 import { loadLab } from '../../src/lab/definition.js';
 import {
+  DEFAULT_CLIENT,
   renderManifestSet,
   type ManifestRef,
   type RenderedSet,
@@ -31,6 +32,8 @@ interface CaseFile {
   description: string;
   outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   gatewayLabels?: Record<string, string>;
+  /** The client pod's namespace; default by default. */
+  clientNamespace?: string;
   probes: string[];
   manifests: ManifestRef[];
   expect: Record<string, VerdictKind>;
@@ -53,6 +56,7 @@ export async function loadCorpus(): Promise<CorpusCase[]> {
       settings: {
         outboundTrafficPolicy: data.outboundTrafficPolicy ?? 'REGISTRY_ONLY',
         gatewayLabels: data.gatewayLabels,
+        ...(data.clientNamespace ? { client: { ...DEFAULT_CLIENT, namespace: data.clientNamespace } } : {}),
       },
       probes: data.probes,
       set: await renderManifestSet(data.manifests ?? [], {

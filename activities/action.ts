@@ -32,6 +32,18 @@ export interface ActionPolicy {
   nonRetryable?: string[];
 }
 
+/**
+ * The policy of a step that is a few kubectl calls to the API server: a minute an attempt, retried with
+ * backoff for a while, so that an API server that is briefly away does not fail the run.
+ */
+export const KUBECTL_POLICY: ActionPolicy = {
+  timeout: '1m',
+  maxTimeout: '10m',
+  heartbeatTimeout: '30s',
+  retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
+  maxAttempts: 20,
+};
+
 export interface ActionLogger {
   info(message: string, meta?: Record<string, unknown>): void;
   warn(message: string, meta?: Record<string, unknown>): void;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { LABEL_KEY, LABEL_VALUE } from '../src/lab/kube-names.js';
-import { defineAction } from './action.js';
+import { labelKeyInput, labelValueInput } from '../src/lab/kube-names.js';
+import { defineAction, KUBECTL_POLICY } from './action.js';
 
 /** Input of kube.label. */
 export const kubeLabelInput = z
@@ -8,16 +8,7 @@ export const kubeLabelInput = z
     kind: z.enum(['namespace']).default('namespace').describe('Kind of the object to label.'),
     name: z.string().min(1).describe('Name of the object, e.g. default.'),
     labels: z
-      .record(
-        z.string().regex(LABEL_KEY, 'must be a label key such as istio-injection or example.com/name'),
-        z
-          .string()
-          .regex(
-            LABEL_VALUE,
-            'must be a label value: up to 63 letters, digits, -, _ or ., alphanumeric at both ends',
-          )
-          .nullable(),
-      )
+      .record(labelKeyInput, labelValueInput.nullable())
       .refine((labels) => Object.keys(labels).length > 0, 'at least one label')
       .describe('Labels to set; null removes the label.'),
   })
@@ -39,13 +30,7 @@ export const kubeLabelAction = defineAction({
   description:
     'Label a namespace with kubectl label --overwrite (e.g. istio-injection=enabled for automatic sidecar injection).',
   input: kubeLabelInput,
-  policy: {
-    timeout: '1m',
-    maxTimeout: '10m',
-    heartbeatTimeout: '30s',
-    retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
-    maxAttempts: 20,
-  },
+  policy: KUBECTL_POLICY,
   idempotent: true,
   summary: (input) =>
     `kube.label ${input.kind} ${input.name} ${Object.entries(input.labels)

@@ -3,10 +3,10 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { LabConfigError } from '../src/errors.js';
-import { K8S_NAME, LABEL_KEY, LABEL_VALUE } from '../src/lab/kube-names.js';
+import { K8S_NAME, labelKeyInput, labelValueInput } from '../src/lab/kube-names.js';
 import { MANAGED_BY_LABEL, MANAGER, ownerLabels } from '../src/lab/ownership.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
-import { defineAction } from './action.js';
+import { defineAction, KUBECTL_POLICY } from './action.js';
 
 /** The Sidecar resource a step applies for the namespace's outbound traffic policy. */
 export const POLICY_SIDECAR = 'tunnel-lab';
@@ -20,15 +20,7 @@ export const kubeNamespaceInput = z
       .optional()
       .describe("The namespace; the lab's `namespace` by default."),
     labels: z
-      .record(
-        z.string().regex(LABEL_KEY, 'must be a label key such as istio-injection or example.com/name'),
-        z
-          .string()
-          .regex(
-            LABEL_VALUE,
-            'must be a label value: up to 63 letters, digits, -, _ or ., alphanumeric at both ends',
-          ),
-      )
+      .record(labelKeyInput, labelValueInput)
       .default({})
       .describe('Labels the namespace must carry, e.g. istio-injection: enabled.'),
     outboundTrafficPolicy: z
@@ -74,13 +66,7 @@ export const kubeNamespaceAction = defineAction({
     'does not keep its objects deletes it at the end), set its labels (e.g. istio-injection=enabled), and ' +
     "set its sidecars' outbound traffic policy with a Sidecar resource, scoped to the namespace instead of the mesh.",
   input: kubeNamespaceInput,
-  policy: {
-    timeout: '1m',
-    maxTimeout: '10m',
-    heartbeatTimeout: '30s',
-    retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
-    maxAttempts: 20,
-  },
+  policy: KUBECTL_POLICY,
   idempotent: true,
   summary: (input) =>
     `kube.namespace ${input.name ?? "(the lab's)"} ${Object.entries(input.labels)

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { keepsObjects } from '../src/lab/definition.js';
 import { labelValue, ownedSelector, RUN_LABEL, type RunRef } from '../src/lab/ownership.js';
-import { defineAction, notApplicable } from './action.js';
+import { defineAction, KUBECTL_POLICY, notApplicable } from './action.js';
 
 /**
  * The kinds whose objects decide where a pod's traffic goes: what an earlier run's ServiceEntries,
@@ -67,13 +67,8 @@ export const manifestPruneAction = defineAction({
     'Delete what earlier runs applied (objects labelled app.kubernetes.io/managed-by=tunnel-lab with ' +
     "another tunnel-lab.io/run), so that a scenario on a kept cluster starts from a known state: by default Istio's routing config.",
   input: manifestPruneInput,
-  policy: {
-    timeout: '2m',
-    maxTimeout: '10m',
-    heartbeatTimeout: '30s',
-    retry: { attempts: 5, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
-    maxAttempts: 20,
-  },
+  // Deleting by label across every namespace can take longer than one call.
+  policy: { ...KUBECTL_POLICY, timeout: '2m' },
   idempotent: true,
   summary: (input) =>
     `manifest.prune ${RUNS_TEXT[input.runs]}: ${kindsOf(input)

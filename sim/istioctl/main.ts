@@ -30,7 +30,7 @@ import {
   type IstioInstall,
   type KubeObject,
 } from '../lib/kube-cluster.js';
-import { proxyListeners } from '../mesh/model.js';
+import { isGatewayTemplate, proxyListeners } from '../mesh/model.js';
 import { toMs } from '../../src/duration.js';
 import { flagOn, flagValue, parseArgs, UsageError, type FlagSpec, type ParsedArgs } from '../lib/pflag.js';
 import { readState, updateState } from '../lib/state.js';
@@ -225,7 +225,9 @@ function proxyConfig(env: SimEnv, args: ParsedArgs): void {
   // The pod's ReplicaSet is `<deployment>-<pod-template-hash>`.
   const hash = pod.metadata.labels?.['pod-template-hash'] ?? '';
   const owner = (pod.metadata.ownerReferences?.[0]?.name ?? '').replace(`-${hash}`, '');
-  const gateway = namespace === NAMESPACE && istio?.gateways.includes(`${NAMESPACE}/${owner}`);
+  const gateway =
+    (namespace === NAMESPACE && istio?.gateways.includes(`${NAMESPACE}/${owner}`)) ||
+    isGatewayTemplate(pod.metadata.annotations);
   const listeners = proxyListeners(
     { resources, istio },
     gateway

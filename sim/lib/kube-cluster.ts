@@ -10,6 +10,7 @@
  * Secret is missing.
  */
 import { createHash } from 'node:crypto';
+import { isGatewayTemplate } from '../mesh/model.js';
 
 export const CLUSTER_STATE = 'cluster';
 export const ISTIO_VERSION = '1.28.3';
@@ -533,7 +534,19 @@ export function reconcilePods(state: ClusterState, deployment: KubeObject): void
   };
   const annotations = { ...(template.metadata?.annotations ?? {}) };
   const inject = injectsSidecar(state, namespace, labels);
-  if (inject) {
+  if (inject && isGatewayTemplate(annotations)) {
+    // The gateway template: the pod's own istio-proxy container (image `auto`) becomes Istio's proxy, and
+    // no init container redirects its traffic.
+    podSpec.containers = (podSpec.containers ?? []).map((c) =>
+      c.name === 'istio-proxy' && c.image === 'auto'
+        ? { ...c, image: `docker.io/istio/proxyv2:${ISTIO_VERSION}` }
+        : c,
+    );
+    annotations['sidecar.istio.io/status'] = JSON.stringify({
+      containers: ['istio-proxy'],
+      revision: 'default',
+    });
+  } else if (inject) {
     podSpec.initContainers = [
       ...((podSpec.initContainers as unknown[]) ?? []),
       { name: 'istio-init', image: `docker.io/istio/proxyv2:${ISTIO_VERSION}` },
@@ -582,13 +595,16 @@ function injectsSidecar(state: ClusterState, namespace: string, podLabels: Recor
   return podSays === 'true';
 }
 
-/** True when the pod's containers run: every ConfigMap and Secret its volumes need exists. */
+/** True when the pod's containers run: their images exist, and every ConfigMap and Secret its volumes need. */
 export function podRunning(state: ClusterState, pod: KubeObject): boolean {
   const volumes = ((pod.spec as Record<string, unknown>)?.volumes ?? []) as Record<
     string,
     Record<string, unknown>
   >[];
   const namespace = pod.metadata.namespace;
+  // `auto` is no image: only Istio's injector replaces it, so without injection the pull fails.
+  const containers = (pod.spec as { containers?: { image?: string }[] })?.containers ?? [];
+  if (containers.some((c) => c.image === 'auto')) return false;
   return volumes.every((volume) => {
     if (volume.configMap) {
       return (

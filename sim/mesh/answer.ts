@@ -56,9 +56,36 @@ export function modelAnswer(
     if (result.error) rejected.push(result.error);
   };
   apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } }, 'istioctl');
+  const own = settings.ownGateway;
   for (const name of ['istiod', 'istio-egressgateway']) {
-    const labels = name === 'istio-egressgateway' ? settings.gatewayLabels : undefined;
+    const labels = name === 'istio-egressgateway' && !own ? settings.gatewayLabels : undefined;
     for (const object of istioComponentObjects(name, 'istio-system', labels)) apply(object, 'istioctl');
+  }
+  if (own) {
+    // As gateway.deploy leaves it: the demo gateway's Deployment and Service, renamed, in the namespace, with
+    // the gateway injection template.
+    if (own.namespace !== 'istio-system')
+      apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: own.namespace } }, 'kube.namespace');
+    for (const object of istioComponentObjects(
+      'istio-egressgateway',
+      own.namespace,
+      settings.gatewayLabels,
+    )) {
+      const spec = object.spec as { template?: { metadata?: { annotations?: Record<string, string> } } };
+      if (spec.template?.metadata)
+        spec.template.metadata.annotations = { 'inject.istio.io/templates': 'gateway' };
+      apply({ ...object, metadata: { ...object.metadata, name: own.service } }, 'gateway.deploy');
+    }
+  }
+  // The scenario's namespaces exist, with injection on, as its kube.namespace step leaves them.
+  const namespaces = new Set(documents.map((d) => d.metadata?.namespace).filter((n) => n !== undefined));
+  for (const name of namespaces) {
+    if (name === 'istio-system' || name === 'default') continue;
+    if (documents.some((d) => d.kind === 'Namespace' && d.metadata?.name === name)) continue;
+    apply(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'istio-injection': 'enabled' } } },
+      'kube.namespace',
+    );
   }
   for (const doc of documents) apply(doc, 'manifests');
   const client = settings.client ?? DEFAULT_CLIENT;

@@ -76,7 +76,7 @@ import { simulateRequest } from './request.js';
 import type { MeshInput, PushStatus } from './types.js';
 
 export { CONFLICT_TCP_OVER_TCP, proxyListeners, pushStatusOf } from './listeners.js';
-export { DEMO_GATEWAYS, publicAddress } from './registry.js';
+export { DEMO_GATEWAYS, isGatewayTemplate, publicAddress } from './registry.js';
 export { simulateRequest } from './request.js';
 export type { MeshInput, MeshObject, MeshOutcome, PushStatus, PushStatusEntry } from './types.js';
 

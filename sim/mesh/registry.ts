@@ -175,7 +175,15 @@ export function publicAddress(host: string): string | undefined {
   return `203.0.113.${1 + (sum % 254)}`;
 }
 
-/** The gateway whose pods a Service selects: one of the installation's gateway Deployments. */
+/** Whether pods (a pod's or a pod template's annotations) ask for Istio's gateway injection template. */
+export function isGatewayTemplate(annotations: Record<string, string> | undefined): boolean {
+  return (annotations?.['inject.istio.io/templates'] ?? '').split(',').includes('gateway');
+}
+
+/**
+ * The gateway whose pods a Service selects: one of the installation's gateway Deployments, or one deployed
+ * with the gateway injection template (https://istio.io/latest/docs/setup/additional-setup/gateway/).
+ */
 export function gatewayOf(
   service: RegistryService,
   input: Pick<MeshInput, 'resources' | 'istio'>,
@@ -185,8 +193,10 @@ export function gatewayOf(
   const gateways = input.istio?.gateways ?? DEMO_GATEWAYS;
   for (const d of input.resources) {
     if (d.kind !== 'Deployment' || d.metadata.namespace !== service.namespace) continue;
-    if (!gateways.includes(`${d.metadata.namespace}/${d.metadata.name}`)) continue;
-    const labels = (obj(obj(obj(d.spec).template).metadata).labels ?? {}) as Record<string, string>;
+    const template = obj(obj(obj(d.spec).template).metadata);
+    const injected = isGatewayTemplate(template.annotations as Record<string, string> | undefined);
+    if (!injected && !gateways.includes(`${d.metadata.namespace}/${d.metadata.name}`)) continue;
+    const labels = (template.labels ?? {}) as Record<string, string>;
     if (Object.entries(service.selector).every(([k, v]) => labels[k] === v)) {
       return { namespace: service.namespace, labels };
     }

@@ -64,8 +64,13 @@ export async function renderManifestSet(
 
 export interface MeshSettings {
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
-  /** Labels of the installed egress gateway's pods; the demo profile's by default. */
+  /** Labels of the egress gateway's pods; the demo profile's by default. */
   gatewayLabels?: Record<string, string>;
+  /**
+   * An egress gateway deployed beside the installation's (a lab's `egressGateway: own`), its pods labelled
+   * `gatewayLabels`; values.egressGateway must name it too.
+   */
+  ownGateway?: { namespace: string; service: string };
   /** The client pod the probes run in. */
   client?: { pod: string; namespace: string; labels: Record<string, string> };
 }

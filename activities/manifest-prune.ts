@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { keepsObjects } from '../src/lab/definition.js';
+import { keepsObjects, ownEgressGateway } from '../src/lab/definition.js';
 import { labelValue, ownedSelector, RUN_LABEL, type RunRef } from '../src/lab/ownership.js';
 import { defineAction, KUBECTL_POLICY, notApplicable } from './action.js';
 
@@ -60,7 +60,7 @@ export interface ManifestPruneOutput {
   deleted: string[];
 }
 
-/** Deletes, by label, what earlier runs applied to the cluster (all namespaces). */
+/** Deletes, by label, what earlier runs applied to the cluster (all namespaces, or the lab's own). */
 export const manifestPruneAction = defineAction({
   name: 'manifest.prune',
   description:
@@ -90,7 +90,8 @@ export const manifestPruneAction = defineAction({
       : [
           `delete ${kindsOf(input)
             .map((k) => k.split('.')[0])
-            .join(', ')} labelled ${ownedSelector()} ` + `by ${RUNS_TEXT[input.runs]}, in all namespaces`,
+            .join(', ')} labelled ${ownedSelector()} ` +
+            `by ${RUNS_TEXT[input.runs]}, ${ownEgressGateway(lab) ? `in ${lab.namespace}` : 'in all namespaces'}`,
         ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
@@ -102,8 +103,11 @@ export const manifestPruneAction = defineAction({
     const selector = selectorFor(input.runs, ctx.run);
     // The pods kept by name may go with what is deleted: later steps pick theirs again.
     lab.forgetPods();
+    // A lab whose runs keep to their namespace (their own egress gateway) prunes only there: another lab's
+    // runs on the same cluster may be under way in theirs.
+    const where = ownEgressGateway(lab.def) ? ['-n', lab.def.namespace] : ['--all-namespaces'];
     const { stdout } = await lab.kubectl(
-      ['delete', kindsOf(input).join(','), '--all-namespaces', '-l', selector, '--ignore-not-found'],
+      ['delete', kindsOf(input).join(','), ...where, '-l', selector, '--ignore-not-found'],
       { timeoutMs: 90_000 },
     );
     const output: ManifestPruneOutput = {

@@ -5,6 +5,7 @@ import { renderManifestSet, oracleRequest, type MeshSettings } from '../src/mesh
 import { ensureOracle, findOracle, runOracle } from '../src/mesh/oracle.js';
 import { describeVerdict, type MeshVerdict, type VerdictKind } from '../src/mesh/verdict.js';
 import { modelAnswer, modelLab } from '../sim/mesh/answer.js';
+import { ownEgressGateway } from '../src/lab/definition.js';
 import { runSecrets } from '../src/lab/proxy-credential.js';
 import { defineAction } from './action.js';
 
@@ -118,9 +119,14 @@ export const meshCheckAction = defineAction({
       },
     );
     const namespace = typeof set.values.namespace === 'string' ? set.values.namespace : 'default';
+    const own = ownEgressGateway(lab.def);
     const settings: MeshSettings = {
       outboundTrafficPolicy: input.outboundTrafficPolicy,
       client: { pod: 'curl', namespace, labels: { app: 'curl' } },
+      // The run's own gateway (values.egressGateway names it), with its own pods' labels.
+      ...(own
+        ? { gatewayLabels: own.selector, ownGateway: { namespace: own.namespace, service: own.service } }
+        : {}),
     };
     const probes = Object.keys(input.expect).map((host) => ({ host }));
     const simulated = lab.def.sim !== undefined;

@@ -1,10 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { K8S_NAME } from '../src/lab/kube-names.js';
+import { ownEgressGateway } from '../src/lab/definition.js';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabToolError, MeshCheckError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction } from './action.js';
+
+/** Istio's egress gateway of the demo profile (its Deployment and Service), which the scenarios use unless the lab has its own. */
+const SHARED_EGRESS_GATEWAY = { namespace: 'istio-system', name: 'istio-egressgateway' };
 
 /** Input of mesh.wait. */
 export const meshWaitInput = z
@@ -14,9 +18,15 @@ export const meshWaitInput = z
         namespace: z
           .string()
           .regex(K8S_NAME)
-          .default('istio-system')
-          .describe("The egress gateway's namespace."),
-        deployment: z.string().regex(K8S_NAME).default('istio-egressgateway').describe('Its Deployment.'),
+          .optional()
+          .describe(
+            "The egress gateway's namespace: istio-system, or the lab's namespace on a lab with its own gateway.",
+          ),
+        deployment: z
+          .string()
+          .regex(K8S_NAME)
+          .optional()
+          .describe("Its Deployment: istio-egressgateway, or the run's own (egressGateway: own)."),
         tunnels: z
           .array(z.string().min(1))
           .min(1)
@@ -56,8 +66,11 @@ export const meshWaitInput = z
           ),
         gatewayHost: z
           .string()
-          .default('istio-egressgateway.istio-system.svc.cluster.local')
-          .describe("The egress gateway Service's host name, as the sidecar's clusters name it."),
+          .optional()
+          .describe(
+            "The egress gateway Service's host name, as the sidecar's clusters name it: " +
+              "istio-egressgateway.istio-system.svc.cluster.local, or the run's own gateway's on a lab with one.",
+          ),
       })
       .strict()
       .refine(
@@ -160,6 +173,7 @@ export const meshWaitAction = defineAction({
   changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
+    const own = ownEgressGateway(lab.def);
     const started = Date.now();
     const deadline = started + toMs(input.within);
     const output: MeshWaitOutput = { waitedMs: 0 };
@@ -169,9 +183,11 @@ export const meshWaitAction = defineAction({
       // The gateway and the sidecar are asked at once.
       const [gateway, sidecar] = await Promise.all([
         input.gateway &&
-          listenersOf(lab, `deploy/${input.gateway.deployment}`, input.gateway.namespace).then(
-            tunnelHostnames,
-          ),
+          listenersOf(
+            lab,
+            `deploy/${input.gateway.deployment ?? own?.service ?? SHARED_EGRESS_GATEWAY.name}`,
+            input.gateway.namespace ?? own?.namespace ?? SHARED_EGRESS_GATEWAY.namespace,
+          ).then(tunnelHostnames),
         input.sidecar &&
           sidecarRoutes(lab, input.sidecar.namespace ?? lab.def.namespace, input.sidecar.selector),
       ]);
@@ -188,7 +204,10 @@ export const meshWaitAction = defineAction({
           if (!tunnels.includes(t)) missing.push(`the sidecar of ${pod} has no tunnel to ${t}`);
         }
         // Each SNI with the cluster it must go to: the gateway's, or its own (`outbound|PORT||SNI`).
-        const { toGateway = [], direct = [], gatewayHost } = input.sidecar;
+        const { toGateway = [], direct = [] } = input.sidecar;
+        const gatewayHost =
+          input.sidecar.gatewayHost ??
+          `${own?.service ?? SHARED_EGRESS_GATEWAY.name}.${own?.namespace ?? SHARED_EGRESS_GATEWAY.namespace}.svc.cluster.local`;
         const wanted = [
           ...toGateway.map((sni) => ({ sni, suffix: `|${gatewayHost}`, to: 'the gateway' })),
           ...direct.map((sni) => ({ sni, suffix: `||${sni}`, to: 'directly' })),

@@ -10,6 +10,7 @@ import { certsConfigmapAction } from './certs-configmap.js';
 import { certsGenerateAction } from './certs-generate.js';
 import { execAction } from './exec.js';
 import { istioInstallAction } from './istio-install.js';
+import { gatewayDeployAction } from './gateway-deploy.js';
 import { kubeLabelAction } from './kube-label.js';
 import { kubeNamespaceAction } from './kube-namespace.js';
 import { kubeconfigFetchAction } from './kubeconfig-fetch.js';
@@ -40,6 +41,7 @@ export const actions: readonly ActionDefinition[] = checked([
   istioInstallAction,
   kubeLabelAction,
   kubeNamespaceAction,
+  gatewayDeployAction,
   manifestApplyAction,
   manifestPruneAction,
   meshCheckAction,

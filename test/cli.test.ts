@@ -365,6 +365,10 @@ describe('tunnel-lab run --dry-run', () => {
     expect(existing.stdout).not.toMatch(/vagrant up|istioctl install/);
     expect(existing.stdout).toContain('    - apply ServiceEntry tunnel-lab/a.example\n');
     expect(existing.stdout).toContain('    - create Namespace tunnel-lab if absent');
+    // Its own egress gateway: nothing outside the namespace changes.
+    expect(existing.stdout).toContain('    - apply Deployment tunnel-lab/tunnel-lab-egress\n');
+    expect(existing.stdout).toContain('    - apply EnvoyFilter tunnel-lab/egress-tcp-tunnel\n');
+    expect(existing.stdout).not.toContain('istio-system');
     expect(existing.stdout).toMatch(/only read or skipped: tools, vms, kubeconfig, istio, blocked, /);
     // The example's proxy names no routes file of the run's: the credential steps change nothing there.
     expect(existing.stdout).not.toContain('credential (proxy.credential)');

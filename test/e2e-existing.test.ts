@@ -71,8 +71,12 @@ describe('a lab of kind existing', () => {
   };
   /** The run ids of the runs started so far, by playbook: whose labelled objects to look for afterwards. */
   const runIds: string[] = [];
-  const run = async (playbook: string, labFile: string): Promise<ScenarioResult> => {
-    const input: ScenarioInput = { playbook, lab: labFile };
+  const run = async (
+    playbook: string,
+    labFile: string,
+    vars?: ScenarioInput['vars'],
+  ): Promise<ScenarioResult> => {
+    const input: ScenarioInput = { playbook, lab: labFile, ...(vars ? { vars } : {}) };
     const handle = await start(lab, input);
     runIds.push(handle.workflowId);
     return outcome(handle);
@@ -225,6 +229,8 @@ describe('a lab of kind existing', () => {
     ]);
     expect(steps.blocked!.status).toBe('passed');
     expect(steps['outside-blocked']!.status).toBe('passed');
+    // This lab tunnels through the shared egress gateway: no gateway of the run's own.
+    expect(steps.gateway).toMatchObject({ status: 'skipped' });
     for (const id of ['vms', 'teardown']) {
       expect(steps[id]).toMatchObject({
         status: 'skipped',
@@ -262,6 +268,65 @@ describe('a lab of kind existing', () => {
     const defaultNs = await backingGet('namespace', 'default', '-o', 'jsonpath={.metadata.labels}');
     expect(JSON.parse(defaultNs.stdout)).toEqual({ 'kubernetes.io/metadata.name': 'default' });
     expect((await backingGet('sidecars.networking.istio.io', '-A', '-o', 'name')).stdout).toBe('');
+  }, 300_000);
+
+  it('runs two labs on one cluster at once, each in a namespace of its own with an egress gateway of its own', async () => {
+    const labA = await writeExisting('existing-a', (def) => {
+      def.namespace = 'tunnel-lab-a';
+      def.egressGateway = 'own';
+    });
+    const labB = await writeExisting('existing-b', (def) => {
+      def.namespace = 'tunnel-lab-b';
+      def.egressGateway = 'own';
+    });
+    // Each run's hosts are its own, so that each run's count of tunnels in the shared proxy's log is its own.
+    const [a, b] = await Promise.all([
+      run('tls-passthrough', labA),
+      run('tls-passthrough', labB, {
+        hostA: 'docs.python.org',
+        hostB: 'www.kernel.org',
+        hostOutside: 'www.debian.org',
+      }),
+    ]);
+    expect(failedSteps(a)).toEqual([]);
+    expect(failedSteps(b)).toEqual([]);
+    const stepsA = stepsById(a);
+    const stepsB = stepsById(b);
+    // They ran at the same time: each one's tunnel was up while the other's steps went on.
+    const span = (steps: Record<string, StepRecord>, first: string, last: string) => [
+      Date.parse(steps[first]!.startedAt!),
+      Date.parse(steps[last]!.startedAt!) + steps[last]!.durationMs!,
+    ];
+    const [startA, endA] = span(stepsA, 'namespace', 'tunnelled-a');
+    const [startB, endB] = span(stepsB, 'namespace', 'tunnelled-a');
+    expect(startA! < endB! && startB! < endA!).toBe(true);
+    // Each through its own gateway, in its own namespace; nothing in istio-system.
+    for (const [steps, ns] of [
+      [stepsA, 'tunnel-lab-a'],
+      [stepsB, 'tunnel-lab-b'],
+    ] as const) {
+      expect(steps.gateway!.status).toBe('passed');
+      expect(steps.gateway!.evidence).toEqual([
+        expect.stringContaining('"tunnel-lab-egress" successfully rolled out'),
+      ]);
+      expect(steps.tunnel!.output).toMatchObject({
+        lines: expect.arrayContaining([`envoyfilter.networking.istio.io/egress-tcp-tunnel created`]),
+      });
+      const changes = (ns === 'tunnel-lab-a' ? a : b).changes!.steps.flatMap((s) => s.changes);
+      expect(changes.filter((c) => /istio-system/.test(c))).toEqual([]);
+      expect(changes).toContain(`apply EnvoyFilter ${ns}/egress-tcp-tunnel`);
+      expect(changes).toContain(`apply Deployment ${ns}/tunnel-lab-egress`);
+    }
+    // The real Envoy saw each run's tunnels, once per host.
+    expect(stepsB['proxy-saw-a']!.evidence?.join('\n')).toMatch(
+      /CONNECT \S+ \S+ HTTP\/1\.1" - 200 .* docs\.python\.org:443/,
+    );
+    expect(stepsA['proxy-saw-a']!.evidence?.join('\n')).toMatch(/ www\.google\.com:443/);
+    // Neither left anything, and the shared egress gateway was never touched.
+    for (const id of runIds.slice(-2)) expect(await labelled(id)).toEqual([]);
+    expect(
+      (await backingGet('envoyfilters.networking.istio.io', '-n', 'istio-system', '-o', 'name')).stdout,
+    ).toBe('');
   }, 300_000);
 
   it('skips the log checks, saying why, when the lab names no proxy log; the probes carry the verdict', async () => {

@@ -19,6 +19,7 @@ const dir = manifestsDir(root);
 /** Kinds each template must produce (with the default two hosts). */
 const EXPECTED: Record<string, string[]> = {
   'common/curl.yaml': ['ServiceAccount', 'Service', 'Deployment'],
+  'common/egress-gateway.yaml': ['ServiceAccount', 'Deployment', 'Service'],
   'tls-passthrough/service-entries.yaml': ['ServiceEntry', 'ServiceEntry'],
   'tls-passthrough/egress-routing.yaml': ['DestinationRule', 'VirtualService', 'VirtualService'],
   'tls-passthrough/tcp-tunnel-filter.yaml': ['EnvoyFilter'],

@@ -124,6 +124,14 @@ const labSchema = z
       .string()
       .optional()
       .describe('Where certs.generate writes (kind existing; a Vagrant lab names it in vagrant.certsDir).'),
+    egressGateway: z
+      .enum(['shared', 'own'])
+      .default('shared')
+      .describe(
+        "shared: the scenarios tunnel through Istio's egress gateway in istio-system (the demo profile's), " +
+          "whose config they change while they run; own: gateway.deploy deploys one for the run in the lab's " +
+          "namespace (Istio's gateway injection), so that the run changes nothing outside its namespace.",
+      ),
     namespace: z
       .string()
       .regex(K8S_NAME, 'must be a namespace name: lowercase letters, digits and -')
@@ -213,6 +221,25 @@ export function vagrantOf(def: LabDefinition): NonNullable<LabDefinitionData['va
   return def.vagrant;
 }
 
+/** The name of the egress gateway a lab with `egressGateway: own` deploys: Deployment, Service, account. */
+export const OWN_EGRESS_GATEWAY = 'tunnel-lab-egress';
+
+/**
+ * The egress gateway of the run's own, when the lab asks for one: in the lab's namespace, its pods
+ * labelled with a label of their own, so that no gateway config of the shared one (whose EnvoyFilters and
+ * Gateways in istio-system select pods of every namespace by label) ever applies to it.
+ */
+export function ownEgressGateway(
+  def: Pick<LabDefinitionData, 'egressGateway' | 'namespace'>,
+): { namespace: string; service: string; selector: Record<string, string> } | undefined {
+  if (def.egressGateway !== 'own') return undefined;
+  return {
+    namespace: def.namespace,
+    service: OWN_EGRESS_GATEWAY,
+    selector: { 'tunnel-lab.io/gateway': OWN_EGRESS_GATEWAY },
+  };
+}
+
 /** Whether a run's objects outlive it on this lab (see `keepObjects`). */
 export function keepsObjects(def: LabDefinitionData): boolean {
   return def.keepObjects ?? def.kind === 'vagrant';
@@ -226,12 +253,15 @@ export function clusterOf(def: LabDefinition): NonNullable<LabDefinitionData['cl
 
 /**
  * Where the lab lives, as one string that two lab files driving the same machines or the same namespace of
- * the same cluster share: a Vagrant lab's folder; an existing lab's kubeconfig and context.
+ * the same cluster share: a Vagrant lab's folder; an existing lab's kubeconfig and context, and its
+ * namespace when its runs keep to it (egressGateway: own).
  */
 export function labPlace(def: LabDefinition): string {
   if (def.vagrant) return def.vagrant.dir;
   const cluster = clusterOf(def);
-  return `${cluster.kubeconfig}#${cluster.context ?? ''}`;
+  const place = `${cluster.kubeconfig}#${cluster.context ?? ''}`;
+  // Runs with a gateway of their own change nothing outside their namespace: one lease per namespace.
+  return ownEgressGateway(def) ? `${place}/${def.namespace}` : place;
 }
 
 /** `~` and `$VAR` / `${VAR}` in a path from a lab file, from the worker's environment. */

@@ -26,7 +26,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ManifestError } from '../errors.js';
-import type { LabDefinition, LabMachine } from './definition.js';
+import { ownEgressGateway, type LabDefinition, type LabMachine } from './definition.js';
 
 export interface RenderContext {
   lab: Record<string, unknown>;
@@ -107,10 +107,15 @@ export async function defaultValues(dir: string): Promise<Record<string, unknown
 
 /**
  * The defaults of `${{ values.* }}` on a lab: manifests/values.yaml, with the lab's namespace as
- * values.namespace (a step's own values override both).
+ * values.namespace and, with `egressGateway: own`, the run's own gateway as values.egressGateway (a step's
+ * own values override them).
  */
 export async function labDefaultValues(dir: string, def: LabDefinition): Promise<Record<string, unknown>> {
-  return mergeValues(await defaultValues(dir), { namespace: def.namespace });
+  const values = mergeValues(await defaultValues(dir), { namespace: def.namespace });
+  const own = ownEgressGateway(def);
+  // Replaced, not merged: the shared gateway's selector labels must not reach the run's own gateway.
+  if (own) values.egressGateway = { ...(values.egressGateway as Record<string, unknown>), ...own };
+  return values;
 }
 
 /** Objects merge key by key; anything else (lists included) replaces the default. */

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { projectRoot } from '../../src/config.js';
-import { loadLab } from '../../src/lab/definition.js';
+import { loadLab, ownEgressGateway } from '../../src/lab/definition.js';
 import {
   DEFAULT_CLIENT,
   renderManifestSet,
@@ -32,8 +32,10 @@ interface CaseFile {
   description: string;
   outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   gatewayLabels?: Record<string, string>;
-  /** The client pod's namespace; default by default. */
+  /** The client pod's namespace; default by default (the lab's, with `lab`). */
   clientNamespace?: string;
+  /** The sim lab with these lab-file fields: its namespace, and its own egress gateway. */
+  lab?: { namespace?: string; egressGateway?: 'shared' | 'own' };
   probes: string[];
   manifests: ManifestRef[];
   expect: Record<string, VerdictKind>;
@@ -50,18 +52,22 @@ export async function loadCorpus(): Promise<CorpusCase[]> {
   const cases: CorpusCase[] = [];
   for (const file of (await readdir(CORPUS_DIR)).filter((f) => f.endsWith('.yaml')).sort()) {
     const data = parse(await readFile(path.join(CORPUS_DIR, file), 'utf8')) as CaseFile;
+    const caseLab = data.lab ? { ...lab, ...data.lab } : lab;
+    const own = ownEgressGateway(caseLab);
+    const clientNamespace = data.clientNamespace ?? (data.lab?.namespace ? caseLab.namespace : undefined);
     cases.push({
       name: file.replace(/\.yaml$/, ''),
       description: data.description,
       settings: {
         outboundTrafficPolicy: data.outboundTrafficPolicy ?? 'REGISTRY_ONLY',
-        gatewayLabels: data.gatewayLabels,
-        ...(data.clientNamespace ? { client: { ...DEFAULT_CLIENT, namespace: data.clientNamespace } } : {}),
+        gatewayLabels: own?.selector ?? data.gatewayLabels,
+        ...(own ? { ownGateway: { namespace: own.namespace, service: own.service } } : {}),
+        ...(clientNamespace ? { client: { ...DEFAULT_CLIENT, namespace: clientNamespace } } : {}),
       },
       probes: data.probes,
       set: await renderManifestSet(data.manifests ?? [], {
         projectRoot: root,
-        lab,
+        lab: caseLab,
         ...(data.secrets ? { secrets: data.secrets } : {}),
       }),
       expect: data.expect,

@@ -1,14 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { K8S_NAME } from '../src/lab/kube-names.js';
-import { ownEgressGateway } from '../src/lab/definition.js';
+import { egressGatewayOf } from '../src/lab/definition.js';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabToolError, MeshCheckError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction } from './action.js';
-
-/** Istio's egress gateway of the demo profile (its Deployment and Service), which the scenarios use unless the lab has its own. */
-const SHARED_EGRESS_GATEWAY = { namespace: 'istio-system', name: 'istio-egressgateway' };
 
 /** Input of mesh.wait. */
 export const meshWaitInput = z
@@ -173,7 +170,7 @@ export const meshWaitAction = defineAction({
   changes: () => [],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
-    const own = ownEgressGateway(lab.def);
+    const egress = egressGatewayOf(lab.def);
     const started = Date.now();
     const deadline = started + toMs(input.within);
     const output: MeshWaitOutput = { waitedMs: 0 };
@@ -185,8 +182,8 @@ export const meshWaitAction = defineAction({
         input.gateway &&
           listenersOf(
             lab,
-            `deploy/${input.gateway.deployment ?? own?.service ?? SHARED_EGRESS_GATEWAY.name}`,
-            input.gateway.namespace ?? own?.namespace ?? SHARED_EGRESS_GATEWAY.namespace,
+            `deploy/${input.gateway.deployment ?? egress.service}`,
+            input.gateway.namespace ?? egress.namespace,
           ).then(tunnelHostnames),
         input.sidecar &&
           sidecarRoutes(lab, input.sidecar.namespace ?? lab.def.namespace, input.sidecar.selector),
@@ -206,8 +203,7 @@ export const meshWaitAction = defineAction({
         // Each SNI with the cluster it must go to: the gateway's, or its own (`outbound|PORT||SNI`).
         const { toGateway = [], direct = [] } = input.sidecar;
         const gatewayHost =
-          input.sidecar.gatewayHost ??
-          `${own?.service ?? SHARED_EGRESS_GATEWAY.name}.${own?.namespace ?? SHARED_EGRESS_GATEWAY.namespace}.svc.cluster.local`;
+          input.sidecar.gatewayHost ?? `${egress.service}.${egress.namespace}.svc.cluster.local`;
         const wanted = [
           ...toGateway.map((sni) => ({ sni, suffix: `|${gatewayHost}`, to: 'the gateway' })),
           ...direct.map((sni) => ({ sni, suffix: `||${sni}`, to: 'directly' })),

@@ -224,6 +224,17 @@ export function vagrantOf(def: LabDefinition): NonNullable<LabDefinitionData['va
 /** The name of the egress gateway a lab with `egressGateway: own` deploys: Deployment, Service, account. */
 export const OWN_EGRESS_GATEWAY = 'tunnel-lab-egress';
 
+/** Istio's egress gateway of the demo profile (its Deployment and Service), which labs share by default. */
+export const SHARED_EGRESS_GATEWAY = { namespace: 'istio-system', service: 'istio-egressgateway' } as const;
+
+/** The egress gateway a lab's scenarios go through: the run's own (see ownEgressGateway), or Istio's shared one. */
+export function egressGatewayOf(def: Pick<LabDefinitionData, 'egressGateway' | 'namespace'>): {
+  namespace: string;
+  service: string;
+} {
+  return ownEgressGateway(def) ?? SHARED_EGRESS_GATEWAY;
+}
+
 /**
  * The egress gateway of the run's own, when the lab asks for one: in the lab's namespace, its pods
  * labelled with a label of their own, so that no gateway config of the shared one (whose EnvoyFilters and

@@ -4,7 +4,7 @@
  * simulated lab's model input, so both engines judge exactly what a playbook applies.
  */
 import { stringify } from 'yaml';
-import type { LabDefinition } from '../lab/definition.js';
+import { SHARED_EGRESS_GATEWAY, type LabDefinition } from '../lab/definition.js';
 import {
   labDefaultValues,
   labValues,
@@ -89,8 +89,8 @@ export function gatewayOf(values: Record<string, unknown>, labels?: Record<strin
     targetPort?: number;
   };
   return {
-    namespace: gw.namespace ?? 'istio-system',
-    service: gw.service ?? 'istio-egressgateway',
+    namespace: gw.namespace ?? SHARED_EGRESS_GATEWAY.namespace,
+    service: gw.service ?? SHARED_EGRESS_GATEWAY.service,
     labels: labels ?? DEMO_GATEWAY_LABELS,
     ports: [
       { name: 'http2', port: 80, targetPort: 8080 },

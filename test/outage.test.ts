@@ -1,5 +1,5 @@
 /**
- * A Temporal outage in the middle of a run: the server stops for 20 s while a step runs. The CLI says it
+ * A Temporal outage in the middle of a run: the server stops for 30 s while a step runs. The CLI says it
  * waits, says when the server is back, and exits 0 with the run passed; the server keeps the run (SQLite).
  */
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -11,10 +11,12 @@ import { freePort, startDevServer, type DevServer } from '../src/temporal/dev-se
 import { cli, workerProcess } from './support/processes.js';
 import { eventually, root, uniqueQueue, writePlaybook } from './support/temporal.js';
 
-const OUTAGE_MS = 20_000;
+// Longer than the Temporal client's own retries of an unavailable server (10 attempts, 16-24 s with jitter),
+// which a shorter outage can hide from the CLI altogether.
+const OUTAGE_MS = 30_000;
 const mark = path.join(root, 'test', 'fixtures', 'mark.mjs');
 
-it('rides out a 20 s server outage mid-run: the run passes and the CLI exits 0', async () => {
+it('rides out a 30 s server outage mid-run: the run passes and the CLI exits 0', async () => {
   const temporal = await findTemporalCli(root);
   if (!temporal) throw new Error('the temporal CLI is not built (.ci/run builds it)');
   const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'outage-'));

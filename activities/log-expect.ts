@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { ExpectationError, LabConfigError } from '../src/errors.js';
+import { followPodLog, LOG_START, podLogName, podLogOf } from '../src/lab/pod-log.js';
 import { isRegex } from '../src/validation.js';
 import { defineAction } from './action.js';
 import { logTarget, markFile, unreadableLog, type LogMark } from './log-mark.js';
@@ -50,7 +51,8 @@ export interface LogExpectOutput {
 
 /**
  * Streams a log on a lab machine (tail -F over ssh) from a mark until the expected lines show up or the
- * deadline passes, instead of sleeping and re-reading.
+ * deadline passes, instead of sleeping and re-reading. The log of a machine that is a pod is read through
+ * the API server instead (src/lab/pod-log.ts), every half second.
  */
 export const logExpectAction = defineAction({
   name: 'log.expect',
@@ -93,8 +95,10 @@ export const logExpectAction = defineAction({
     const lab = await ctx.lab();
     const unreadable = unreadableLog(lab, input.machine, input.file);
     if (unreadable) return unreadable;
-    let file = lab.fileOn(input.machine, input.file);
+    const pod = podLogOf(lab.def, input.machine, input.file);
+    let file = pod ? podLogName(pod) : lab.fileOn(input.machine, input.file);
     let offset = 0;
+    let cursor = LOG_START;
     if (input.since) {
       let mark: LogMark;
       try {
@@ -104,8 +108,14 @@ export const logExpectAction = defineAction({
           `no log mark named "${input.since}": add a log.mark step with name ${input.since} before this one`,
         );
       }
+      if (mark.machine !== input.machine || Boolean(pod) !== Boolean(mark.cursor)) {
+        throw new LabConfigError(
+          `the log mark "${input.since}" was taken of ${mark.machine}:${mark.path}, not of ${input.machine}:${file}`,
+        );
+      }
       file = mark.path;
       offset = mark.offset;
+      cursor = mark.cursor ?? LOG_START;
     }
     const regex = new RegExp(input.pattern);
     const matches: string[] = [];
@@ -119,44 +129,51 @@ export const logExpectAction = defineAction({
     let pending = '';
     let deadline: NodeJS.Timeout | undefined;
     const beat = setInterval(() => ctx.heartbeat({ matches: matches.length }), 1000);
+    const onLine = (line: string) => {
+      seen.push(line);
+      if (seen.length > 20) seen.shift();
+      if (!regex.test(line)) return;
+      matches.push(line);
+      if (input.absent) stop.abort();
+      else if (input.count === undefined) stop.abort();
+      else if (matches.length > input.count) stop.abort();
+      else if (matches.length === input.count) settleTimer ??= setTimeout(() => stop.abort(), settle);
+    };
+    // The window starts once the log is being read: connecting, slow on a busy host, is not time spent
+    // watching the log.
+    const startWindow = () => (deadline = setTimeout(() => stop.abort(), within));
     try {
-      await lab.withSsh(input.machine, async (ssh) => {
-        // `timeout` ends tail on the machine too, even if the channel close does not reach it.
-        const argv = [
-          ...lab.sudo(input.machine),
-          'timeout',
-          String(Math.ceil((within + settle) / 1000) + 5),
-          'tail',
-          '-c',
-          `+${offset + 1}`,
-          '-F',
-          file,
-        ];
-        await ssh.stream(
-          argv,
-          (chunk) => {
-            pending += chunk;
-            const lines = pending.split('\n');
-            pending = lines.pop() ?? '';
-            for (const line of lines) {
-              seen.push(line);
-              if (seen.length > 20) seen.shift();
-              if (!regex.test(line)) continue;
-              matches.push(line);
-              if (input.absent) stop.abort();
-              else if (input.count === undefined) stop.abort();
-              else if (matches.length > input.count) stop.abort();
-              else if (matches.length === input.count) settleTimer ??= setTimeout(() => stop.abort(), settle);
-            }
-          },
-          {
-            signal: stop.signal,
-            // The window starts once tail runs on the machine: connecting and opening the channel, slow on
-            // a busy host, is not time spent watching the log.
-            onOpen: () => (deadline = setTimeout(() => stop.abort(), within)),
-          },
-        );
-      });
+      if (pod) {
+        await followPodLog(lab, pod, cursor, onLine, {
+          stop: stop.signal,
+          cancel: ctx.signal,
+          onOpen: startWindow,
+        });
+      } else {
+        await lab.withSsh(input.machine, async (ssh) => {
+          // `timeout` ends tail on the machine too, even if the channel close does not reach it.
+          const argv = [
+            ...lab.sudo(input.machine),
+            'timeout',
+            String(Math.ceil((within + settle) / 1000) + 5),
+            'tail',
+            '-c',
+            `+${offset + 1}`,
+            '-F',
+            file,
+          ];
+          await ssh.stream(
+            argv,
+            (chunk) => {
+              pending += chunk;
+              const lines = pending.split('\n');
+              pending = lines.pop() ?? '';
+              for (const line of lines) onLine(line);
+            },
+            { signal: stop.signal, onOpen: startWindow },
+          );
+        });
+      }
     } finally {
       clearTimeout(deadline);
       clearTimeout(settleTimer);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { LabToolError } from '../src/errors.js';
 import { namedFile } from '../src/lab/definition.js';
+import { markPodLog, podLogName, podLogOf, type PodLogCursor } from '../src/lab/pod-log.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { defineAction, notApplicable, type NotApplicable } from './action.js';
 
@@ -27,9 +28,12 @@ export const logMarkInput = z
 
 export interface LogMark {
   machine: string;
+  /** The file; on a machine that is a pod, its container's log as podLogName shows it. */
   path: string;
-  /** Size of the file in bytes when the mark was taken. */
+  /** Size of the file in bytes when the mark was taken (0 for a pod's log). */
   offset: number;
+  /** A pod's log: where it ended when the mark was taken. */
+  cursor?: PodLogCursor;
 }
 
 /**
@@ -59,7 +63,8 @@ export function markFile(stateDir: string, name: string): string {
 /** Remembers how long a log on a machine is now, so that a later log.expect looks only at what comes after. */
 export const logMarkAction = defineAction({
   name: 'log.mark',
-  description: 'Remember the current end of a log file on a lab machine (read over ssh).',
+  description:
+    "Remember the current end of a log file on a lab machine (read over ssh; a pod's log through kubectl logs).",
   input: logMarkInput,
   policy: {
     timeout: '1m',
@@ -81,6 +86,17 @@ export const logMarkAction = defineAction({
     const lab = await ctx.lab();
     const unreadable = unreadableLog(lab, input.machine, input.file);
     if (unreadable) return unreadable;
+    const pod = podLogOf(lab.def, input.machine, input.file);
+    if (pod) {
+      const mark: LogMark = {
+        machine: input.machine,
+        path: podLogName(pod),
+        offset: 0,
+        cursor: await markPodLog(lab, pod),
+      };
+      await saveMark(ctx.stateDir, input.name, mark);
+      return { name: input.name, ...mark };
+    }
     const file = lab.fileOn(input.machine, input.file);
     // Logs are often root's (nginx's folder is 0750 www-data:adm on Debian): read them as the lab says.
     const result = await lab.withSsh(input.machine, (ssh) =>
@@ -95,8 +111,12 @@ export const logMarkAction = defineAction({
       path: file,
       offset: missing ? 0 : Number(result.stdout.trim()),
     };
-    await mkdir(path.dirname(markFile(ctx.stateDir, input.name)), { recursive: true });
-    await writeFile(markFile(ctx.stateDir, input.name), JSON.stringify(mark));
+    await saveMark(ctx.stateDir, input.name, mark);
     return { name: input.name, ...mark };
   },
 });
+
+async function saveMark(stateDir: string, name: string, mark: LogMark): Promise<void> {
+  await mkdir(path.dirname(markFile(stateDir, name)), { recursive: true });
+  await writeFile(markFile(stateDir, name), JSON.stringify(mark));
+}

@@ -101,7 +101,7 @@ export const proxyCredentialAction = defineAction({
   ],
   changes: (input, { lab }) => {
     const file = namedFile(lab, input.machine, input.file);
-    if (!file) return [];
+    if (!file || lab.machines[input.machine]?.pod) return [];
     return input.state === 'present'
       ? [
           `write ${file} on ${input.machine}: the proxy's credential listener lets this run's credential through`,
@@ -112,6 +112,11 @@ export const proxyCredentialAction = defineAction({
   },
   create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
+    if (lab.def.machines[input.machine]?.pod) {
+      return notApplicable(
+        `machine ${input.machine} of lab ${lab.def.name} is a pod of the cluster, whose files a run does not write: the proxy's credentials are not this run's to make`,
+      );
+    }
     if (lab.existing && !namedFile(lab.def, input.machine, input.file)) {
       return notApplicable(
         `machine ${input.machine} of lab ${lab.def.name} names no ${input.file} file: the proxy's credentials are not this run's to make`,

@@ -6,7 +6,7 @@
  * log. The shipped playbooks run on it unchanged: the VM steps are skipped, saying why, the kubeconfig is
  * copied rather than fetched, and istio.install checks the Istio it finds instead of installing.
  */
-import { stat, writeFile } from 'node:fs/promises';
+import { appendFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
@@ -352,6 +352,70 @@ describe('a lab of kind existing', () => {
     expect(steps.credential).toMatchObject({ status: 'skipped' });
     expect(steps['tunnelled-a']!.status).toBe('passed');
     expect(steps['outside-blocked']!.status).toBe('passed');
+  }, 240_000);
+
+  it("reads the proxy's log through the API server when the proxy is a pod of the cluster", async () => {
+    // A forward proxy that runs in the cluster: the simulated cluster hands the real Envoy's access log out as
+    // its container's output (sim/kubectl/logs.ts), as a container runtime would hand out what it wrote.
+    const manifest = path.join(lab.stateRoot, 'corp-proxy.yaml');
+    await writeFile(
+      manifest,
+      [
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'corp-proxy' } },
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'corp-proxy', namespace: 'corp-proxy' },
+          spec: {
+            selector: { matchLabels: { app: 'corp-proxy' } },
+            template: {
+              metadata: {
+                labels: { app: 'corp-proxy' },
+                annotations: { 'sim.tunnel-lab.io/stdout': 'envoy=external-proxy:/var/log/envoy/access.log' },
+              },
+              spec: { containers: [{ name: 'envoy', image: 'envoyproxy/envoy:v1.36.4' }] },
+            },
+          },
+        },
+      ]
+        .map((doc) => stringify(doc))
+        .join('---\n'),
+    );
+    const kubeconfig = ['--kubeconfig', path.join(backing, 'kubeconfig')];
+    expect(
+      (await backingTool(backingFile, 'kubectl', [...kubeconfig, 'apply', '-f', manifest])).exitCode,
+    ).toBe(0);
+    try {
+      const file = await writeExisting('existing-proxy-pod', (def) => {
+        def.machines['external-proxy'] = {
+          role: 'proxy',
+          ip: '192.168.56.10',
+          pod: { namespace: 'corp-proxy', name: 'deployment/corp-proxy' },
+          files: { accessLog: 'envoy' },
+        };
+      });
+      // A tunnel of an earlier run in the proxy's log: the checks must keep to the lines after their marks.
+      await appendFile(
+        path.join(backing, 'vms', 'external-proxy', 'var', 'log', 'envoy', 'access.log'),
+        '[2026-12-01T00:00:00.000Z] "CONNECT - - HTTP/1.1" - 200 - 10.0.2.15:40000 www.google.com:443 DownstreamEnd\n',
+      );
+      const result = await run('tls-passthrough', file);
+      expect(failedSteps(result)).toEqual([]);
+      const steps = stepsById(result);
+      expect(steps['mark-tunnel']!.output).toMatchObject({
+        path: 'corp-proxy/deployment/corp-proxy container envoy',
+        cursor: { time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
+      });
+      for (const id of ['proxy-untouched', 'proxy-saw-a', 'proxy-saw-b', 'proxy-saw-nothing-else'])
+        expect(steps[id]!.status).toBe('passed');
+      expect(steps['proxy-saw-a']!.evidence?.join('\n')).toMatch(
+        /1 line\(s\) matching in external-proxy:accessLog since tunnel:\n.*CONNECT \S+ \S+ HTTP\/1\.1" - 200 .* www\.google\.com:443/,
+      );
+      // The proxy's files are not the run's to write.
+      expect(steps.credential).toMatchObject({ status: 'skipped' });
+    } finally {
+      await backingTool(backingFile, 'kubectl', [...kubeconfig, 'delete', 'namespace', 'corp-proxy']);
+    }
   }, 240_000);
 
   /** A playbook of one log.mark on the proxy: one ssh command, tried once. */

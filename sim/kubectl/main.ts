@@ -1,6 +1,6 @@
 /**
  * Stand-in `kubectl` of the simulated lab: the commands the lab's actions run (apply, delete, get,
- * label, rollout status/restart, exec, create, wait, version, cluster-info) with kubectl's flags, output
+ * label, rollout status/restart, exec, logs, create, wait, version, cluster-info) with kubectl's flags, output
  * and error messages, against the simulated cluster in the sim state folder. `exec ... -- curl` is
  * decided by the mesh model (sim/mesh/model.ts); requests to the lab's app run the real curl against the
  * real nginx the `vagrant` stand-in started on loopback. This file holds the flags, the checks every
@@ -20,6 +20,7 @@ import { remove } from './delete.js';
 import { exec } from './exec.js';
 import { get } from './get.js';
 import { label } from './label.js';
+import { logs } from './logs.js';
 import { rollout } from './rollout.js';
 import { wait } from './wait.js';
 import { out, setCommand, toolCall } from '../lib/tool-io.js';
@@ -59,6 +60,9 @@ const FLAGS: Record<string, FlagSpec> = {
   force: { value: false },
   'grace-period': { value: true },
   now: { value: false },
+  timestamps: { value: false },
+  'since-time': { value: true },
+  tail: { value: true },
 };
 
 /** One call of the stand-in kubectl: as its own process (sim/kubectl.ts) or in the lab's stand-in host. */
@@ -91,6 +95,7 @@ export async function kubectl(): Promise<void> {
     'label',
     'rollout',
     'exec',
+    'logs',
     'create',
     'wait',
     'version',
@@ -124,6 +129,9 @@ export async function kubectl(): Promise<void> {
       break;
     case 'exec':
       await exec(ctx, rest);
+      break;
+    case 'logs':
+      await logs(ctx, rest);
       break;
     case 'create':
       await create(ctx, rest);

@@ -20,7 +20,13 @@ const machineSchema = z
     ip: z.string().describe('Address on the lab network.'),
     cpus: z.number().int().optional(),
     memory: z.number().int().optional(),
-    files: z.record(z.string(), z.string()).default({}).describe('Paths on the machine, by purpose.'),
+    files: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe(
+        'Paths on the machine, by purpose (e.g. accessLog). On a machine that is a pod (`pod`), a log is what a ' +
+          'container writes to its output: the value names that container.',
+      ),
     sudo: z.boolean().default(true).describe('Read root-only files with `sudo -n`.'),
     ssh: z
       .object({
@@ -55,6 +61,23 @@ const machineSchema = z
       .optional()
       .describe(
         "How to reach the machine's shell on a lab of kind existing (Vagrant labs ask vagrant ssh-config).",
+      ),
+    pod: z
+      .object({
+        namespace: z.string().regex(K8S_NAME, 'must be a namespace name: lowercase letters, digits and -'),
+        name: z
+          .string()
+          .regex(
+            /^([a-z]+\/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+            'must be a pod name, or TYPE/NAME as kubectl logs takes it (e.g. deployment/forward-proxy)',
+          )
+          .describe('The pod, or TYPE/NAME of what runs it (kubectl logs picks one of its pods).'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'On a lab of kind existing, a machine that runs in the cluster: its logs are read with kubectl logs ' +
+          '(through the API server, no ssh), and `files` name containers.',
       ),
   })
   .passthrough();
@@ -182,6 +205,13 @@ const labSchema = z
     const need = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: 'custom', path, message });
     if (lab.kind === 'vagrant') {
+      for (const [name, machine] of Object.entries(lab.machines)) {
+        if (machine.pod)
+          need(
+            ['machines', name, 'pod'],
+            'only a lab of kind existing has machines that are pods of its cluster',
+          );
+      }
       if (!lab.vagrant) need(['vagrant'], 'a lab of kind vagrant needs a vagrant section (dir, provider)');
       if (!lab.tools.vagrant) need(['tools', 'vagrant'], 'a lab of kind vagrant needs tools.vagrant');
       if (lab.cluster) need(['cluster'], 'only a lab of kind existing names a cluster: set kind: existing');
@@ -191,6 +221,11 @@ const labSchema = z
     if (lab.vagrant)
       need(['vagrant'], 'a lab of kind existing has no Vagrant machines: remove the vagrant section');
     for (const [name, machine] of Object.entries(lab.machines)) {
+      if (machine.pod && machine.ssh)
+        need(
+          ['machines', name, 'pod'],
+          'a machine is reached either over ssh or as a pod of the cluster: remove ssh or pod',
+        );
       if (machine.role === 'kubernetes')
         need(
           ['machines', name, 'role'],

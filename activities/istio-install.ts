@@ -4,7 +4,7 @@ import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import { isDuration, toMs } from '../src/duration.js';
 import { LabConfigError, LabToolError } from '../src/errors.js';
-import { clusterOf } from '../src/lab/definition.js';
+import { clusterOf, ownEgressGateway, SHARED_EGRESS_GATEWAY } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import { checkTool } from './tools-check.js';
 import { defineAction } from './action.js';
@@ -54,8 +54,8 @@ export interface IstioInstallOutput {
 
 /** The Istio an existing cluster runs, as istio.install checked it. */
 export interface InstalledIstio {
-  /** The istiod Deployments (by revision) and their release, from their images. */
-  istiod: { name: string; version: string }[];
+  /** The lab's revision's istiod Deployments and their release, from their images. */
+  istiod: { name: string; version: string; revision?: string }[];
   /** Each `set` value: what the step wants, and what the cluster's mesh config has (unset: its default). */
   settings: { key: string; wants: string; has: string; matches: boolean }[];
   /** `set` values that are not mesh config (`meshConfig.*`), which an installed Istio cannot be asked for. */
@@ -110,7 +110,10 @@ export const istioInstallAction = defineAction({
   evidence: (output: IstioInstallOutput) => {
     if (!output.found) return [];
     return [
-      ...output.found.istiod.map((d) => `${d.name}: Istio ${d.version}`),
+      ...output.found.istiod.map(
+        (d) =>
+          `${d.name}: Istio ${d.version}${d.revision && d.revision !== 'default' ? `, revision ${d.revision}` : ''}`,
+      ),
       ...output.found.settings.map(
         (v) => `${v.key}: ${v.has}${v.matches ? '' : ` (the step wants ${v.wants})`}`,
       ),
@@ -205,27 +208,43 @@ async function checkInstalled(
   input: z.output<typeof istioInstallInput>,
 ): Promise<IstioInstallOutput> {
   const where = `${lab.def.file}: cluster.installIstio is false, so istio.install checks the Istio installed`;
+  const revision = lab.def.istio?.revision;
   const deployments = await lab.kubectl(
     ['-n', ISTIO_MARKER.namespace, 'get', 'deployments', '-l', 'app=istiod', '-o', 'json'],
     { timeoutMs: 60_000 },
   );
-  const istiod = (JSON.parse(deployments.stdout) as { items?: KubeDeployment[] }).items?.map((d) => ({
+  const all = ((JSON.parse(deployments.stdout) as { items?: KubeDeployment[] }).items ?? []).map((d) => ({
     name: d.metadata.name,
     version: imageTag(d.spec?.template?.spec?.containers?.[0]?.image ?? ''),
+    revision: d.metadata.labels?.['istio.io/rev'] ?? 'default',
   }));
-  if (!istiod?.length) {
+  if (all.length === 0) {
     throw new LabConfigError(
       `no istiod Deployment in ${ISTIO_MARKER.namespace} (${where}): install Istio first`,
+    );
+  }
+  const revisions = [...new Set(all.map((d) => d.revision))].sort();
+  const istiod = all.filter((d) => d.revision === (revision ?? 'default'));
+  if (istiod.length === 0) {
+    throw new LabConfigError(
+      revision
+        ? `no istiod of revision ${revision} in ${ISTIO_MARKER.namespace}: the cluster's are ${revisions.join(', ')} ` +
+            `(${lab.def.file} names istio.revision ${revision})`
+        : `the cluster's istiod are revisions ${revisions.join(', ')}, and none is the default: set ` +
+            `istio.revision in ${lab.def.file} to the one the scenarios should use`,
     );
   }
   const pinned = lab.def.istio?.version;
   if (pinned && !istiod.some((d) => d.version === pinned)) {
     throw new LabConfigError(
-      `the cluster runs Istio ${istiod.map((d) => d.version).join(', ')}, but ${lab.def.file} pins ${pinned}`,
+      `the cluster runs Istio ${istiod.map((d) => d.version).join(', ')}` +
+        `${revision ? ` as revision ${revision}` : ''}, but ${lab.def.file} pins ${pinned}`,
     );
   }
+  // Each revision reads a mesh config of its own: istio-<revision>; the default one reads istio.
+  const meshConfigMap = revision ? `istio-${revision}` : 'istio';
   const configMap = await lab.kubectl(
-    ['-n', ISTIO_MARKER.namespace, 'get', 'configmap', 'istio', '-o', 'jsonpath={.data.mesh}'],
+    ['-n', ISTIO_MARKER.namespace, 'get', 'configmap', meshConfigMap, '-o', 'jsonpath={.data.mesh}'],
     { timeoutMs: 60_000 },
   );
   const mesh = (parse(configMap.stdout) ?? {}) as Record<string, unknown>;
@@ -249,11 +268,16 @@ async function checkInstalled(
   const wrong = settings.filter((v) => !v.matches && v.key in TRAFFIC_SETTINGS);
   if (wrong.length > 0) {
     throw new LabConfigError(
-      `the cluster's mesh config has ${wrong.map((v) => `${v.key.slice('meshConfig.'.length)} ${v.has}`).join(', ')}, ` +
+      `the cluster's mesh config (${meshConfigMap}) has ${wrong.map((v) => `${v.key.slice('meshConfig.'.length)} ${v.has}`).join(', ')}, ` +
         `and the scenario needs ${wrong.map((v) => v.wants).join(', ')} (${where}; it changes nothing mesh-wide)`,
     );
   }
-  const rollouts = await waitForRollouts(lab, input);
+  // The Deployments the step waits for, as this cluster names them: the revision's istiod; and not the shared
+  // egress gateway when the runs deploy one of their own (many clusters have none).
+  const waitFor = input.waitFor
+    .filter((name) => !(name === SHARED_EGRESS_GATEWAY.service && ownEgressGateway(lab.def)))
+    .flatMap((name) => (name === 'istiod' ? istiod.map((d) => d.name) : [name]));
+  const rollouts = await waitForRollouts(lab, { ...input, waitFor });
   return {
     rollouts,
     skipped: true,
@@ -263,7 +287,7 @@ async function checkInstalled(
 }
 
 interface KubeDeployment {
-  metadata: { name: string };
+  metadata: { name: string; labels?: Record<string, string> };
   spec?: { template?: { spec?: { containers?: { image?: string }[] } } };
 }
 

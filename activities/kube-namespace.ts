@@ -3,6 +3,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { LabConfigError } from '../src/errors.js';
+import { injectionLabel, type LabDefinitionData } from '../src/lab/definition.js';
 import { K8S_NAME, labelKeyInput, labelValueInput } from '../src/lab/kube-names.js';
 import { MANAGED_BY_LABEL, MANAGER, ownerLabels } from '../src/lab/ownership.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
@@ -19,10 +20,17 @@ export const kubeNamespaceInput = z
       .regex(K8S_NAME, 'must be a namespace name: lowercase letters, digits and -')
       .optional()
       .describe("The namespace; the lab's `namespace` by default."),
+    injection: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Ask Istio to inject sidecars into the pods of the namespace: the label istio-injection=enabled, or ' +
+          "istio.io/rev=<revision> when the lab's Istio is a revision (istio.revision in the lab file).",
+      ),
     labels: z
       .record(labelKeyInput, labelValueInput)
       .default({})
-      .describe('Labels the namespace must carry, e.g. istio-injection: enabled.'),
+      .describe('More labels the namespace must carry.'),
     outboundTrafficPolicy: z
       .enum(['REGISTRY_ONLY', 'ALLOW_ANY'])
       .optional()
@@ -63,13 +71,15 @@ export const kubeNamespaceAction = defineAction({
   name: 'kube.namespace',
   description:
     "Make the scenario's namespace ready: create it when absent (then it is the run's own, and a run that " +
-    'does not keep its objects deletes it at the end), set its labels (e.g. istio-injection=enabled), and ' +
+    "does not keep its objects deletes it at the end), label it (sidecar injection, for the lab's Istio revision), and " +
     "set its sidecars' outbound traffic policy with a Sidecar resource, scoped to the namespace instead of the mesh.",
   input: kubeNamespaceInput,
   policy: KUBECTL_POLICY,
   idempotent: true,
   summary: (input) =>
-    `kube.namespace ${input.name ?? "(the lab's)"} ${Object.entries(input.labels)
+    `kube.namespace ${input.name ?? "(the lab's)"}${input.injection ? ' injection' : ''} ${Object.entries(
+      input.labels,
+    )
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}${input.outboundTrafficPolicy ? ` outbound ${input.outboundTrafficPolicy}` : ''}`.slice(
       0,
@@ -86,18 +96,16 @@ export const kubeNamespaceAction = defineAction({
   examples: [
     {
       description: "The lab's namespace, with sidecar injection and only registered hosts let out",
-      yaml:
-        'id: namespace\nuses: kube.namespace\nwith:\n  labels: { istio-injection: enabled }\n' +
-        '  outboundTrafficPolicy: REGISTRY_ONLY',
+      yaml: 'id: namespace\nuses: kube.namespace\nwith:\n  injection: true\n  outboundTrafficPolicy: REGISTRY_ONLY',
     },
     {
       description: 'A namespace of its own',
-      yaml: 'id: namespace\nuses: kube.namespace\nwith:\n  name: tunnel-lab-a\n  labels: { istio-injection: enabled }',
+      yaml: 'id: namespace\nuses: kube.namespace\nwith:\n  name: tunnel-lab-a\n  injection: true',
     },
   ],
   changes: (input, { lab }) => {
     const name = input.name ?? lab.namespace;
-    const labels = Object.entries(input.labels).map(([k, v]) => `${k}=${v}`);
+    const labels = Object.entries(namespaceLabels(input, lab)).map(([k, v]) => `${k}=${v}`);
     return [
       `create Namespace ${name} if absent (then removed with the run's objects), else label it` +
         (labels.length ? `: ${labels.join(', ')}` : ''),
@@ -111,6 +119,7 @@ export const kubeNamespaceAction = defineAction({
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
     const namespace = input.name ?? lab.def.namespace;
+    const labels = namespaceLabels(input, lab.def);
     const owner = ownerLabels(ctx.run);
     const found = await lab.kubectl(['get', 'namespace', namespace, '-o', 'json', '--ignore-not-found'], {
       timeoutMs: 60_000,
@@ -118,6 +127,14 @@ export const kubeNamespaceAction = defineAction({
     const existing = found.stdout.trim() ? (JSON.parse(found.stdout) as NamespaceObject) : undefined;
     // A namespace an earlier run made (and did not delete) is the tool's: this run takes it over.
     const owned = !existing || existing.metadata.labels?.[MANAGED_BY_LABEL] === MANAGER;
+    const theirInjection = existing?.metadata.labels?.['istio-injection'];
+    if (!owned && input.injection && lab.def.istio?.revision && theirInjection !== undefined) {
+      throw new LabConfigError(
+        `namespace ${namespace} is labelled istio-injection=${theirInjection}, which Istio obeys before ` +
+          `istio.io/rev, so its pods would not get revision ${lab.def.istio.revision}'s sidecars: remove that ` +
+          "label, or give the lab a namespace of the run's own (the lab file's `namespace`)",
+      );
+    }
     const dir = path.join(ctx.stateDir, 'manifests');
     await mkdir(dir, { recursive: true });
     const apply = async (file: string, object: Record<string, unknown>) => {
@@ -128,10 +145,10 @@ export const kubeNamespaceAction = defineAction({
       await apply(`namespace.${namespace}.yaml`, {
         apiVersion: 'v1',
         kind: 'Namespace',
-        metadata: { name: namespace, labels: { ...input.labels, ...owner } },
+        metadata: { name: namespace, labels: { ...labels, ...owner } },
       });
-    } else if (Object.keys(input.labels).length > 0) {
-      const changes = Object.entries(input.labels).map(([k, v]) => `${k}=${v}`);
+    } else if (Object.keys(labels).length > 0) {
+      const changes = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
       await lab.kubectl(['label', 'namespace', namespace, ...changes, '--overwrite'], { timeoutMs: 60_000 });
     }
     let sidecar: string | undefined;
@@ -154,6 +171,26 @@ export const kubeNamespaceAction = defineAction({
     return output;
   },
 });
+
+/**
+ * The labels the step gives the namespace: its `labels`, and with `injection` the lab's injection label. On
+ * a lab whose Istio is a revision, `istio-injection` would ask the default revision instead: refused.
+ */
+function namespaceLabels(
+  input: z.output<typeof kubeNamespaceInput>,
+  def: Pick<LabDefinitionData, 'istio' | 'name'>,
+): Record<string, string> {
+  const revision = def.istio?.revision;
+  if (revision && 'istio-injection' in input.labels) {
+    throw new LabConfigError(
+      `the lab ${def.name} uses Istio revision ${revision}, whose sidecars a namespace asks for with ` +
+        `istio.io/rev=${revision}: say injection: true instead of the label istio-injection, which the default revision serves`,
+    );
+  }
+  if (!input.injection) return input.labels;
+  const [key, value] = injectionLabel(def);
+  return { ...input.labels, [key]: value };
+}
 
 /**
  * Istio uses one Sidecar resource without a workloadSelector per namespace (the oldest): a second one,

@@ -5,18 +5,13 @@
  */
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
 import { stringify } from 'yaml';
-import type { ActionDefinition } from '../activities/action.js';
-import { toActivity } from '../activities/index.js';
-import { kubeconfigFetchAction } from '../activities/kubeconfig-fetch.js';
 import { logExpectAction } from '../activities/log-expect.js';
 import { logMarkAction } from '../activities/log-mark.js';
 import { proxyCredentialAction } from '../activities/proxy-credential.js';
 import { loadLab } from '../src/lab/definition.js';
 import { compareTimes, linesAfter, parseStamped, type StampedLine } from '../src/lab/pod-log.js';
-import type { StepOutcome } from '../workflows/types.js';
+import { existingLabOn, failure, type ExistingLab } from './support/existing-lab.js';
 import { clusterLab } from './support/sim-cluster.js';
 import type { SimLab } from './support/sim-lab.js';
 import { root } from './support/temporal.js';
@@ -56,7 +51,6 @@ describe('a proxy that is a pod (lab of kind existing, simulated cluster)', () =
   let lab: SimLab;
   /** The file the sim hands out as the proxy container's output. */
   let output: string;
-  let existingRef: string;
 
   const deployment = {
     apiVersion: 'apps/v1',
@@ -79,17 +73,7 @@ describe('a proxy that is a pod (lab of kind existing, simulated cluster)', () =
     },
   };
 
-  /** Runs an action on the existing lab, as a run `pod-run` would. */
-  const run = (action: ActionDefinition, input: unknown): Promise<StepOutcome> =>
-    new MockActivityEnvironment(
-      { workflowExecution: { workflowId: 'pod-run', runId: 'r' } },
-      { logger: new DefaultLogger('ERROR') },
-    ).run(toActivity(action, { projectRoot: root, stateRoot: lab.stateRoot }), input, { lab: existingRef });
-  const failure = (promise: Promise<unknown>) =>
-    promise.then(
-      () => undefined,
-      (e: unknown) => e as Error & { type?: string },
-    );
+  let run: ExistingLab['run'];
   const kubectl = (...args: string[]) => lab.runtime.kubectl(args, { check: false });
 
   beforeAll(async () => {
@@ -109,31 +93,16 @@ describe('a proxy that is a pod (lab of kind existing, simulated cluster)', () =
       0,
     );
 
-    existingRef = path.join(lab.stateRoot, 'corp.yaml');
-    await writeFile(
-      existingRef,
-      stringify({
-        name: 'corp',
-        kind: 'existing',
-        tools: lab.def.tools,
-        env: {
-          TUNNEL_LAB_CONFIG: lab.def.file,
-          TUNNEL_LAB_STATE_DIR: lab.labState,
-          TUNNEL_LAB_SIM_STATE: lab.simState,
+    ({ run } = await existingLabOn(lab, 'corp', {
+      machines: {
+        'external-proxy': {
+          role: 'proxy',
+          ip: '10.0.0.10',
+          pod: { namespace: 'corp-proxy', name: 'deployment/corp-proxy' },
+          files: { accessLog: 'proxy', authRoutes: 'proxy' },
         },
-        cluster: { kubeconfig: path.join(lab.labState, 'kubeconfig') },
-        machines: {
-          'external-proxy': {
-            role: 'proxy',
-            ip: '10.0.0.10',
-            pod: { namespace: 'corp-proxy', name: 'deployment/corp-proxy' },
-            files: { accessLog: 'proxy', authRoutes: 'proxy' },
-          },
-        },
-        network: { proxyPort: 3128, appPort: 443 },
-      }),
-    );
-    await run(kubeconfigFetchAction, {});
+      },
+    }));
   }, 60_000);
   afterAll(() => (process.env.KEEP ? console.log(lab.stateRoot) : lab?.close()));
 

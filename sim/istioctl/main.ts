@@ -149,6 +149,11 @@ async function install(stateDir: string, args: ParsedArgs): Promise<void> {
     );
   }
   const components = componentsOf(profile, set);
+  // A revision (`--revision`, or `--set revision=`) names istiod `istiod-<revision>`, labels it with
+  // `istio.io/rev`, and gives it a mesh config of its own, `istio-<revision>`.
+  const revision = flagValue(args, 'revision') ?? set.revision;
+  if (revision !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(revision))
+    abort(`Error: generate config: invalid revision specified: ${revision}`);
   if (!flagOn(args, 'skip-confirmation')) {
     out(
       `This will install the Istio ${ISTIO_VERSION} profile "${profile}" into the cluster. Proceed? (y/N) `,
@@ -168,6 +173,7 @@ async function install(stateDir: string, args: ParsedArgs): Promise<void> {
     components,
     outboundTrafficPolicy: mode,
     accessLogFile: set['meshConfig.accessLogFile'] ?? (profile === 'demo' ? '/dev/stdout' : ''),
+    ...(revision ? { revision } : {}),
   };
   await updateState(stateDir, CLUSTER_STATE, initialCluster(), (state) => {
     for (const name of Object.keys(ISTIO_COMPONENTS)) {
@@ -181,9 +187,9 @@ async function install(stateDir: string, args: ParsedArgs): Promise<void> {
     // Real istioctl writes the mesh config istiod reads: what istio.install checks on an existing lab.
     const mesh = meshConfigOf(set);
     if (settings.accessLogFile) mesh.accessLogFile = settings.accessLogFile;
-    ensure(state, meshConfigMap(mesh));
+    ensure(state, meshConfigMap(mesh, revision));
     for (const name of components) {
-      for (const object of istioComponentObjects(name, NAMESPACE)) ensure(state, object);
+      for (const object of istioComponentObjects(name, NAMESPACE, undefined, revision)) ensure(state, object);
     }
   });
   const lines = [

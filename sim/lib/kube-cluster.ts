@@ -56,6 +56,8 @@ export interface IstioInstall {
   components: string[];
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   accessLogFile: string;
+  /** The revision installed (`istioctl install --revision`); unset: the default one. */
+  revision?: string;
 }
 
 export interface ClusterState {
@@ -585,12 +587,19 @@ export function reconcilePods(state: ClusterState, deployment: KubeObject): void
   }
 }
 
-/** Istio's injection policy: the namespace label, then the pod's `sidecar.istio.io/inject` label. */
+/**
+ * Istio's injection policy: the namespace label, then the pod's `sidecar.istio.io/inject` label. A namespace
+ * label `istio.io/rev` asks that revision's injector, which exists only when that revision is installed;
+ * `istio-injection=enabled` (obeyed first) is served by the one istiod the sim installs, whatever its revision.
+ */
 function injectsSidecar(state: ClusterState, namespace: string, podLabels: Record<string, string>): boolean {
   if (!state.istio?.components.includes('istiod')) return false;
   const nsLabels = getObject(state, 'Namespace', undefined, namespace)?.object.metadata.labels ?? {};
   const podSays = podLabels['sidecar.istio.io/inject'];
-  if (nsLabels['istio-injection'] === 'enabled' || nsLabels['istio.io/rev']) return podSays !== 'false';
+  if (nsLabels['istio-injection'] === 'enabled') return podSays !== 'false';
+  const revision = nsLabels['istio.io/rev'];
+  if (nsLabels['istio-injection'] === undefined && revision !== undefined)
+    return revision === (state.istio.revision ?? 'default') && podSays !== 'false';
   if (nsLabels['istio-injection'] === 'disabled') return false;
   return podSays === 'true';
 }
@@ -725,11 +734,15 @@ export const ISTIO_COMPONENTS: Record<
 export function istioComponentObjects(
   name: string,
   namespace: string,
-  labels: Record<string, string> = ISTIO_COMPONENTS[name]!.labels,
+  componentLabels: Record<string, string> = ISTIO_COMPONENTS[name]!.labels,
+  /** Of a revisioned install: istiod is istiod-<revision>, and every component is labelled with it. */
+  revision?: string,
 ): KubeObject[] {
   const { container, ports } = ISTIO_COMPONENTS[name]!;
+  const labels = revision ? { ...componentLabels, 'istio.io/rev': revision } : componentLabels;
   const image =
     name === 'istiod' ? `docker.io/istio/pilot:${ISTIO_VERSION}` : `docker.io/istio/proxyv2:${ISTIO_VERSION}`;
+  if (revision && name === 'istiod') name = `istiod-${revision}`;
   return [
     {
       apiVersion: 'apps/v1',

@@ -20,11 +20,15 @@ export function meshConfigOf(set: Record<string, string>): Doc {
 }
 
 /** The `istio` ConfigMap holding `mesh`. */
-export function meshConfigMap(mesh: Doc): Doc {
+export function meshConfigMap(mesh: Doc, revision?: string): Doc {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name: 'istio', namespace: 'istio-system', labels: { 'istio.io/rev': 'default' } },
+    metadata: {
+      name: revision ? `istio-${revision}` : 'istio',
+      namespace: 'istio-system',
+      labels: { 'istio.io/rev': revision ?? 'default' },
+    },
     data: { mesh: stringify(mesh), meshNetworks: 'networks: {}\n' },
   };
 }

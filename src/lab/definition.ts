@@ -189,15 +189,31 @@ const labSchema = z
       .passthrough(),
     istio: z
       .object({
-        version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be an Istio release such as 1.28.3'),
+        version: z
+          .string()
+          .regex(/^\d+\.\d+\.\d+$/, 'must be an Istio release such as 1.28.3')
+          .optional()
+          .describe(
+            'The Istio release the lab runs: istio.install refuses an istioctl of another version, and on a ' +
+              'lab of kind existing a cluster whose istiod runs another.',
+          ),
         sha256: z
           .string()
           .default('')
           .describe('Of istioctl-VERSION-linux-amd64.tar.gz; empty: the published one.'),
+        revision: z
+          .string()
+          .regex(K8S_NAME, 'must be a revision name: lowercase letters, digits and -')
+          .optional()
+          .describe(
+            'On a lab of kind existing, the Istio revision (istioctl install --revision) the scenarios use: ' +
+              'istio.install checks istiod-<revision> and its mesh config istio-<revision>, and kube.namespace ' +
+              'asks for sidecars with istio.io/rev=<revision> instead of istio-injection=enabled.',
+          ),
       })
       .strict()
       .optional()
-      .describe('The Istio release the lab runs: istio.install refuses an istioctl of another version.'),
+      .describe('The Istio the lab runs.'),
     sim: z.record(z.string(), z.unknown()).optional(),
   })
   .strict()
@@ -284,6 +300,15 @@ export function ownEgressGateway(
     service: OWN_EGRESS_GATEWAY,
     selector: { 'tunnel-lab.io/gateway': OWN_EGRESS_GATEWAY },
   };
+}
+
+/**
+ * The namespace label that asks Istio to inject sidecars on this lab: the revision's (`istio.io/rev`) when
+ * the lab names one, else `istio-injection=enabled`, which the default revision serves.
+ */
+export function injectionLabel(def: Pick<LabDefinitionData, 'istio'>): [string, string] {
+  const revision = def.istio?.revision;
+  return revision ? ['istio.io/rev', revision] : ['istio-injection', 'enabled'];
 }
 
 /** Whether a run's objects outlive it on this lab (see `keepObjects`). */

@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { keepsObjects, ownEgressGateway } from '../src/lab/definition.js';
+import {
+  keepsObjects,
+  ownEgressGateway,
+  SHARED_EGRESS_GATEWAY,
+  type LabDefinitionData,
+} from '../src/lab/definition.js';
 import { labelValue, ownedSelector, RUN_LABEL, type RunRef } from '../src/lab/ownership.js';
 import { defineAction, KUBECTL_POLICY, notApplicable } from './action.js';
 
@@ -90,8 +95,7 @@ export const manifestPruneAction = defineAction({
       : [
           `delete ${kindsOf(input)
             .map((k) => k.split('.')[0])
-            .join(', ')} labelled ${ownedSelector()} ` +
-            `by ${RUNS_TEXT[input.runs]}, ${ownEgressGateway(lab) ? `in ${lab.namespace}` : 'in all namespaces'}`,
+            .join(', ')} labelled ${ownedSelector()} ` + `by ${RUNS_TEXT[input.runs]}, ${placesText(lab)}`,
         ],
   create: () => async (input, ctx) => {
     const lab = await ctx.lab();
@@ -103,23 +107,49 @@ export const manifestPruneAction = defineAction({
     const selector = selectorFor(input.runs, ctx.run);
     // The pods kept by name may go with what is deleted: later steps pick theirs again.
     lab.forgetPods();
-    // A lab whose runs keep to their namespace (their own egress gateway) prunes only there: another lab's
-    // runs on the same cluster may be under way in theirs.
-    const where = ownEgressGateway(lab.def) ? ['-n', lab.def.namespace] : ['--all-namespaces'];
-    const { stdout } = await lab.kubectl(
-      ['delete', kindsOf(input).join(','), ...where, '-l', selector, '--ignore-not-found'],
-      { timeoutMs: 90_000 },
-    );
-    const output: ManifestPruneOutput = {
-      selector,
-      deleted: stdout
-        .split('\n')
-        .map((line) => line.trim())
-        .filter(Boolean),
-    };
+    const kinds = kindsOf(input);
+    const places = prunePlaces(lab.def);
+    const deleted: string[] = [];
+    for (const [i, namespace] of places.entries()) {
+      // Namespaces are cluster-wide: deleted once, by the last call, after what is in them.
+      const last = i === places.length - 1;
+      const these = last ? kinds : kinds.filter((k) => k !== 'namespaces');
+      const where = namespace ? ['-n', namespace] : ['--all-namespaces'];
+      const { stdout } = await lab.kubectl(
+        ['delete', these.join(','), ...where, '-l', selector, '--ignore-not-found'],
+        { timeoutMs: 90_000 },
+      );
+      deleted.push(
+        ...stdout
+          .split('\n')
+          .map((line) => line.trim())
+          .filter(Boolean),
+      );
+    }
+    const output: ManifestPruneOutput = { selector, deleted };
     return output;
   },
 });
+
+/**
+ * Where a lab's runs put what they apply, so where a step looks (undefined: every namespace). A lab whose
+ * runs keep to their namespace (their own egress gateway): only there, since other labs' runs may be under
+ * way in theirs. A cluster that is not the tool's, with the shared gateway: istio-system and the lab's
+ * namespace. A Vagrant lab, the tool's own cluster: everywhere, so that what runs of another namespace left
+ * goes too.
+ */
+function prunePlaces(
+  def: Pick<LabDefinitionData, 'egressGateway' | 'namespace' | 'kind'>,
+): (string | undefined)[] {
+  if (ownEgressGateway(def)) return [def.namespace];
+  if (def.kind !== 'existing') return [undefined];
+  return [...new Set([SHARED_EGRESS_GATEWAY.namespace, def.namespace])];
+}
+
+function placesText(def: Pick<LabDefinitionData, 'egressGateway' | 'namespace' | 'kind'>): string {
+  const places = prunePlaces(def);
+  return places[0] === undefined ? 'in all namespaces' : `in ${places.join(' and ')}`;
+}
 
 const RUNS_TEXT = { earlier: 'earlier runs', this: 'this run', all: 'every run' } as const;
 

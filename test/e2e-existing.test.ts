@@ -519,7 +519,7 @@ describe('a lab of kind existing', () => {
     const result = await run(meshWide, await writeExisting('existing'));
     expect(result.status).toBe('failed');
     expect(stepsById(result).istio!.error).toMatch(
-      /^LabConfigError: the cluster's mesh config has outboundTrafficPolicy\.mode ALLOW_ANY, and the scenario needs REGISTRY_ONLY \(\S+existing\.yaml: cluster\.installIstio is false, so istio\.install checks the Istio installed; it changes nothing mesh-wide\)$/,
+      /^LabConfigError: the cluster's mesh config \(istio\) has outboundTrafficPolicy\.mode ALLOW_ANY, and the scenario needs REGISTRY_ONLY \(\S+existing\.yaml: cluster\.installIstio is false, so istio\.install checks the Istio installed; it changes nothing mesh-wide\)$/,
     );
     // Failed at once (a lab file's problem is not retried), and nothing after it ran.
     expect(stepsById(result).istio!.attempts).toBe(1);

@@ -74,7 +74,7 @@ it("keeps to the lab's namespace, and istio-system with the shared gateway, on a
   expect(await remaining()).toEqual(['elsewhere', 'lab-own']);
   const sharedDef = { kind: 'existing', namespace: 'lab-shared', egressGateway: 'shared' } as never;
   expect(
-    manifestPruneAction.changes!({ runs: 'earlier' } as never, { projectRoot: '', lab: sharedDef }),
+    manifestPruneAction.changes({ runs: 'earlier' } as never, { projectRoot: '', lab: sharedDef }),
   ).toEqual([expect.stringMatching(/by earlier runs, in istio-system and lab-shared$/)]);
 
   const own = await existingLabOn(lab, 'own', { namespace: 'lab-own', egressGateway: 'own' });

@@ -23,6 +23,7 @@ import {
   useWorker,
   writePlaybook,
 } from './support/temporal.js';
+import { proxyPodManifest } from './support/existing-lab.js';
 import { simLabVariant } from './support/variants.js';
 
 let lab: TestLab;
@@ -355,31 +356,11 @@ describe('a lab of kind existing', () => {
   }, 240_000);
 
   it("reads the proxy's log through the API server when the proxy is a pod of the cluster", async () => {
-    // A forward proxy that runs in the cluster: the simulated cluster hands the real Envoy's access log out as
-    // its container's output (sim/kubectl/logs.ts), as a container runtime would hand out what it wrote.
+    // A forward proxy that runs in the cluster, whose container's log is the real Envoy's access log.
     const manifest = path.join(lab.stateRoot, 'corp-proxy.yaml');
     await writeFile(
       manifest,
-      [
-        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'corp-proxy' } },
-        {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          metadata: { name: 'corp-proxy', namespace: 'corp-proxy' },
-          spec: {
-            selector: { matchLabels: { app: 'corp-proxy' } },
-            template: {
-              metadata: {
-                labels: { app: 'corp-proxy' },
-                annotations: { 'sim.tunnel-lab.io/stdout': 'envoy=external-proxy:/var/log/envoy/access.log' },
-              },
-              spec: { containers: [{ name: 'envoy', image: 'envoyproxy/envoy:v1.36.4' }] },
-            },
-          },
-        },
-      ]
-        .map((doc) => stringify(doc))
-        .join('---\n'),
+      proxyPodManifest({ container: 'envoy', machine: 'external-proxy', path: '/var/log/envoy/access.log' }),
     );
     const kubeconfig = ['--kubeconfig', path.join(backing, 'kubeconfig')];
     expect(

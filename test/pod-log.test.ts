@@ -11,7 +11,7 @@ import { logMarkAction } from '../activities/log-mark.js';
 import { proxyCredentialAction } from '../activities/proxy-credential.js';
 import { loadLab } from '../src/lab/definition.js';
 import { compareTimes, linesAfter, parseStamped, type StampedLine } from '../src/lab/pod-log.js';
-import { existingLabOn, failure, type ExistingLab } from './support/existing-lab.js';
+import { existingLabOn, failure, proxyPodManifest, type ExistingLab } from './support/existing-lab.js';
 import { clusterLab } from './support/sim-cluster.js';
 import type { SimLab } from './support/sim-lab.js';
 import { root } from './support/temporal.js';
@@ -52,27 +52,6 @@ describe('a proxy that is a pod (lab of kind existing, simulated cluster)', () =
   /** The file the sim hands out as the proxy container's output. */
   let output: string;
 
-  const deployment = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'corp-proxy', namespace: 'corp-proxy' },
-    spec: {
-      selector: { matchLabels: { app: 'corp-proxy' } },
-      template: {
-        metadata: {
-          labels: { app: 'corp-proxy' },
-          annotations: { 'sim.tunnel-lab.io/stdout': 'proxy=external-proxy:/var/log/corp/access.log' },
-        },
-        spec: {
-          containers: [
-            { name: 'proxy', image: 'envoyproxy/envoy:v1.36.4' },
-            { name: 'exporter', image: 'prom/statsd-exporter:v0.28.0' },
-          ],
-        },
-      },
-    },
-  };
-
   let run: ExistingLab['run'];
   const kubectl = (...args: string[]) => lab.runtime.kubectl(args, { check: false });
 
@@ -84,9 +63,10 @@ describe('a proxy that is a pod (lab of kind existing, simulated cluster)', () =
     const manifest = path.join(lab.stateRoot, 'corp-proxy.yaml');
     await writeFile(
       manifest,
-      stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'corp-proxy' } }) +
-        '---\n' +
-        stringify(deployment),
+      proxyPodManifest({ container: 'proxy', machine: 'external-proxy', path: '/var/log/corp/access.log' }, [
+        { name: 'proxy', image: 'envoyproxy/envoy:v1.36.4' },
+        { name: 'exporter', image: 'prom/statsd-exporter:v0.28.0' },
+      ]),
     );
     expect((await kubectl('apply', '-f', manifest)).exitCode).toBe(0);
     expect((await kubectl('-n', 'corp-proxy', 'rollout', 'status', 'deployment/corp-proxy')).exitCode).toBe(
@@ -104,7 +84,7 @@ describe('a proxy that is a pod (lab of kind existing, simulated cluster)', () =
       },
     }));
   }, 60_000);
-  afterAll(() => (process.env.KEEP ? console.log(lab.stateRoot) : lab?.close()));
+  afterAll(() => lab?.close());
 
   it("the sim's kubectl logs stamps a container's lines once, in order, and cuts --since-time to its second", async () => {
     await appendFile(output, 'second line\n');

@@ -65,3 +65,37 @@ export function failure(promise: Promise<unknown>): Promise<(Error & { type?: st
     (e: unknown) => e as Error & { type?: string },
   );
 }
+
+/**
+ * The YAML of a namespace `corp-proxy` and a Deployment `corp-proxy` in it: a forward proxy that runs in the
+ * cluster. The simulated cluster hands `output` (a file on one of its machines) out as the log of the
+ * container `output.container` (sim/kubectl/logs.ts), as a container runtime hands out what it wrote.
+ */
+export function proxyPodManifest(
+  output: { container: string; machine: string; path: string },
+  containers: { name: string; image: string }[] = [
+    { name: output.container, image: 'envoyproxy/envoy:v1.36.4' },
+  ],
+): string {
+  const docs = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'corp-proxy' } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'corp-proxy', namespace: 'corp-proxy' },
+      spec: {
+        selector: { matchLabels: { app: 'corp-proxy' } },
+        template: {
+          metadata: {
+            labels: { app: 'corp-proxy' },
+            annotations: {
+              'sim.tunnel-lab.io/stdout': `${output.container}=${output.machine}:${output.path}`,
+            },
+          },
+          spec: { containers },
+        },
+      },
+    },
+  ];
+  return docs.map((doc) => stringify(doc)).join('---\n');
+}

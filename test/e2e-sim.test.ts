@@ -94,11 +94,13 @@ describe('tls-passthrough on the simulated lab', () => {
 
   it('passes playbooks/tunnels.yaml: every way to tunnel, one child run per cell, each logged in its own protocol', async () => {
     const { handle, result, cells } = await matrixRun('tunnels');
-    const ids = gridIds(['tcp-tunnel-filter', 'native-tunnel'], ',gatewayTls=DISABLE,tunnelMethod=CONNECT');
-    // Istio's mTLS from the sidecar to the gateway, which terminates it.
-    ids.push(
-      'tunnel=native-tunnel,proxyTransport=tls,proxyProtocol=HTTP/1.1,gatewayTls=ISTIO_MUTUAL,tunnelMethod=CONNECT',
-    );
+    const ids = [
+      ...gridIds(['tcp-tunnel-filter'], ',gatewayTls=DISABLE,tunnelMethod=CONNECT'),
+      // The native tunnel also with Istio's mTLS from the sidecar to the gateway, which terminates it.
+      ...gridIds(['native-tunnel']).flatMap((id) =>
+        ['DISABLE', 'ISTIO_MUTUAL'].map((tls) => `${id},gatewayTls=${tls},tunnelMethod=CONNECT`),
+      ),
+    ];
     // The cells that cannot work, passing because their checks expect the failure: Istio's mTLS carried
     // through the EnvoyFilter's passthrough chain to a site that cannot answer it, and POST.
     ids.push(
@@ -158,10 +160,11 @@ describe('tls-passthrough on the simulated lab', () => {
       'tunnel, proxyTransport, proxyProtocol, gatewayTls \\ tunnelMethod',
       ['CONNECT', 'POST'],
     ]);
-    expect(rows).toHaveLength(11);
-    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(9);
+    expect(rows).toHaveLength(14);
+    expect(rows.filter(([, cells]) => cells!.includes('—'))).toHaveLength(12);
     expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, DISABLE', ['passed', 'passed']]);
     expect(rows).toContainEqual(['native-tunnel, tls, HTTP/1.1, ISTIO_MUTUAL', ['passed', '—']]);
+    expect(rows).toContainEqual(['native-tunnel, plain, HTTP/2, ISTIO_MUTUAL', ['passed', '—']]);
     expect(rows).toContainEqual(['tcp-tunnel-filter, tls, HTTP/1.1, ISTIO_MUTUAL', ['passed', '—']]);
   }, 300_000);
 

@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { selfSigned, signedBy } from './lib/openssl.js';
@@ -98,12 +98,14 @@ async function serve(config: InternetConfig): Promise<void> {
   const ca = publicCa(config.dir);
   mkdirSync(path.join(config.dir, 'sites'), { recursive: true });
   if (!existsSync(ca.cert)) {
-    await selfSigned({
-      subject: '/CN=tunnel-lab simulated public CA',
-      days: 30,
-      keyOut: ca.key,
-      certOut: ca.cert,
-    });
+    await atomically(ca, (out) =>
+      selfSigned({
+        subject: '/CN=tunnel-lab simulated public CA',
+        days: 30,
+        keyOut: out.key,
+        certOut: out.cert,
+      }),
+    );
   }
   const contexts = new Map<string, Promise<tls.SecureContext>>();
   const contextFor = (name: string): Promise<tls.SecureContext> => {
@@ -112,14 +114,16 @@ async function serve(config: InternetConfig): Promise<void> {
       context = (async () => {
         const base = path.join(config.dir, 'sites', name);
         if (!existsSync(`${base}.crt`)) {
-          await signedBy(ca, {
-            subject: `/CN=${name}`,
-            days: 30,
-            keyOut: `${base}.key`,
-            certOut: `${base}.crt`,
-            csrOut: `${base}.csr`,
-            extensions: [`subjectAltName=DNS:${name}`],
-          });
+          await atomically({ cert: `${base}.crt`, key: `${base}.key` }, (out) =>
+            signedBy(ca, {
+              subject: `/CN=${name}`,
+              days: 30,
+              keyOut: out.key,
+              certOut: out.cert,
+              csrOut: `${base}.csr`,
+              extensions: [`subjectAltName=DNS:${name}`],
+            }),
+          );
         }
         return tls.createSecureContext({
           key: readFileSync(`${base}.key`),
@@ -168,6 +172,20 @@ async function serve(config: InternetConfig): Promise<void> {
     dns.once('error', reject);
     dns.bind(config.dnsPort, '127.0.0.1', resolve);
   });
+}
+
+/**
+ * Makes a key and certificate under temporary names, then gives them theirs, the certificate last: this
+ * process ends with Envoy, perhaps while openssl writes, and the next boot must not find half a certificate.
+ */
+async function atomically(
+  files: { cert: string; key: string },
+  make: (out: { cert: string; key: string }) => Promise<void>,
+): Promise<void> {
+  const out = { cert: `${files.cert}.${process.pid}.tmp`, key: `${files.key}.${process.pid}.tmp` };
+  await make(out);
+  renameSync(out.key, files.key);
+  renameSync(out.cert, files.cert);
 }
 
 if (process.argv[1] && path.basename(process.argv[1]).startsWith('internet')) {

@@ -106,10 +106,50 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
       extensions: ['subjectAltName=DNS:external-proxy'],
     });
   }
+  const text = readFileSync(path.join(projectRoot(), 'envoy', 'envoy.yaml'), 'utf8');
+  let ports: Record<number, number> = {};
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ports = await bootProxy(options, { envoy, text, config, cert, key, siteIp, preferLast: attempt === 1 });
+      break;
+    } catch (err) {
+      // Only a port another process took since it was picked (labs booting side by side) is worth another try.
+      if (attempt >= START_ATTEMPTS || !/Address already in use|EADDRINUSE/.test((err as Error).message))
+        throw err;
+    }
+  }
+  const listening = Object.entries(ports).map(([vm, local]) => `:${vm} on 127.0.0.1:${local}`);
+  messages.push(`external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT (${listening.join(', ')})`);
+  return { running: true, messages };
+}
+
+/** How many times a boot picks new ports when one it picked was taken before Envoy bound it. */
+const START_ATTEMPTS = 3;
+
+/**
+ * One boot of the simulated internet and the proxy's Envoy on loopback ports picked now (the last boot's
+ * where free, with `preferLast`); the ports by the VM's port. Fails, with Envoy's log, when either does not
+ * come up, leaving neither running.
+ */
+async function bootProxy(
+  options: ProxyOptions,
+  boot: {
+    envoy: string;
+    text: string;
+    config: string;
+    cert: string;
+    key: string;
+    siteIp: string;
+    preferLast: boolean;
+  },
+): Promise<Record<number, number>> {
+  const { envoy, text, config, cert, key, siteIp } = boot;
+  const dir = path.dirname(config);
   const dnsPort = await freePort();
   // The same loopback ports as the last boot where they are free, as a VM keeps its ports.
-  const text = readFileSync(path.join(projectRoot(), 'envoy', 'envoy.yaml'), 'utf8');
-  const before = readState<Partial<EnvoyRecord>>(options.simState, ENVOY, {}).ports ?? {};
+  const before = boot.preferLast
+    ? (readState<Partial<EnvoyRecord>>(options.simState, ENVOY, {}).ports ?? {})
+    : {};
   const ports: Record<number, number> = {};
   for (const listener of proxyListeners(text)) ports[listener.port] = await freePort(before[listener.port]);
   writeFileSync(
@@ -127,6 +167,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
   const envoyLog = path.join(dir, 'envoy.log');
   const pidFile = path.join(dir, 'envoy.pid');
   rmSync(pidFile, { force: true });
+  // What this boot's Envoy says, not an earlier one's.
+  rmSync(envoyLog, { force: true });
 
   // The simulated internet, which then starts Envoy as its child.
   const internetConfig = daemonConfig(options.simState, INTERNET);
@@ -184,9 +226,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyStarted> {
     await stopProxy(options.simState);
     throw new Error(`${(err as Error).message}${log ? `: ${log}` : ''}`);
   }
-  const listening = Object.entries(ports).map(([vm, local]) => `:${vm} on 127.0.0.1:${local}`);
-  messages.push(`external-proxy: Envoy ${ENVOY_WHEEL.version} serves CONNECT (${listening.join(', ')})`);
-  return { running: true, messages };
+  return ports;
 }
 
 /** Stops the proxy's Envoy and the simulated internet (its parent). */

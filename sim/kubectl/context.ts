@@ -12,10 +12,14 @@ import type { SimEnv } from '../lib/env.js';
 import type { LabPoints } from '../lib/kube-client.js';
 import {
   CLUSTER_STATE,
+  getObject,
   initialCluster,
   kindByName,
+  podsOf,
+  resourceRef,
   type ClusterState,
   type KindInfo,
+  type KubeObject,
 } from '../lib/kube-cluster.js';
 import type { ParsedArgs } from '../lib/pflag.js';
 import { readState, updateState } from '../lib/state.js';
@@ -48,6 +52,32 @@ export function readCluster(env: SimEnv): ClusterState {
 
 export function changeCluster<R>(env: SimEnv, change: (state: ClusterState) => R): Promise<R> {
   return updateState(env.stateDir, CLUSTER_STATE, initialCluster(), change);
+}
+
+/**
+ * The pod a `POD` or `TYPE/NAME` argument of exec and logs names: the pod, or one of a Deployment's, which
+ * `pick` chooses among them (and fails with the verb's own message when it finds none).
+ */
+export function podOfTarget(
+  ctx: Ctx,
+  state: ClusterState,
+  target: string,
+  verb: string,
+  pick: (pods: KubeObject[]) => KubeObject,
+): KubeObject {
+  const [type, name] = target.includes('/') ? (target.split('/') as [string, string]) : ['pod', target];
+  const info = kindByName(type, state);
+  if (!info) abort(`error: the server doesn't have a resource type "${type}"`);
+  if (info.kind === 'Pod') {
+    const pod = getObject(state, 'Pod', ctx.namespace, name)?.object;
+    if (!pod) abort(`Error from server (NotFound): pods "${name}" not found`);
+    return pod;
+  }
+  if (info.kind !== 'Deployment')
+    abort(`error: cannot ${verb} ${info.kind}: selector for ${info.kind} not implemented`);
+  if (!getObject(state, 'Deployment', ctx.namespace, name))
+    abort(`Error from server (NotFound): ${resourceRef(info)} "${name}" not found`);
+  return pick(podsOf(state, ctx.namespace, name));
 }
 
 /** The documents of `-f` arguments (files, folders, `-`), as kubectl reads them. */

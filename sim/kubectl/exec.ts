@@ -10,20 +10,11 @@ import { abort } from '../lib/exit.js';
 import { curlOutput, parseCurl } from '../lib/curl-cli.js';
 import { toMs } from '../../src/duration.js';
 import { machineRunning } from '../lib/kube-client.js';
-import {
-  getObject,
-  kindByName,
-  meshIstio,
-  meshView,
-  podRunning,
-  podsOf,
-  resourceRef,
-  type KubeObject,
-} from '../lib/kube-cluster.js';
+import { getObject, meshIstio, meshView, podRunning } from '../lib/kube-cluster.js';
 import { flagOn, flagValue } from '../lib/pflag.js';
 import { pushStatusOf, simulateRequest, type MeshObject } from '../mesh/model.js';
 import { deliver, type ObjectLookup } from '../lib/pod-curl.js';
-import { readCluster, type Ctx } from './context.js';
+import { podOfTarget, readCluster, type Ctx } from './context.js';
 import { err, exit, out } from '../lib/tool-io.js';
 
 export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
@@ -32,23 +23,11 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
   if (!target) abort('error: pod, type/name or --filename must be specified');
   if (command.length === 0) abort('error: you must specify at least one command for the container');
   const state = readCluster(ctx.env);
-  let pod: KubeObject | undefined;
-  if (target.includes('/')) {
-    const [type, name] = target.split('/') as [string, string];
-    const info = kindByName(type, state);
-    if (!info) abort(`error: the server doesn't have a resource type "${type}"`);
-    if (info.kind === 'Pod') pod = getObject(state, 'Pod', ctx.namespace, name)?.object;
-    else if (info.kind === 'Deployment') {
-      if (!getObject(state, 'Deployment', ctx.namespace, name))
-        abort(`Error from server (NotFound): ${resourceRef(info)} "${name}" not found`);
-      pod = podsOf(state, ctx.namespace, name).find((p) => podRunning(state, p));
-      if (!pod) abort(`error: cannot exec into a container in a completed pod; current phase is Pending`);
-    } else abort(`error: cannot attach to ${info.kind}: selector for ${info.kind} not implemented`);
-    if (!pod) abort(`Error from server (NotFound): pods "${name}" not found`);
-  } else {
-    pod = getObject(state, 'Pod', ctx.namespace, target)?.object;
-    if (!pod) abort(`Error from server (NotFound): pods "${target}" not found`);
-  }
+  const pod = podOfTarget(ctx, state, target, 'attach to', (pods) => {
+    const running = pods.find((p) => podRunning(state, p));
+    if (!running) abort(`error: cannot exec into a container in a completed pod; current phase is Pending`);
+    return running;
+  });
   const containers = (((pod.spec as Record<string, unknown>)?.containers ?? []) as { name: string }[]).map(
     (c) => c.name,
   );

@@ -19,17 +19,10 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { abort } from '../lib/exit.js';
-import {
-  getObject,
-  kindByName,
-  podRunning,
-  podsOf,
-  resourceRef,
-  type KubeObject,
-} from '../lib/kube-cluster.js';
+import { podRunning, type KubeObject } from '../lib/kube-cluster.js';
 import { flagOn, flagValue } from '../lib/pflag.js';
 import { updateState } from '../lib/state.js';
-import { readCluster, type Ctx } from './context.js';
+import { podOfTarget, readCluster, type Ctx } from './context.js';
 
 /** The annotation that names the file the sim hands out as a container's output. */
 export const STDOUT_ANNOTATION = 'sim.tunnel-lab.io/stdout';
@@ -38,7 +31,11 @@ export async function logs(ctx: Ctx, rest: string[]): Promise<void> {
   const target = rest[0];
   if (!target) abort('error: expected POD or TYPE/NAME is a required argument for the logs command');
   const state = readCluster(ctx.env);
-  const pod = findPod(ctx, target);
+  const pod = podOfTarget(ctx, state, target, 'get the logs from', (pods) => {
+    const pod = pods.find((p) => podRunning(state, p)) ?? pods[0];
+    if (!pod) abort('error: timed out waiting for the condition');
+    return pod;
+  });
   const containers = (((pod.spec as Record<string, unknown>)?.containers ?? []) as { name: string }[]).map(
     (c) => c.name,
   );
@@ -66,31 +63,6 @@ export async function logs(ctx: Ctx, rest: string[]): Promise<void> {
   if (tail >= 0) lines = tail === 0 ? [] : lines.slice(-tail);
   const timestamps = flagOn(ctx.args, 'timestamps');
   for (const line of lines) ctx.io.out.push(timestamps ? `${rfc3339Nano(line.ns)} ${line.text}` : line.text);
-}
-
-/** The pod a `logs` argument names: a pod, or the first running pod of a Deployment. */
-function findPod(ctx: Ctx, target: string): KubeObject {
-  const state = readCluster(ctx.env);
-  if (!target.includes('/')) {
-    const pod = getObject(state, 'Pod', ctx.namespace, target)?.object;
-    if (!pod) abort(`Error from server (NotFound): pods "${target}" not found`);
-    return pod;
-  }
-  const [type, name] = target.split('/') as [string, string];
-  const info = kindByName(type, state);
-  if (!info) abort(`error: the server doesn't have a resource type "${type}"`);
-  if (info.kind === 'Pod') {
-    const pod = getObject(state, 'Pod', ctx.namespace, name)?.object;
-    if (!pod) abort(`Error from server (NotFound): pods "${name}" not found`);
-    return pod;
-  }
-  if (info.kind !== 'Deployment') abort(`error: cannot get the logs from ${info.kind}: not implemented`);
-  if (!getObject(state, 'Deployment', ctx.namespace, name))
-    abort(`Error from server (NotFound): ${resourceRef(info)} "${name}" not found`);
-  const pods = podsOf(state, ctx.namespace, name);
-  const pod = pods.find((p) => podRunning(state, p)) ?? pods[0];
-  if (!pod) abort('error: timed out waiting for the condition');
-  return pod;
 }
 
 /** `--since-time` in nanoseconds, cut to its second as the API server's metav1.Time keeps it. */

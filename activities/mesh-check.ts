@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { MeshCheckError } from '../src/errors.js';
 import { machineWithRole } from '../src/lab/definition.js';
 import { renderManifestSet, oracleRequest, type MeshSettings } from '../src/mesh/manifest-set.js';
-import { ensureOracle, findOracle, runOracle } from '../src/mesh/oracle.js';
+import { ensureOracle, findOracle, parseProbe, runOracle } from '../src/mesh/oracle.js';
 import { describeVerdict, type MeshVerdict, type VerdictKind } from '../src/mesh/verdict.js';
 import { modelAnswer, modelLab } from '../sim/mesh/answer.js';
 import { ownEgressGateway } from '../src/lab/definition.js';
@@ -32,9 +32,18 @@ export const meshCheckInput = z
       .describe("The mesh's meshConfig.outboundTrafficPolicy.mode, as istio.install set it."),
     expect: z
       .record(z.string().min(1), z.enum(VERDICTS))
+      .superRefine((e, ctx) => {
+        for (const key of Object.keys(e).filter((k) => !parseProbe(k)))
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: 'must be a host, or an http:// or https:// URL',
+          });
+      })
       .refine((e) => Object.keys(e).length > 0, 'name at least one host')
       .describe(
-        'Where each host (curl https://HOST from the client pod) must go: blocked, direct, tunnel or fail.',
+        'Where each host (curl https://HOST from the client pod), or URL (http://HOST[:PORT] for plain ' +
+          'HTTP, https://HOST:PORT), must go: blocked, direct, tunnel or fail.',
       ),
     engine: z
       .enum(['auto', 'oracle', 'model'])
@@ -54,7 +63,7 @@ export interface MeshCheckOutput {
   source: string;
   /** One line per host: `www.google.com:443 tunnel via 192.168.56.10:3128 CONNECT www.google.com:443 ...`. */
   verdicts: string[];
-  /** For each host, the listener, chain and cluster decisions on the way. */
+  /** For each probe (HOST:PORT), the listener, chain and cluster decisions on the way. */
   paths: Record<string, string[]>;
   /** Listener conflicts as istiod's push status names them. */
   conflicts: string[];
@@ -71,7 +80,7 @@ export const meshCheckAction = defineAction({
   name: 'mesh.check',
   description:
     "Preflight: render the manifests a scenario will apply, ask Istio's own config generator (or, on the " +
-    "simulated lab, its model) where each host's TLS goes, and fail before the cluster is touched when an " +
+    "simulated lab, its model) where each host's TLS (or plain HTTP) goes, and fail before the cluster is touched when an " +
     'object is invalid, Envoy would reject the config, a listener conflicts, or a host would not go as expected.',
   input: meshCheckInput,
   policy: {
@@ -128,7 +137,12 @@ export const meshCheckAction = defineAction({
         ? { gatewayLabels: own.selector, ownGateway: { namespace: own.namespace, service: own.service } }
         : {}),
     };
-    const probes = Object.keys(input.expect).map((host) => ({ host }));
+    const expected = Object.entries(input.expect).map(([key, want]) => ({
+      key,
+      want,
+      probe: parseProbe(key)!,
+    }));
+    const probes = expected.map((e) => e.probe);
     const simulated = lab.def.sim !== undefined;
     const built = await findOracle(deps.projectRoot);
     const useOracle = input.engine === 'oracle' || (input.engine === 'auto' && (built || !simulated));
@@ -180,9 +194,11 @@ export const meshCheckAction = defineAction({
       ...output.nacks.map((n) => `Envoy would NACK: ${n}`),
       ...output.conflicts.map((c) => `istiod reports: ${c}`),
     ];
-    for (const v of verdicts) {
-      const want = input.expect[v.host];
-      if (want && v.verdict !== want) problems.push(`${v.host}: expected ${want}, ${describeVerdict(v)}`);
+    // Both engines answer one verdict per probe, in the probes' order.
+    for (const [i, { key, want }] of expected.entries()) {
+      const v = verdicts[i];
+      if (!v) problems.push(`${key}: no verdict`);
+      else if (v.verdict !== want) problems.push(`${key}: expected ${want}, ${describeVerdict(v)}`);
     }
     if (problems.length > 0) {
       throw new MeshCheckError(`${output.engine} (${output.source}) says:\n${problems.join('\n')}`);
@@ -207,7 +223,7 @@ function evidence(
     engine,
     source: answer.source,
     verdicts: verdicts.map(describeVerdict),
-    paths: Object.fromEntries(verdicts.map((v) => [v.host, v.path])),
+    paths: Object.fromEntries(verdicts.map((v) => [`${v.host}:${v.port}`, v.path])),
     conflicts: conflictLines(answer.pushStatus),
     nacks: [
       ...answer.nacks.sidecar.map((n) => `sidecar: ${n}`),

@@ -44,14 +44,18 @@ export const meshWaitInput = z
           .array(z.string().min(1))
           .min(1)
           .optional()
-          .describe("SNIs the client's sidecar must route to the egress gateway."),
+          .describe(
+            "SNIs the client's sidecar must route to the egress gateway, or HOST:PORT of a cluster Service's " +
+              'TCP port (plain text, no SNI: the listener on its cluster IP).',
+          ),
         direct: z
           .array(z.string().min(1))
           .min(1)
           .optional()
           .describe(
-            "SNIs the client's sidecar must route straight out, to the host's own cluster (a ServiceEntry's " +
-              '`outbound|PORT||HOST`), e.g. after applying ServiceEntries under REGISTRY_ONLY.',
+            "SNIs (or a cluster Service's HOST:PORT, as for toGateway) the client's sidecar must route straight " +
+              "out, to the host's own cluster (`outbound|PORT||HOST`), e.g. after applying ServiceEntries under " +
+              'REGISTRY_ONLY.',
           ),
         tunnels: z
           .array(z.string().min(1))
@@ -204,12 +208,17 @@ export const meshWaitAction = defineAction({
         const { toGateway = [], direct = [] } = input.sidecar;
         const gatewayHost =
           input.sidecar.gatewayHost ?? `${egress.service}.${egress.namespace}.svc.cluster.local`;
+        // A cluster Service's HOST:PORT is plain text: the chain of the listener on its cluster IP.
+        const hostOf = (sni: string) => (SERVICE_PORT.test(sni) ? sni.replace(/:\d+$/, '') : sni);
         const wanted = [
           ...toGateway.map((sni) => ({ sni, suffix: `|${gatewayHost}`, to: 'the gateway' })),
-          ...direct.map((sni) => ({ sni, suffix: `||${sni}`, to: 'directly' })),
+          ...direct.map((sni) => ({ sni, suffix: `||${hostOf(sni)}`, to: 'directly' })),
         ];
         for (const { sni, suffix, to } of wanted) {
-          const cluster = routes[sni];
+          const service = SERVICE_PORT.exec(sni);
+          const cluster = service
+            ? sidecar.plain[`${await clusterIp(lab, service[1]!, service[2]!)}:${service[3]}`]
+            : routes[sni];
           if (cluster) output.sidecar.routes[sni] = cluster;
           if (!cluster?.endsWith(suffix)) {
             missing.push(`the sidecar of ${pod} sends ${sni} to ${cluster ?? 'no route'}, not ${to}`);
@@ -248,7 +257,12 @@ async function sidecarRoutes(
   lab: LabRuntime,
   namespace: string,
   selector: string,
-): Promise<{ pod: string; routes: Record<string, string>; tunnels: string[] }> {
+): Promise<{
+  pod: string;
+  routes: Record<string, string>;
+  plain: Record<string, string>;
+  tunnels: string[];
+}> {
   const args = (pod: string) => ['proxy-config', 'listeners', `${pod}.${namespace}`, '-o', 'json'];
   const { pod, result } = await lab.inPod(namespace, selector, (name) =>
     lab.istioctl(args(name), { timeoutMs: 60_000, check: false }),
@@ -256,7 +270,16 @@ async function sidecarRoutes(
   if (result.exitCode !== 0)
     throw new LabToolError(['istioctl', ...args(pod)], result.exitCode, result.stderr.trim().slice(-600));
   const dump = listenerJson(`${pod}.${namespace}`, result.stdout);
-  return { pod, routes: sniRoutes(dump), tunnels: tunnelHostnames(dump) };
+  return { pod, routes: sniRoutes(dump), plain: plainRoutes(dump), tunnels: tunnelHostnames(dump) };
+}
+
+/** `NAME.NAMESPACE.svc.cluster.local:PORT`: a cluster Service's port, routed by its cluster IP. */
+const SERVICE_PORT = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$/;
+
+/** The cluster IP of Service `name` in `namespace`, as the sidecar's listener for it is addressed. */
+async function clusterIp(lab: LabRuntime, name: string, namespace: string): Promise<string> {
+  const args = ['get', 'service', name, '-n', namespace, '-o', 'jsonpath={.spec.clusterIP}'];
+  return (await lab.kubectl(args, { timeoutMs: 60_000 })).stdout.trim();
 }
 
 function listenerJson(target: string, stdout: string): unknown {
@@ -299,6 +322,31 @@ export function sniRoutes(dump: unknown): Record<string, string> {
         const config = (filter.typedConfig ?? filter.typed_config ?? {}) as Json;
         if (typeof config.cluster !== 'string') continue;
         for (const name of names) routes[name] ??= config.cluster;
+      }
+    }
+  }
+  return routes;
+}
+
+/**
+ * `IP:PORT` -> the cluster of the tcp_proxy of a listener's chain that matches no SNI, for listeners on a
+ * service's own address (a cluster IP): where the sidecar sends plain TCP to that service port.
+ */
+export function plainRoutes(dump: unknown): Record<string, string> {
+  const routes: Record<string, string> = {};
+  for (const listener of Array.isArray(dump) ? (dump as Json[]) : []) {
+    const socket =
+      ((listener.address ?? {}) as Json).socketAddress ?? ((listener.address ?? {}) as Json).socket_address;
+    const { address, portValue, port_value } = (socket ?? {}) as Json;
+    if (typeof address !== 'string' || address === '0.0.0.0' || address === '::') continue;
+    const key = `${address}:${String(portValue ?? port_value)}`;
+    const chains = (listener.filterChains ?? listener.filter_chains ?? []) as Json[];
+    for (const chain of chains) {
+      const match = (chain.filterChainMatch ?? chain.filter_chain_match ?? {}) as Json;
+      if (((match.serverNames ?? match.server_names ?? []) as string[]).length > 0) continue;
+      for (const filter of (chain.filters ?? []) as Json[]) {
+        const config = (filter.typedConfig ?? filter.typed_config ?? {}) as Json;
+        if (typeof config.cluster === 'string') routes[key] ??= config.cluster;
       }
     }
   }

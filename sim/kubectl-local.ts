@@ -131,7 +131,7 @@ async function exec(kubectl: string, args: ParsedArgs): Promise<void> {
     outboundTrafficPolicy: istiod ? outboundPolicyOf(istiod.mesh) : 'ALLOW_ANY',
     client: { pod: pod.metadata.name, namespace: pod.metadata.namespace },
     gateway: { namespace: 'istio-system', labels: DEMO_GATEWAY_LABELS },
-    probes: [{ host, port }],
+    probes: [{ host, port, ...(call.url.protocol === 'http:' ? { plain: true } : {}) }],
   });
   const remoteIp = request.vips[host] ?? publicAddress(host);
   if (!remoteIp) {

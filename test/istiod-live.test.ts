@@ -121,7 +121,7 @@ async function settledAnswer(c: CorpusCase, since: number): Promise<XdsResponse>
       outboundTrafficPolicy: c.settings.outboundTrafficPolicy,
       client: DEFAULT_CLIENT,
       gateway: { namespace: 'istio-system', labels: c.settings.gatewayLabels ?? DEMO_GATEWAY_LABELS },
-      probes: c.probes.map((host) => ({ host })),
+      probes: c.meshProbes,
     });
     const answer = await runLiveOracle(oracle, request);
     const key = JSON.stringify([answer.verdicts.map(verdictKey), answer.proxies]);
@@ -162,17 +162,11 @@ test('a running istiod sends the config the oracle generates offline, corpus cas
     const since = Date.now();
     if (manifests) await kubectl(['apply', '-f', '-'], manifests);
     const live = await settledAnswer(c, since);
-    const offline = await runOracle(
-      oracle,
-      oracleRequest(
-        c.set,
-        c.settings,
-        c.probes.map((host) => ({ host })),
-      ),
-    );
-    for (const host of c.probes) {
-      const a = live.verdicts.find((v) => v.host === host)!;
-      const b = offline.verdicts.find((v) => v.host === host)!;
+    const offline = await runOracle(oracle, oracleRequest(c.set, c.settings, c.meshProbes));
+    // Both answer one verdict per probe, in order.
+    for (const [i, host] of c.probes.entries()) {
+      const a = live.verdicts[i]!;
+      const b = offline.verdicts[i]!;
       kinds.add(a.verdict);
       if (verdictKey(a) !== verdictKey(b)) {
         differences.push(

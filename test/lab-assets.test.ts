@@ -88,7 +88,7 @@ interface Lab {
     sha256: { k0s: string; envoy: string };
   };
   machines: Record<string, Machine>;
-  network: { proxyPort: number; appPort: number; apiServer: string };
+  network: { proxyPort: number; appPort: number; appHttpPort: number; apiServer: string };
 }
 const loadLab = async (): Promise<Lab> => parse(await readFile(labFile, 'utf8')) as Lab;
 
@@ -321,6 +321,7 @@ describe('labs/vagrant.yaml', () => {
       proxyPort: 3128,
       proxyPlainPort: 3129,
       appPort: 443,
+      appHttpPort: 80,
       apiServer: 'https://192.168.56.20:6443',
     });
     expect(Object.keys(lab.tools).sort()).toEqual(['istioctl', 'kubectl', 'vagrant']);

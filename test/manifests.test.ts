@@ -46,6 +46,10 @@ const EXPECTED: Record<string, string[]> = {
   ],
   'mtls/client.yaml': ['Deployment'],
   'mtls/external-app.yaml': ['Service', 'EndpointSlice'],
+  'http/external-app.yaml': ['Service', 'EndpointSlice'],
+  'http/egress-routing.yaml': ['DestinationRule', 'VirtualService'],
+  'http/tcp-tunnel-filter.yaml': ['EnvoyFilter'],
+  'http/native-tunnel.yaml': ['ServiceEntry', 'DestinationRule', 'Gateway', 'VirtualService'],
 };
 
 async function templates(): Promise<string[]> {

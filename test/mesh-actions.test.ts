@@ -10,10 +10,16 @@ import { kubeLabelAction } from '../activities/kube-label.js';
 import { manifestApplyAction } from '../activities/manifest-apply.js';
 import { manifestPruneAction } from '../activities/manifest-prune.js';
 import { meshCheckAction, type MeshCheckOutput } from '../activities/mesh-check.js';
-import { meshWaitAction, sniRoutes, tunnelHostnames, type MeshWaitOutput } from '../activities/mesh-wait.js';
+import {
+  meshWaitAction,
+  plainRoutes,
+  sniRoutes,
+  tunnelHostnames,
+  type MeshWaitOutput,
+} from '../activities/mesh-wait.js';
 import { probeCurlAction } from '../activities/probe-curl.js';
 import { projectRoot } from '../src/config.js';
-import { ensureOracle } from '../src/mesh/oracle.js';
+import { ensureOracle, parseProbe } from '../src/mesh/oracle.js';
 import type { SimLab } from './support/sim-lab.js';
 import { pocVirtualService } from './support/mesh-corpus.js';
 import { clusterLab } from './support/sim-cluster.js';
@@ -55,7 +61,7 @@ describe('mesh.check', () => {
         expect.stringMatching(/^www\.example\.com:443 blocked from sidecar/),
       ]);
       expect(out).toMatchObject({ conflicts: [], nacks: [], rejected: [] });
-      expect(out.paths['www.google.com']!.join('\n')).toMatch(/gateway/);
+      expect(out.paths['www.google.com:443']!.join('\n')).toMatch(/gateway/);
     },
   );
 
@@ -79,6 +85,52 @@ describe('mesh.check', () => {
       );
     },
   );
+
+  it.each(['oracle', 'model'])(
+    'with the %s: judges plain HTTP by URL, as TCP on the Service port, without SNI',
+    async (engine) => {
+      const app = 'http://external-app-http.default.svc.cluster.local';
+      const files = ['http/external-app.yaml', 'http/egress-routing.yaml', 'http/native-tunnel.yaml'];
+      const out = (
+        await lab.run(meshCheckAction, {
+          files,
+          expect: { [app]: 'tunnel', 'www.google.com': 'blocked' },
+          engine,
+        })
+      ).output as MeshCheckOutput;
+      expect(out.verdicts).toEqual([
+        'external-app-http.default.svc.cluster.local:80 tunnel via 192.168.56.10:3128 CONNECT 192.168.56.30:80 HTTP/1.1 tls',
+        expect.stringMatching(/^www\.google\.com:443 blocked from sidecar/),
+      ]);
+      // Routed to the gateway's plain port with nothing listening there, it fails; the error names the URL.
+      const err = await failure(meshCheckAction, {
+        files: files.slice(0, 2),
+        expect: { [app]: 'tunnel' },
+        engine,
+      });
+      expect(err.message).toMatch(
+        /http:\/\/external-app-http\.default\.svc\.cluster\.local: expected tunnel, external-app-http\.default\.svc\.cluster\.local:80 fail/,
+      );
+    },
+  );
+
+  it('names a probe by host or by URL, and refuses anything else', () => {
+    expect(parseProbe('www.google.com')).toEqual({ host: 'www.google.com' });
+    expect(parseProbe('http://app.default.svc.cluster.local')).toEqual({
+      host: 'app.default.svc.cluster.local',
+      plain: true,
+    });
+    expect(parseProbe('https://www.google.com:8443')).toEqual({ host: 'www.google.com', port: 8443 });
+    for (const bad of ['ftp://x', 'http://x/path', 'www.google.com:443', 'two words'])
+      expect(parseProbe(bad)).toBeUndefined();
+    expect(
+      meshCheckAction.input.safeParse({ files: ['x.yaml'], expect: { 'http://x/path': 'tunnel' } }).error
+        ?.issues[0],
+    ).toMatchObject({
+      path: ['expect', 'http://x/path'],
+      message: 'must be a host, or an http:// or https:// URL',
+    });
+  });
 
   it.each(['oracle', 'model'])('with the %s: fails on a conflict and on a NACK', async (engine) => {
     const err = await failure(meshCheckAction, {
@@ -235,5 +287,33 @@ describe('reading istioctl proxy-config listeners -o json', () => {
     expect(tunnelHostnames(dump)).toEqual(['www.google.com:443']);
     expect(sniRoutes(dump)).toEqual({ 'www.google.com': 'external-proxy' });
     expect(tunnelHostnames([])).toEqual([]);
+  });
+
+  it('finds where plain TCP to a cluster IP goes: chains without SNI, on listeners of a service address', () => {
+    const chain = (cluster: string, serverNames?: string[]) => ({
+      ...(serverNames ? { filterChainMatch: { serverNames } } : {}),
+      filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: { cluster } }],
+    });
+    const listeners = [
+      {
+        name: '10.96.0.42_80',
+        address: { socketAddress: { address: '10.96.0.42', portValue: 80 } },
+        filterChains: [chain('outbound|80||istio-egressgateway.istio-system.svc.cluster.local')],
+      },
+      // A wildcard listener is no service's own, and an SNI chain carries no plain text.
+      {
+        name: '0.0.0.0_80',
+        address: { socketAddress: { address: '0.0.0.0', portValue: 80 } },
+        filterChains: [chain('PassthroughCluster')],
+      },
+      {
+        name: '10.96.0.43_443',
+        address: { socket_address: { address: '10.96.0.43', port_value: 443 } },
+        filter_chains: [chain('outbound|443||a', ['a'])],
+      },
+    ];
+    expect(plainRoutes(listeners)).toEqual({
+      '10.96.0.42:80': 'outbound|80||istio-egressgateway.istio-system.svc.cluster.local',
+    });
   });
 });

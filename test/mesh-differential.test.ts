@@ -16,15 +16,14 @@ const answers = new Map<string, OracleResponse>();
 beforeAll(async () => {
   const oracle = await ensureOracle(projectRoot(), (line) => console.log(line));
   for (const c of cases) {
-    const probes = c.probes.map((host) => ({ host }));
-    answers.set(c.name, await runOracle(oracle, oracleRequest(c.set, c.settings, probes)));
+    answers.set(c.name, await runOracle(oracle, oracleRequest(c.set, c.settings, c.meshProbes)));
   }
 }, 1_800_000);
 
 function oracleSummary(c: CorpusCase) {
   const a = answers.get(c.name)!;
   return {
-    verdicts: Object.fromEntries(a.verdicts.map((v) => [v.host, verdictKey(v)])),
+    verdicts: Object.fromEntries(a.verdicts.map((v, i) => [c.probes[i], verdictKey(v)])),
     pushStatus: a.pushStatus,
     nacks: {
       sidecar: (a.proxies.sidecar.nacks ?? []).length > 0,
@@ -37,7 +36,7 @@ function modelSummary(c: CorpusCase) {
   const m = caseModelAnswer(c);
   expect(m.rejected).toEqual([]);
   return {
-    verdicts: Object.fromEntries(m.verdicts.map((v) => [v.host, verdictKey(v)])),
+    verdicts: Object.fromEntries(m.verdicts.map((v, i) => [c.probes[i], verdictKey(v)])),
     pushStatus: m.pushStatus,
     nacks: { sidecar: m.nacks.sidecar.length > 0, gateway: m.nacks.gateway.length > 0 },
   };
@@ -57,7 +56,7 @@ test('the oracle gives what each case says real Istio gives', () => {
         : undefined;
     return {
       case: c.name,
-      verdicts: Object.fromEntries(a.verdicts.map((v) => [v.host, v.verdict])),
+      verdicts: Object.fromEntries(a.verdicts.map((v, i) => [c.probes[i], v.verdict])),
       conflicts: Object.keys(a.pushStatus).sort(),
       nack,
     };

@@ -17,7 +17,7 @@ export interface DataPathInput {
     /** Pod traffic leaving the node is masqueraded to the node's address. */
     nodeIp: string;
     proxy?: { ip: string; listeners: ProxyListener[]; files?: ProxyFiles };
-    app?: { ip: string; port: number };
+    app?: { ip: string; port: number; httpPort: number };
   };
   /** What the client's DNS answered for the host. */
   remoteIp?: string;
@@ -51,18 +51,22 @@ export function outcomeOf(input: DataPathInput): PodRequestOutcome {
     return { ...base, ...RESET };
   };
   const host = call.url.hostname;
+  const defaultPort = call.url.protocol === 'https:' ? 443 : 80;
   // Who answers at an address the connection reaches.
   const reach = (target: string, via: 'direct' | 'tunnel', extra: Partial<PodRequestOutcome> = {}) => {
-    const [name, port = 443] = splitHostPort(target);
+    const [name, port = defaultPort] = splitHostPort(target);
     const ip = isIp(name) ? name : publicAddress(name);
-    if (lab.app && ip === lab.app.ip && port === lab.app.port) {
-      trace.push(`server: the lab's app at ${ip}:${port} (${via})`);
+    if (lab.app && ip === lab.app.ip && (port === lab.app.port || port === lab.app.httpPort)) {
+      const server: 'tls' | 'http' = port === lab.app.port ? 'tls' : 'http';
+      trace.push(
+        `server: the lab's app at ${ip}:${port} (${server === 'tls' ? 'mutual TLS' : 'plain HTTP'}, ${via})`,
+      );
       return {
         ...base,
         ...extra,
         exitCode: 0,
         httpCode: 0,
-        appRequest: { host, port: Number(call.url.port || 443) },
+        appRequest: { host, port: Number(call.url.port || defaultPort), server },
       };
     }
     if (!ip) {
@@ -90,7 +94,7 @@ export function outcomeOf(input: DataPathInput): PodRequestOutcome {
     case 'fail':
       return reset(verdict.reason ?? 'the mesh fails the connection');
     case 'direct':
-      return reach(verdict.upstream ?? `${input.remoteIp ?? host}:${call.url.port || 443}`, 'direct');
+      return reach(verdict.upstream ?? `${input.remoteIp ?? host}:${call.url.port || defaultPort}`, 'direct');
     case 'tunnel': {
       const proxy = lab.proxy;
       const [proxyIp, proxyPort] = splitHostPort(verdict.proxy ?? '?');

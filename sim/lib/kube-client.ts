@@ -73,12 +73,13 @@ export interface LabPoints {
   kubernetes?: { name: string; ip: string };
   /** The external proxy, with the listeners of the Envoy config it runs (envoy/envoy.yaml). */
   proxy?: { name: string; ip: string; listeners: ProxyListener[]; accessLog?: string; files?: ProxyFiles };
-  app?: { name: string; ip: string; port: number };
+  /** The external app: its mutual-TLS port and its plain-HTTP port. */
+  app?: { name: string; ip: string; port: number; httpPort: number };
 }
 
 interface LabShape {
   machines: Record<string, { role?: string; ip?: string; files?: Record<string, string> }>;
-  network?: { apiServer?: string; appPort?: number };
+  network?: { apiServer?: string; appPort?: number; appHttpPort?: number };
 }
 
 let listeners: ProxyListener[] | undefined;
@@ -122,7 +123,13 @@ export function labPoints(lab: unknown): LabPoints {
     };
   }
   const app = byRole('app');
-  if (app) points.app = { name: app[0], ip: app[1].ip ?? '', port: network.appPort ?? 443 };
+  if (app)
+    points.app = {
+      name: app[0],
+      ip: app[1].ip ?? '',
+      port: network.appPort ?? 443,
+      httpPort: network.appHttpPort ?? 80,
+    };
   return points;
 }
 

@@ -1,6 +1,6 @@
 /**
- * The simulated external-app: a real nginx on 127.0.0.1 serving HTTPS with mutual TLS, configured like
- * vagrant/provision/external-app.sh configures it on the VM. Provisioning installs the certificates from
+ * The simulated external-app: a real nginx on 127.0.0.1 serving HTTPS with mutual TLS, and plain HTTP on
+ * a second port, configured like vagrant/provision/external-app.sh configures it on the VM. Provisioning installs the certificates from
  * the lab's certsDir (what certs.generate writes) into the machine's /etc/nginx/tls; until they exist a
  * temporary self-signed pair lets nginx start, and every client then gets 400, as on the VM. A restart
  * serves what was installed: new certificates reach nginx only when the machine is provisioned again.
@@ -31,8 +31,13 @@ export interface AppOptions {
   certsDir: string;
 }
 
+/** The app's daemon record: `port` is its mutual-TLS port, `httpPort` its plain-HTTP port (both on 127.0.0.1). */
+export interface AppRecord extends DaemonRecord {
+  httpPort: number;
+}
+
 /** The running nginx and what its provisioning reported. */
-export interface AppStarted extends DaemonRecord {
+export interface AppStarted extends AppRecord {
   /** What the provisioning printed, line by line. */
   messages: string[];
 }
@@ -107,9 +112,15 @@ function q(value: string): string {
   return `"${value.replace(/[\\"]/g, '\\$&')}"`;
 }
 
-function renderConfig(options: AppOptions, dir: string, port: number, tls: TlsFiles): string {
+function renderConfig(
+  options: AppOptions,
+  dir: string,
+  ports: Omit<AppRecord, 'pid'>,
+  tls: TlsFiles,
+): string {
   const temp = (name: string) => q(path.join(dir, 'temp', name));
-  return `# external-app of the simulated lab: HTTPS with mutual TLS on loopback (see vagrant/provision/external-app.sh).
+  return `# external-app of the simulated lab: HTTPS with mutual TLS and plain HTTP on loopback (see
+# vagrant/provision/external-app.sh).
 daemon on;
 worker_processes 1;
 pid ${q(path.join(dir, 'nginx.pid'))};
@@ -132,7 +143,7 @@ http {
                     'sni="$ssl_server_name" "$http_user_agent"';
 
     server {
-        listen 127.0.0.1:${port} ssl default_server;
+        listen 127.0.0.1:${ports.port} ssl default_server;
         server_name external-app ${APP_HOST} ${options.ip};
 
         ssl_certificate        ${q(tls.cert)};
@@ -149,6 +160,18 @@ http {
             return 200 "external-app: hello $ssl_client_s_dn\\n";
         }
     }
+
+    server {
+        listen 127.0.0.1:${ports.httpPort} default_server;
+        server_name external-app ${APP_HOST} ${options.ip};
+
+        access_log ${q(options.accessLog)} mtls;
+
+        location / {
+            default_type text/plain;
+            return 200 "external-app: hello over plain HTTP\\n";
+        }
+    }
 }
 `;
 }
@@ -159,49 +182,46 @@ export async function startApp(options: AppOptions): Promise<AppStarted> {
   if (!nginx) throw new Error('nginx not found: install nginx-light (apt-get install nginx-light)');
   const config = daemonConfig(options.simState, options.name);
   const dir = path.dirname(config);
-  return updateState<Partial<DaemonRecord>, AppStarted>(
-    options.simState,
-    options.name,
-    {},
-    async (record) => {
-      await stopTree(record.pid, config);
-      delete record.pid;
-      const messages: string[] = [];
-      let tls = installedTls(options);
-      if (![tls.ca, tls.cert, tls.key].every(nonEmpty)) {
-        messages.push(...(await installAppCerts(options)));
-        tls = installedTls(options);
-      }
-      mkdirSync(path.join(dir, 'temp'), { recursive: true });
-      mkdirSync(path.dirname(options.accessLog), { recursive: true });
-      let problem = '';
-      for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-        const port = await freePort(attempt === 1 ? record.port : undefined);
-        writeFileSync(config, renderConfig(options, dir, port, tls));
-        rmSync(path.join(dir, 'nginx.pid'), { force: true });
-        const started = await execa(nginx, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', config], {
-          reject: false,
-          stdin: 'ignore',
-        });
-        if (started.exitCode === 0) {
-          const pid = Number(readFileSync(path.join(dir, 'nginx.pid'), 'utf8').trim());
-          if (isOurs(pid, config)) {
-            Object.assign(record, { port, pid });
-            messages.push(
-              tls.temporary
-                ? `external-app: nginx serves :${port} with a TEMPORARY certificate; run certs.generate, then provision again`
-                : `external-app: nginx serves :${port} with mutual TLS`,
-            );
-            return { port, pid, messages };
-          }
+  return updateState<Partial<AppRecord>, AppStarted>(options.simState, options.name, {}, async (record) => {
+    await stopTree(record.pid, config);
+    delete record.pid;
+    const messages: string[] = [];
+    let tls = installedTls(options);
+    if (![tls.ca, tls.cert, tls.key].every(nonEmpty)) {
+      messages.push(...(await installAppCerts(options)));
+      tls = installedTls(options);
+    }
+    mkdirSync(path.join(dir, 'temp'), { recursive: true });
+    mkdirSync(path.dirname(options.accessLog), { recursive: true });
+    let problem = '';
+    for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+      const port = await freePort(attempt === 1 ? record.port : undefined);
+      let httpPort = await freePort(attempt === 1 ? record.httpPort : undefined);
+      while (httpPort === port) httpPort = await freePort();
+      writeFileSync(config, renderConfig(options, dir, { port, httpPort }, tls));
+      rmSync(path.join(dir, 'nginx.pid'), { force: true });
+      const started = await execa(nginx, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', config], {
+        reject: false,
+        stdin: 'ignore',
+      });
+      if (started.exitCode === 0) {
+        const pid = Number(readFileSync(path.join(dir, 'nginx.pid'), 'utf8').trim());
+        if (isOurs(pid, config)) {
+          Object.assign(record, { port, httpPort, pid });
+          messages.push(
+            tls.temporary
+              ? `external-app: nginx serves :${port} with a TEMPORARY certificate; run certs.generate, then provision again`
+              : `external-app: nginx serves :${port} with mutual TLS and :${httpPort} in plain HTTP`,
+          );
+          return { port, httpPort, pid, messages };
         }
-        problem = (started.stderr || started.stdout).trim();
-        // Only a port taken since we picked it is worth another try.
-        if (!/Address already in use/.test(problem)) break;
       }
-      throw new Error(`nginx did not start: ${problem}`);
-    },
-  );
+      problem = (started.stderr || started.stdout).trim();
+      // Only a port taken since we picked it is worth another try.
+      if (!/Address already in use/.test(problem)) break;
+    }
+    throw new Error(`nginx did not start: ${problem}`);
+  });
 }
 
 /** Stops the app's nginx (the port stays recorded, so that the next start prefers it). */

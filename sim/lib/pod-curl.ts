@@ -15,7 +15,7 @@ import { machineRunning, type LabPoints } from './kube-client.js';
 import { daemonUp, readDaemon } from './machines.js';
 import { runningProxy } from './proxy.js';
 import { RESET, tunnelRequest } from './tunnel-client.js';
-import type { MeshTunnelRequest } from '../mesh/types.js';
+import type { AppRequest, MeshTunnelRequest } from '../mesh/types.js';
 import { toolCall } from './tool-io.js';
 
 /** The file the stand-in kubectl appends every decision of the mesh to, in the sim state folder. */
@@ -26,7 +26,7 @@ export interface PodRequestOutcome extends CurlResult {
   /** Lines the external proxy appends to its access log (when no real Envoy serves the tunnel). */
   proxyLogLines: string[];
   /** Set when the lab's app machine answers: the host's curl runs against its nginx. */
-  appRequest?: { host: string; port: number };
+  appRequest?: Omit<AppRequest, 'via'>;
   /** Set when the mesh opens a tunnel to the lab's proxy: the real Envoy, when it runs, decides. */
   tunnelRequest?: MeshTunnelRequest;
   trace: string[];
@@ -113,16 +113,17 @@ export async function deliver(
 
 /**
  * Runs the host's curl against the app's real nginx on loopback, with the same arguments: `--connect-to`
- * keeps the URL (SNI, Host) and goes to the nginx port; certificate paths inside the container become
+ * keeps the URL (SNI, Host) and goes to the nginx port the request reached (mutual TLS or plain HTTP); certificate paths inside the container become
  * temporary files holding the ConfigMap or Secret data the pod mounts there.
  */
 async function appCurl(
   options: DeliverOptions,
-  request: { host: string; port: number },
+  request: Omit<AppRequest, 'via'>,
 ): Promise<{ stdout: string; stderr: string; exitCode: number }> {
   const { call, simState } = options;
   const app = options.lab.app!;
-  const port = readDaemon(simState, app.name).port;
+  const record = readDaemon(simState, app.name) as { port?: number; httpPort?: number };
+  const port = request.server === 'tls' ? record.port : record.httpPort;
   if (!port || !machineRunning(simState, app.name) || !daemonUp(simState, app.name)) {
     // Through a sidecar the connection is accepted and then reset; without one it is refused.
     return curlOutput(

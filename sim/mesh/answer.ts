@@ -5,6 +5,7 @@
  * simulated lab when the oracle is not built, and by the differential tests.
  */
 import { DEFAULT_CLIENT, type KubeDocument, type MeshSettings } from '../../src/mesh/manifest-set.js';
+import type { MeshProbe } from '../../src/mesh/oracle.js';
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
 import {
   applyManifest,
@@ -23,7 +24,7 @@ export function modelLab(): MeshInput['lab'] {
   return {
     nodeIp: '192.168.56.20',
     proxy: { ip: '192.168.56.10', listeners: labProxyListeners() },
-    app: { ip: '192.168.56.30', port: 443 },
+    app: { ip: '192.168.56.30', port: 443, httpPort: 80 },
   };
 }
 
@@ -38,7 +39,7 @@ export interface ModelAnswer {
 export function modelAnswer(
   documents: KubeDocument[],
   settings: MeshSettings,
-  probes: { host: string; port?: number }[],
+  probes: MeshProbe[],
   lab: MeshInput['lab'] = modelLab(),
 ): ModelAnswer {
   const state = initialCluster();

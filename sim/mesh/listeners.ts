@@ -71,7 +71,7 @@ function gatewayProxyListeners(
           name: l.name,
           address: { socketAddress: { address: '0.0.0.0', portValue: p.targetPort ?? p.number } },
           filterChains: l.chains.map((c) => ({
-            filterChainMatch: c.sni ? { serverNames: c.sni } : {},
+            filterChainMatch: c.sni && c.sni.length > 0 ? { serverNames: c.sni } : {},
             filters: [tcpProxyFilter(c.tcpProxy)],
           })),
         });
@@ -380,7 +380,7 @@ interface ServerChain {
  * istiod's filter chains for the Gateway servers on `servicePort`: for a PASSTHROUGH server one per bound
  * TLS route match (on SNI); for an ISTIO_MUTUAL server (protocol TLS) one on its hosts, which terminates
  * Istio's mTLS and sends the bytes where the first bound `tcp` route for the port says (VirtualServices in
- * creation order).
+ * creation order); for a TCP server one without a match (plain bytes carry no name), routed the same way.
  */
 function serverChains(scope: GatewayPortScope): ServerChain[] {
   const { resources, gw, servicePort } = scope;
@@ -398,7 +398,10 @@ function serverChains(scope: GatewayPortScope): ServerChain[] {
           chains.push(...virtualServiceChains(scope, gateway, hosts, vs));
         }
       } else if (mode === 'ISTIO_MUTUAL' && text(obj(server.port).protocol) === 'TLS') {
-        const chain = mutualServerChain(scope, gateway, hosts);
+        const chain = tcpRouteChain(scope, gateway, hosts, 'ISTIO_MUTUAL');
+        if (chain) chains.push(chain);
+      } else if (!mode && text(obj(server.port).protocol).toUpperCase() === 'TCP') {
+        const chain = tcpRouteChain(scope, gateway, hosts, 'TCP');
         if (chain) chains.push(chain);
       }
     }
@@ -422,11 +425,15 @@ function admittedHosts(gateway: MeshObject, serverHosts: string[], vs: MeshObjec
     );
 }
 
-/** The chain of an ISTIO_MUTUAL server: its hosts as SNI, the first bound `tcp` route for the port. */
-function mutualServerChain(
+/**
+ * The chain of an ISTIO_MUTUAL server (its hosts as SNI) or of a TCP server (no match): the first bound
+ * `tcp` route for the port.
+ */
+function tcpRouteChain(
   scope: GatewayPortScope,
   gateway: MeshObject,
   serverHosts: string[],
+  kind: 'ISTIO_MUTUAL' | 'TCP',
 ): ServerChain | undefined {
   for (const vs of scope.resources.filter((r) => r.kind === 'VirtualService')) {
     const vsNs = vs.metadata.namespace ?? 'default';
@@ -444,10 +451,10 @@ function mutualServerChain(
       const dest = heaviest(route, vsNs);
       if (!applies || !dest) continue;
       return {
-        sni: serverHosts.map((h) => (h.includes('/') ? h.split('/', 2)[1]! : h)),
+        sni: kind === 'TCP' ? [] : serverHosts.map((h) => (h.includes('/') ? h.split('/', 2)[1]! : h)),
         tcpProxy: gatewayTcpProxy(scope, dest),
-        origin: `Gateway ${gateway.metadata.name} (ISTIO_MUTUAL), VirtualService ${vs.metadata.name} (tcp)`,
-        istioMutual: true,
+        origin: `Gateway ${gateway.metadata.name} (${kind}), VirtualService ${vs.metadata.name} (tcp)`,
+        ...(kind === 'ISTIO_MUTUAL' ? { istioMutual: true } : {}),
       };
     }
   }

@@ -70,6 +70,7 @@
  * - request.ts: the walk of one request, one function per stage; curl-codes.ts: its exit codes;
  * - values.ts: reading loosely typed config.
  */
+import type { MeshProbe } from '../../src/mesh/oracle.js';
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
 import { gatewayConfigNacks, pushStatusOf } from './listeners.js';
 import { simulateRequest } from './request.js';
@@ -83,10 +84,16 @@ export type { MeshInput, MeshObject, MeshOutcome, PushStatus, PushStatusEntry } 
 /** The verdicts, push status and NACKs for several hosts, as the differential tests compare them. */
 export function meshVerdicts(
   input: Omit<MeshInput, 'request'>,
-  probes: { host: string; port?: number }[],
+  probes: MeshProbe[],
 ): { verdicts: MeshVerdict[]; pushStatus: PushStatus; nacks: { sidecar: string[]; gateway: string[] } } {
   const outcomes = probes.map((p) =>
-    simulateRequest({ ...input, request: { url: `https://${p.host}:${p.port ?? 443}`, insecure: false } }),
+    simulateRequest({
+      ...input,
+      request: {
+        url: p.plain ? `http://${p.host}:${p.port ?? 80}` : `https://${p.host}:${p.port ?? 443}`,
+        insecure: false,
+      },
+    }),
   );
   return {
     verdicts: outcomes.map((o) => o.verdict),

@@ -66,6 +66,8 @@ class Walk {
   readonly port: number;
   /** An `https` URL: curl speaks TLS with SNI `host` and checks the server's certificate. */
   readonly tls: boolean;
+  /** The SNI filter chains see: the host for TLS, none for plain text. */
+  readonly sni: string;
   readonly registry: RegistryService[];
   /** The address curl connected to, once the host resolved. */
   remoteIp?: string;
@@ -85,6 +87,7 @@ class Walk {
     this.host = url.hostname.replace(/^\[|\]$/g, '');
     this.port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
     this.tls = url.protocol === 'https:';
+    this.sni = this.tls ? this.host : '';
     this.registry = buildRegistry(input.resources);
   }
 
@@ -165,13 +168,16 @@ function intercept(walk: Walk, resolved: ResolvedHost): MeshOutcome {
   if (policy.from) walk.note(`sidecar: outbound policy ${policy.mode} from ${policy.from}`);
   const unmodelled = unmodelledSidecarScope(resources, source);
   if (unmodelled) walk.note(`sidecar: ${unmodelled}`);
-  if (!walk.tls) return sidecarPlainHttp(walk, resolved, policy.mode);
+  // Plain text to a port Istio treats as TCP goes through the same TCP filter chains as TLS, without SNI.
+  const protocol = resolved.service?.ports.find((p) => p.number === walk.port)?.protocol;
+  if (!walk.tls && protocol !== 'TCP') return sidecarPlainHttp(walk, resolved, policy.mode);
   return sidecarOutbound(walk, resolved, policy.mode);
 }
 
 /**
- * Stage 3 for plain HTTP, which the model does not route: a registry service of the host and port, or
- * ALLOW_ANY, lets it through; else REGISTRY_ONLY's BlackHole route answers 502.
+ * Stage 3 for plain HTTP to a port Istio treats as HTTP, which the model does not route: a registry
+ * service of the host and port, or ALLOW_ANY, lets it through; else REGISTRY_ONLY's BlackHole route
+ * answers 502.
  */
 function sidecarPlainHttp(walk: Walk, resolved: ResolvedHost, policy: OutboundPolicy): MeshOutcome {
   const known = walk.registry.some(
@@ -204,7 +210,7 @@ function sidecarOutbound(walk: Walk, resolved: ResolvedHost, policy: OutboundPol
   for (const c of built.conflicts) walk.note(`sidecar: conflict on ${listenerIp}_${walk.port}: ${c}`);
   const chain = pickChain(
     built.chains.map((c) => ({ sni: c.sni, value: c })),
-    walk.host,
+    walk.sni,
   );
   if (!chain) {
     if (policy === 'REGISTRY_ONLY') {
@@ -239,7 +245,7 @@ function sidecarOutbound(walk: Walk, resolved: ResolvedHost, policy: OutboundPol
  * would build no such cluster (followRoute then says why).
  */
 function sidecarTunnel(walk: Walk, tcpProxy: Obj): MeshOutcome | undefined {
-  const tunnel = tunnelOf(tcpProxy, walk.host);
+  const tunnel = tunnelOf(tcpProxy, walk.sni);
   if (!tunnel) return undefined;
   const name = text(field(tcpProxy, 'cluster'));
   const cluster = generatedCluster(walk, name, walk.input.source.namespace);
@@ -294,7 +300,7 @@ function followRoute(walk: Walk, dest: Destination): MeshOutcome {
         ? text(obj(policy?.tls).sni) || `outbound_.${port}_.${dest.subset ?? ''}_.${service.host}`
         : ['SIMPLE', 'MUTUAL'].includes(mode)
           ? text(obj(policy?.tls).sni)
-          : walk.host;
+          : walk.sni;
     const wrapped = ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'].includes(mode);
     walk.note(
       `sidecar: to the egress gateway ${service.host}:${port}${wrapped ? ` wrapped in TLS (${mode}, SNI ${sni || 'none'})` : ''}`,
@@ -444,7 +450,7 @@ function gatewayUpstream(walk: Walk, gw: GatewayIdentity, tcpProxy: Obj): MeshOu
     generatedCluster(walk, clusterName, gw.namespace);
   if (!cluster)
     return walk.failed('gateway', `tcp_proxy names cluster "${clusterName}", which the proxy does not have`);
-  const tunnel = tunnelOf(tcpProxy, walk.host);
+  const tunnel = tunnelOf(tcpProxy, walk.sni);
   if (tunnel) {
     walk.note(`gateway: tcp_proxy tunnels over cluster ${clusterName}`);
     return tunnelHop(walk, cluster, tunnel, 'gateway');
@@ -562,12 +568,15 @@ function reachServer(walk: Walk, target: Target, via: 'direct' | 'tunnel'): Mesh
     targetPort = endpoint.port ?? svcPort?.targetPort ?? targetPort;
   }
   const app = walk.input.lab.app;
-  if (app && ip === app.ip && targetPort === app.port) {
-    walk.note(`server: the lab's app at ${ip}:${targetPort} (${via})`);
+  if (app && ip === app.ip && (targetPort === app.port || targetPort === app.httpPort)) {
+    const server = targetPort === app.port ? 'tls' : 'http';
+    walk.note(
+      `server: the lab's app at ${ip}:${targetPort} (${server === 'tls' ? 'mutual TLS' : 'plain HTTP'}, ${via})`,
+    );
     return walk.finish({
       exitCode: CURL_OK,
       httpCode: 0,
-      appRequest: { host: walk.host, port: walk.port, via },
+      appRequest: { host: walk.host, port: walk.port, via, server },
     });
   }
   if (isPrivate(ip)) {

@@ -39,7 +39,8 @@ export interface MeshInput {
     nodeIp: string;
     /** The external proxy: its address and the listeners its Envoy config declares (VM ports). */
     proxy?: { ip: string; listeners: ProxyListener[]; files?: ProxyFiles };
-    app?: { ip: string; port: number };
+    /** The external app: its mutual-TLS port and its plain-HTTP port (VM ports). */
+    app?: { ip: string; port: number; httpPort: number };
   };
   source: {
     pod: string;
@@ -76,7 +77,7 @@ export interface MeshOutcome {
   /** Lines the external proxy appends to its access log. */
   proxyLogLines: string[];
   /** Set when the lab's app machine answers: the caller runs a real curl against it. */
-  appRequest?: { host: string; port: number; via: 'direct' | 'tunnel' };
+  appRequest?: AppRequest;
   /**
    * Set when the mesh opens a tunnel to the lab's proxy, served or not: the caller may open it through
    * the real proxy, which then decides, instead of taking `proxyLogLines` and the modelled answer.
@@ -166,4 +167,15 @@ export interface ClusterTarget {
   endpoint?: { ip: string; port: number };
   tls: boolean;
   http2: boolean;
+}
+
+/**
+ * A request that reaches the lab's app machine: the URL's host and port, how it got there, and which of
+ * nginx's servers takes it (its mutual-TLS port or its plain-HTTP port).
+ */
+export interface AppRequest {
+  host: string;
+  port: number;
+  via: 'direct' | 'tunnel';
+  server: 'tls' | 'http';
 }

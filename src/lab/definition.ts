@@ -181,6 +181,11 @@ const labSchema = z
             "The external proxy's TLS listener that asks for a run's credential (envoy/envoy.yaml's :3130).",
           ),
         appPort: z.number().int(),
+        appHttpPort: z
+          .number()
+          .int()
+          .default(80)
+          .describe("The external app's plain-HTTP listener (nginx's :80 beside its mutual-TLS :443)."),
         apiServer: z
           .string()
           .optional()

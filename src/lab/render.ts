@@ -3,7 +3,7 @@
  * rendered with the lab's addresses and a step's values before `kubectl apply`.
  *
  * - `${{ lab.PATH }}`: from the lab definition: `lab.proxy.ip`, `lab.proxy.port`, `lab.app.ip`,
- *   `lab.app.port`, `lab.kubernetes.ip` (machines by role), `lab.machines.<name>.ip`, `lab.network.*`.
+ *   `lab.app.port`, `lab.app.httpPort`, `lab.kubernetes.ip` (machines by role), `lab.machines.<name>.ip`, `lab.network.*`.
  * - `${{ values.PATH }}`: `manifests/values.yaml`, overridden by the step's `values`.
  * - `${{ secrets.NAME }}`: a secret of the run (`proxyAuthorization`, once a proxy.credential step made
  *   one), read from the run's folder by the step that renders; it stays in that step's rendered files.
@@ -88,7 +88,16 @@ export function labValues(def: LabDefinition): Record<string, unknown> {
           },
         }
       : {}),
-    ...(app ? { app: { machine: app[0], ip: app[1].ip, port: def.network.appPort } } : {}),
+    ...(app
+      ? {
+          app: {
+            machine: app[0],
+            ip: app[1].ip,
+            port: def.network.appPort,
+            httpPort: def.network.appHttpPort,
+          },
+        }
+      : {}),
     ...(k8s ? { kubernetes: { machine: k8s[0], ip: k8s[1].ip } } : {}),
   };
 }

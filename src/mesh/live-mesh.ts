@@ -3,7 +3,7 @@
  * server has them (address, labels, owner), the cluster's Services as the client's DNS would answer
  * them, and istiod's xDS address, put together into the request `istio-oracle xds` answers.
  */
-import type { XdsProxy, XdsRequest } from './oracle.js';
+import type { MeshProbe, XdsProxy, XdsRequest } from './oracle.js';
 
 /** Runs `kubectl get ... -o json` against the lab's API server and returns the parsed output. */
 export type KubeGet = (args: string[]) => Promise<unknown>;
@@ -89,7 +89,7 @@ export interface LiveMeshQuery {
   outboundTrafficPolicy: XdsRequest['outboundTrafficPolicy'];
   client: { pod: string; namespace: string };
   gateway: { namespace: string; labels: Record<string, string> };
-  probes: { host: string; port?: number }[];
+  probes: MeshProbe[];
 }
 
 /** Reads the pods and Services the walk needs from the API server and builds the xDS request. */

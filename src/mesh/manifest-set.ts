@@ -14,7 +14,7 @@ import {
   renderManifest,
   renderManifestFile,
 } from '../lab/render.js';
-import type { OracleRequest } from './oracle.js';
+import type { MeshProbe, OracleRequest } from './oracle.js';
 
 export interface ManifestRef {
   /** A template under `manifests/`. */
@@ -87,24 +87,22 @@ export function gatewayOf(values: Record<string, unknown>, labels?: Record<strin
     service?: string;
     port?: number;
     targetPort?: number;
+    httpPort?: number;
+    httpTargetPort?: number;
   };
   return {
     namespace: gw.namespace ?? SHARED_EGRESS_GATEWAY.namespace,
     service: gw.service ?? SHARED_EGRESS_GATEWAY.service,
     labels: labels ?? DEMO_GATEWAY_LABELS,
     ports: [
-      { name: 'http2', port: 80, targetPort: 8080 },
-      { name: 'https', port: 443, targetPort: 8443 },
+      { name: 'http2', port: gw.httpPort ?? 80, targetPort: gw.httpTargetPort ?? 8080 },
+      { name: 'https', port: gw.port ?? 443, targetPort: gw.targetPort ?? 8443 },
     ],
   };
 }
 
 /** The oracle's request for a rendered set. */
-export function oracleRequest(
-  set: RenderedSet,
-  settings: MeshSettings,
-  probes: { host: string; port?: number }[],
-): OracleRequest {
+export function oracleRequest(set: RenderedSet, settings: MeshSettings, probes: MeshProbe[]): OracleRequest {
   return {
     manifests: set.documents.map((d) => stringify(d, { lineWidth: 0 })).join('---\n'),
     outboundTrafficPolicy: settings.outboundTrafficPolicy,

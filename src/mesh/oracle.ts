@@ -15,6 +15,35 @@ import { ensureGoTools, findGoTools, type GoToolSet } from '../lab/go-tools.js';
 import type { MeshVerdict } from './verdict.js';
 import { runCommand, type CommandContext } from '../run-command.js';
 
+/** One `curl https://HOST:PORT` from the client pod, or `curl http://HOST:PORT` when plain. */
+export interface MeshProbe {
+  host: string;
+  /** Default: 443, or 80 when plain. */
+  port?: number;
+  plain?: boolean;
+}
+
+/**
+ * The probe a string names: a host (`curl https://HOST`), or an `http://` or `https://` URL with no path
+ * (plain HTTP, or another port). Undefined for anything else.
+ */
+export function parseProbe(key: string): MeshProbe | undefined {
+  if (!/^[a-z]+:\/\//i.test(key)) return /[/\s:]/.test(key) ? undefined : { host: key };
+  let url: URL;
+  try {
+    url = new URL(key);
+  } catch {
+    return undefined;
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || (url.pathname !== '/' && url.pathname !== ''))
+    return undefined;
+  return {
+    host: url.hostname,
+    ...(url.port ? { port: Number(url.port) } : {}),
+    ...(url.protocol === 'http:' ? { plain: true } : {}),
+  };
+}
+
 export interface OracleRequest {
   /** Every object applied to the cluster, oldest first, as one YAML stream. */
   manifests: string;
@@ -26,7 +55,7 @@ export interface OracleRequest {
     ports: { name: string; port: number; targetPort: number }[];
   };
   client?: { pod: string; namespace: string; labels: Record<string, string> };
-  probes: { host: string; port?: number }[];
+  probes: MeshProbe[];
 }
 
 export interface OracleObject {
@@ -164,7 +193,7 @@ export interface XdsRequest {
   gateway: XdsProxy;
   /** What the client's DNS answers for in-cluster hosts (Service names to cluster IPs). */
   vips: Record<string, string>;
-  probes: { host: string; port?: number }[];
+  probes: MeshProbe[];
   timeoutSeconds?: number;
   /** Add each proxy's listeners as Envoy's JSON (what `istioctl proxy-config listeners -o json` prints). */
   dump?: boolean;

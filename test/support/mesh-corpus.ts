@@ -11,6 +11,7 @@ import {
   type RenderedSet,
   type MeshSettings,
 } from '../../src/mesh/manifest-set.js';
+import { parseProbe, type MeshProbe } from '../../src/mesh/oracle.js';
 import type { VerdictKind } from '../../src/mesh/verdict.js';
 import { modelAnswer } from '../../sim/mesh/answer.js';
 
@@ -20,7 +21,9 @@ export interface CorpusCase {
   name: string;
   description: string;
   settings: MeshSettings;
+  /** As the case file names them (the keys of `expect`), and as the engines take them. */
   probes: string[];
+  meshProbes: MeshProbe[];
   set: RenderedSet;
   expect: Record<string, VerdictKind>;
   conflicts: string[];
@@ -65,6 +68,11 @@ export async function loadCorpus(): Promise<CorpusCase[]> {
         ...(clientNamespace ? { client: { ...DEFAULT_CLIENT, namespace: clientNamespace } } : {}),
       },
       probes: data.probes,
+      meshProbes: data.probes.map((p) => {
+        const probe = parseProbe(p);
+        if (!probe) throw new Error(`${file}: probe ${p} is neither a host nor an http(s):// URL`);
+        return probe;
+      }),
       set: await renderManifestSet(data.manifests ?? [], {
         projectRoot: root,
         lab: caseLab,
@@ -81,11 +89,7 @@ export async function loadCorpus(): Promise<CorpusCase[]> {
 
 /** The model's answer for a case. */
 export function caseModelAnswer(c: CorpusCase) {
-  return modelAnswer(
-    c.set.documents,
-    c.settings,
-    c.probes.map((host) => ({ host })),
-  );
+  return modelAnswer(c.set.documents, c.settings, c.meshProbes);
 }
 
 /**

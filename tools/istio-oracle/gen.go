@@ -69,6 +69,16 @@ type ClientSpec struct {
 type Probe struct {
 	Host string `json:"host"`
 	Port uint32 `json:"port"`
+	// Plain is `curl http://HOST:PORT` (plain text, no SNI) instead of `curl https://HOST:PORT`.
+	Plain bool `json:"plain,omitempty"`
+}
+
+// defaultPort is curl's port for the probe's scheme.
+func (p Probe) defaultPort() uint32 {
+	if p.Plain {
+		return 80
+	}
+	return 443
 }
 
 // Response is the oracle's answer.
@@ -231,7 +241,7 @@ func defaults(req *Request) {
 	}
 	for i := range req.Probes {
 		if req.Probes[i].Port == 0 {
-			req.Probes[i].Port = 443
+			req.Probes[i].Port = req.Probes[i].defaultPort()
 		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"istio.io/istio/pkg/config/host"
 )
 
-// Verdict says where one TLS connection from the client pod goes.
+// Verdict says where one connection from the client pod (TLS, or plain HTTP) goes.
 type Verdict struct {
 	Host string `json:"host"`
 	Port uint32 `json:"port"`
@@ -201,12 +201,15 @@ type meshView struct {
 	eds func(c *clusterv3.Cluster) []endpoint
 }
 
-// connection is what Envoy's filter chain match sees of a downstream connection.
+// connection is what Envoy's filter chain match sees of a downstream connection: its destination, the
+// transport protocol the TLS inspector reports (tls or raw_buffer), the SNI and the application protocols
+// (ALPN for TLS; for plain text what Istio's HTTP inspector detects).
 type connection struct {
-	dstIP   string
-	dstPort uint32
-	sni     string
-	alpn    []string
+	dstIP     string
+	dstPort   uint32
+	transport string
+	sni       string
+	alpn      []string
 }
 
 type endpoint struct {
@@ -217,8 +220,9 @@ type endpoint struct {
 
 func (e endpoint) String() string { return fmt.Sprintf("%s:%d", e.address, e.port) }
 
-// walk follows one `curl https://HOST:PORT` from the client pod through the sidecar and, when routed
-// there, the egress gateway, the way Envoy would with this config.
+// walk follows one `curl https://HOST:PORT` (or, for a plain probe, `curl http://HOST:PORT`) from the
+// client pod through the sidecar and, when routed there, the egress gateway, the way Envoy would with
+// this config.
 func (m *meshView) walk(p Probe) Verdict {
 	v := Verdict{Host: p.Host, Port: p.Port, Path: []string{}}
 	dst := publicIP
@@ -226,7 +230,10 @@ func (m *meshView) walk(p Probe) Verdict {
 		dst = vip
 	}
 	v.note("dns: %s -> %s", p.Host, dst)
-	conn := connection{dstIP: dst, dstPort: p.Port, sni: p.Host, alpn: []string{"h2", "http/1.1"}}
+	conn := connection{dstIP: dst, dstPort: p.Port, transport: "tls", sni: p.Host, alpn: []string{"h2", "http/1.1"}}
+	if p.Plain {
+		conn = connection{dstIP: dst, dstPort: p.Port, transport: "raw_buffer", alpn: []string{"http/1.1"}}
+	}
 	m.hop(m.sidecar, conn, &v)
 	return v
 }
@@ -253,7 +260,7 @@ func (m *meshView) hop(proxy *proxyConfig, conn connection, v *Verdict) {
 	}
 	fc := matchFilterChain(l, conn)
 	if fc == nil {
-		fail(fmt.Sprintf("listener %s has no filter chain for SNI %s on port %d", l.Name, conn.sni, conn.dstPort))
+		fail(fmt.Sprintf("listener %s has no filter chain for %s on port %d", l.Name, conn.describe(), conn.dstPort))
 		return
 	}
 	note("%s: listener %s, filter chain %s (server_names %v)", proxy.role, l.Name, chainName(fc), fc.GetFilterChainMatch().GetServerNames())
@@ -264,7 +271,7 @@ func (m *meshView) hop(proxy *proxyConfig, conn connection, v *Verdict) {
 		}
 	}
 	if tp == nil {
-		fail(fmt.Sprintf("filter chain %s has no tcp_proxy for TLS traffic", chainName(fc)))
+		fail(fmt.Sprintf("filter chain %s has no tcp_proxy for this traffic", chainName(fc)))
 		return
 	}
 	name := tcpCluster(tp)
@@ -320,17 +327,25 @@ func (m *meshView) hop(proxy *proxyConfig, conn connection, v *Verdict) {
 		return
 	}
 	if proxy.role == "sidecar" && ep.address == m.gatewayIP {
-		next := connection{dstIP: ep.address, dstPort: ep.port, sni: conn.sni, alpn: conn.alpn}
+		next := connection{dstIP: ep.address, dstPort: ep.port, transport: conn.transport, sni: conn.sni, alpn: conn.alpn}
 		if ts != nil {
 			// The sidecar wraps the connection in its own TLS: the gateway sees that SNI and ALPN.
-			next.sni, next.alpn = ts.Sni, ts.GetCommonTlsContext().GetAlpnProtocols()
+			next.transport, next.sni, next.alpn = "tls", ts.Sni, ts.GetCommonTlsContext().GetAlpnProtocols()
 		}
-		note("sidecar: cluster %s sends it to the egress gateway %s (SNI %s)", name, ep.String(), next.sni)
+		note("sidecar: cluster %s sends it to the egress gateway %s (%s)", name, ep.String(), next.describe())
 		m.hop(m.gateway, next, v)
 		return
 	}
 	v.Verdict, v.Exit, v.Upstream = "direct", proxy.role, ep.String()
 	note("%s: cluster %s connects to %s", proxy.role, name, ep.String())
+}
+
+// describe names what the connection shows a filter chain match: its SNI, or that it is plain text.
+func (c connection) describe() string {
+	if c.transport == "tls" {
+		return "SNI " + c.sni
+	}
+	return "plain text (no SNI)"
 }
 
 // listenerFor picks the listener Envoy hands the connection to: the sidecar's original-destination
@@ -411,7 +426,7 @@ func matchFilterChain(l *listenerv3.Listener, conn connection) *listenerv3.Filte
 		if m.GetTransportProtocol() == "" {
 			return true, 0
 		}
-		return m.GetTransportProtocol() == "tls", 1
+		return m.GetTransportProtocol() == conn.transport, 1
 	})
 	chains = narrow(chains, func(m *listenerv3.FilterChainMatch) (bool, int) {
 		if len(m.GetApplicationProtocols()) == 0 {

@@ -64,7 +64,7 @@ func LiveMesh(req XdsRequest) (*XdsResponse, error) {
 	defer cancel()
 	for i := range req.Probes {
 		if req.Probes[i].Port == 0 {
-			req.Probes[i].Port = 443
+			req.Probes[i].Port = req.Probes[i].defaultPort()
 		}
 	}
 	sidecar, err := fetchProxy(ctx, req.Istiod, "sidecar", req.Sidecar)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Provisions external-app: nginx serving HTTPS that requires a client certificate (mutual TLS).
+# Provisions external-app: nginx serving HTTPS that requires a client certificate (mutual TLS), and
+# plain HTTP on a port of its own (the plain-HTTP tunnel's destination).
 #
 # Certificates come from the synced folder CERTS_SRC (default /vagrant-certs), which the tunnel-lab
 # certs.generate action fills on the host:
@@ -10,9 +11,10 @@
 # so every request gets 400 until certs.generate has run and this script runs again.
 #
 # Environment (set by the Vagrantfile from labs/vagrant.yaml):
-#   APP_PORT   HTTPS port (default 443)
-#   NODE_IP    this machine's private IP, put in the temporary certificate
-#   CERTS_SRC  folder of the three files above
+#   APP_PORT       HTTPS port (default 443)
+#   APP_HTTP_PORT  plain-HTTP port (default 80)
+#   NODE_IP        this machine's private IP, put in the temporary certificate
+#   CERTS_SRC      folder of the three files above
 # Safe to re-run: certificates and config are replaced only when they differ, nginx reloads only then.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ set -euo pipefail
 SCRIPT_SHA256="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 
 APP_PORT="${APP_PORT:-443}"
+APP_HTTP_PORT="${APP_HTTP_PORT:-80}"
 NODE_IP="${NODE_IP:-192.168.56.30}"
 CERTS_SRC="${CERTS_SRC:-/vagrant-certs}"
 TLS_DIR=/etc/nginx/tls
@@ -86,7 +89,8 @@ fi
 chgrp www-data "$TLS_DIR/external-app.key"
 
 cat >"$workdir/external-app.conf" <<EOF
-# external-app of the tunnel lab: HTTPS with mutual TLS. Written by vagrant/provision/external-app.sh.
+# external-app of the tunnel lab: HTTPS with mutual TLS, and plain HTTP. Written by
+# vagrant/provision/external-app.sh.
 log_format mtls '\$remote_addr - [\$time_local] "\$request" \$status \$body_bytes_sent '
                 'ssl_client_s_dn="\$ssl_client_s_dn" ssl_client_verify=\$ssl_client_verify '
                 'sni="\$ssl_server_name" "\$http_user_agent"';
@@ -109,6 +113,19 @@ server {
         return 200 "external-app: hello \$ssl_client_s_dn\n";
     }
 }
+
+# Plain HTTP: no client certificate, so a request proves only that it reached this machine.
+server {
+    listen ${APP_HTTP_PORT} default_server;
+    server_name external-app ${NODE_IP};
+
+    access_log /var/log/nginx/access.log mtls;
+
+    location / {
+        default_type text/plain;
+        return 200 "external-app: hello over plain HTTP\n";
+    }
+}
 EOF
 install_if_changed "$workdir/external-app.conf" "$SITE" 0644
 
@@ -129,7 +146,7 @@ fi
 if [[ -e "$TLS_DIR/TEMPORARY" ]]; then
   log "nginx serves :${APP_PORT} with a TEMPORARY certificate; run certs.generate, then provision again"
 else
-  log "nginx serves :${APP_PORT} with mutual TLS"
+  log "nginx serves :${APP_PORT} with mutual TLS and :${APP_HTTP_PORT} in plain HTTP"
 fi
 write_marker app \
   "ca=$(sha256sum "$TLS_DIR/ca.crt" | cut -d' ' -f1)" \

@@ -1,5 +1,5 @@
 /**
- * The proof of concept's two scenarios end to end on the local lab (labs/local.yaml), through the real
+ * The proof of concept's two scenarios, and plain HTTP through the tunnel, end to end on the local lab (labs/local.yaml), through the real
  * dev server: the real API server, kubectl, controller-manager, scheduler and istiod, KWOK nodes, the
  * simulated machines with the real Envoy and nginx. The variants that must fail fail for the reasons the
  * real components give: the API server refuses an object with Istio's own rule, and an EnvoyFilter that
@@ -48,6 +48,27 @@ describe('the local lab: a real control plane', () => {
     const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
     expect(byId['call-app']!.output).toMatchObject({ status: 200 });
     expect((byId['app-saw-client']!.output as { matches: string[] }).matches[0]).toMatch(/CN=curl-client/);
+  }, 300_000);
+
+  it("http-tunnel passes with Istio's native tunnel: istiod's TCP server on the gateway's plain port tunnels to the app", async () => {
+    const result = await outcome(await start(lab, onLocal('http-tunnel', { tunnel: 'native-tunnel' })));
+    expect(result.error).toBeUndefined();
+    const byId = Object.fromEntries(result.steps.map((s) => [s.id, s]));
+    expect(byId.direct!.output).toMatchObject({ status: 200 });
+    // The real istiod's config for the gateway carries the tunnel, and the sidecar's for the Service's port
+    // routes it there (read from its listener on the Service's cluster IP).
+    expect(byId['tunnel-ready']!.output).toMatchObject({
+      gatewayTunnels: ['192.168.56.30:80'],
+      sidecar: {
+        routes: {
+          'external-app-http.default.svc.cluster.local:80':
+            'outbound|80||istio-egressgateway.istio-system.svc.cluster.local',
+        },
+      },
+      pushStatus: 'clean',
+    });
+    expect(byId['call-app']!.output).toMatchObject({ status: 200 });
+    expect((byId['app-saw-request']!.output as { matches: string[] }).matches[0]).toMatch(/ sni="-" /);
   }, 300_000);
 
   it("fails where the API server refuses a ServiceEntry by Istio's own rule (a wildcard host)", async () => {

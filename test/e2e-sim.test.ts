@@ -438,3 +438,77 @@ describe('mtls on the simulated lab', () => {
     expect(holders.filter((h) => (h.mode & 0o077) !== 0)).toEqual([]);
   }, 120_000);
 });
+
+describe('plain HTTP on the simulated lab', () => {
+  it("passes http-tunnels: plain HTTP reaches the real nginx's plain port directly, then through the gateway's tunnel, both ways", async () => {
+    const { result, cells } = await matrixRun('http-tunnels');
+    expect(result.status).toBe('passed');
+    expect(cells.map(({ cell }) => [cell.id, cell.status])).toEqual([
+      ['tunnel=tcp-tunnel-filter', 'passed'],
+      ['tunnel=native-tunnel', 'passed'],
+    ]);
+    for (const { byId } of cells) {
+      // istiod's config (the oracle) tunnels the Service's plain TCP to the app machine's plain-HTTP address.
+      expect((byId.preflight!.output as { verdicts: string[] }).verdicts).toEqual([
+        'external-app-http.default.svc.cluster.local:80 tunnel via 192.168.56.10:3128 CONNECT 192.168.56.30:80 HTTP/1.1 tls',
+        expect.stringMatching(/^www\.example\.com:443 blocked from sidecar/),
+      ]);
+      expect(byId['direct-ready']!.output).toMatchObject({
+        sidecar: {
+          routes: {
+            'external-app-http.default.svc.cluster.local:80': expect.stringMatching(
+              /^outbound\|80\|\|external-app-http\./,
+            ),
+          },
+        },
+      });
+      expect(byId['tunnel-ready']!.output).toMatchObject({
+        gatewayTunnels: ['192.168.56.30:80'],
+        sidecar: {
+          routes: {
+            'external-app-http.default.svc.cluster.local:80':
+              expect.stringMatching(/\|istio-egressgateway\./),
+          },
+        },
+      });
+      expect(byId['call-app']!.output).toMatchObject({ status: 200 });
+      // The real nginx's plain server answered: no TLS, so no SNI and no client certificate.
+      expect((byId['app-saw-request']!.output as { matches: string[] }).matches).toEqual([
+        expect.stringMatching(
+          /"GET \/ HTTP\/1\.1" 200 \d+ ssl_client_s_dn="-" ssl_client_verify=- sni="-" "curl\//,
+        ),
+      ]);
+      expect((byId['proxy-saw-app']!.output as { matches: string[] }).matches).toEqual([
+        expect.stringMatching(
+          /"CONNECT 192\.168\.56\.30:80 - HTTP\/1\.1" - 200 - \S+ 192\.168\.56\.30:80 DownstreamEnd$/,
+        ),
+      ]);
+    }
+  }, 240_000);
+
+  it('fails http-tunnel at the proxy log check when the sidecar keeps sending the plain HTTP straight to the app', async () => {
+    // The gateway tunnels, but nothing routes the Service's port to it: the request still reaches nginx.
+    const file = await variant('http-tunnel', (steps) =>
+      mapSteps(steps, (s) =>
+        s.id === 'tunnel'
+          ? { ...s, with: { ...s.with, files: ['http/tcp-tunnel-filter.yaml'] } }
+          : s.id === 'tunnel-ready'
+            ? { ...s, with: { gateway: (s.with as { gateway: unknown }).gateway } }
+            : s.id === 'proxy-saw-app'
+              ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '3s' } }
+              : s,
+      ),
+    );
+    const result = await outcome(await start(lab, onSim(file)));
+    expect(result.status).toBe('failed');
+    expect(statuses(result)).toMatchObject({
+      'call-app': 'passed',
+      'app-saw-request': 'passed',
+      'proxy-saw-app': 'failed',
+      teardown: 'passed',
+    });
+    expect(result.error).toMatch(
+      /step proxy-saw-app: ExpectationError: expected 1 line\(s\) matching .* found 0/,
+    );
+  }, 120_000);
+});

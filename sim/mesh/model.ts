@@ -19,6 +19,8 @@
  *    Two chains with the same match are a conflict: istiod keeps the first and reports
  *    `pilot_conflict_outbound_listener_tcp_over_current_tcp` under the key `0.0.0.0_443`. No chain:
  *    REGISTRY_ONLY sends it to the BlackHoleCluster (curl exit 35), ALLOW_ANY passes it through.
+ *    Plain text (curl http://) to a port Istio treats as TCP takes the same chains with no SNI: only a
+ *    chain without a server-name match (a `tcp` route, or the service's own) takes it.
  * 4. A route's cluster `outbound|port|subset|host`: the service must be visible to the proxy, have the
  *    port, and a named subset must exist in the DestinationRule the proxy sees, found in Istio's order
  *    (the proxy's namespace, then the service's namespace, then the root namespace istio-system, each
@@ -36,7 +38,8 @@
  *    `ns/name` binds only VirtualServices of namespace ns, `./name` those of the Gateway's namespace):
  *    a PASSTHROUGH server gets one chain per TLS route match, on its SNI; an ISTIO_MUTUAL server
  *    (protocol TLS) one chain on its hosts, which terminates Istio's mTLS and sends what is inside where
- *    the first bound `tcp` route says. A chain that passes through what the sidecar wrapped in Istio's
+ *    the first bound `tcp` route says; a TCP server one chain without a match, routed the same way (plain
+ *    text carries no name to match). A chain that passes through what the sidecar wrapped in Istio's
  *    mTLS still tunnels it, but no server outside the mesh can answer it (curl fails); plain TLS to an
  *    ISTIO_MUTUAL chain fails at the gateway.
  *    EnvoyFilter LISTENER ADD patches add theirs, and NETWORK_FILTER MERGE / REPLACE patches on the
@@ -51,11 +54,12 @@
  *    (DownstreamEnd, flags `DC`: the gateway ended it after curl; with a real site that closes first the
  *    flags may be `-`, so checks match the type).
  * 7. The server: a public host answers 200 (the sim never contacts the internet); the lab's app machine
- *    is answered by the real nginx (the caller runs a real curl for `appRequest`); a server that is
+ *    is answered by the real nginx, on its mutual-TLS or its plain-HTTP port (the caller runs a real curl
+ *    for `appRequest`); a server that is
  *    not the requested host fails curl's certificate check (exit 60) unless `--insecure`.
  *
- * Not modelled: HTTP routes and `http` VirtualService rules (plain-HTTP requests follow the registry and
- * the outbound policy only), a Sidecar resource's egress and ingress listeners (its outboundTrafficPolicy
+ * Not modelled: HTTP routes and `http` VirtualService rules (plain-HTTP requests to a port of protocol
+ * HTTP follow the registry and the outbound policy only), a Sidecar resource's egress and ingress listeners (its outboundTrafficPolicy
  * is followed: sidecar-resource.ts), merging of several DestinationRules for one host,
  * EnvoyFilter patches other than LISTENER/CLUSTER ADD (on gateways) and NETWORK_FILTER MERGE/REPLACE on
  * tcp_proxy (on gateways and sidecars), a sidecar tcp_proxy patched to another cluster without a tunnel,

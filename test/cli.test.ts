@@ -87,7 +87,7 @@ describe('tunnel-lab help, version and mistakes', () => {
     const playbook = await run(['run', 'helo']);
     expect(playbook.exitCode).toBe(2);
     expect(playbook.stderr).toMatch(
-      /^unknown playbook "helo"; did you mean "hello"\? \(known: hello, mtls, mtls-tunnel, proxy-auth, sidecar-tunnel, sidecar-tunnels, tls-passthrough, tunnels\); or give a file path$/m,
+      /^unknown playbook "helo"; did you mean "hello"\? \(known: hello, http-tunnel, http-tunnels, mtls, mtls-tunnel, proxy-auth, sidecar-tunnel, sidecar-tunnels, tls-passthrough, tunnels\); or give a file path$/m,
     );
     const lab = await run(['run', 'hello', '--lab', 'simm']);
     expect(lab.exitCode).toBe(2);

@@ -330,6 +330,41 @@ describe('a lab of kind existing', () => {
     ).toBe('');
   }, 300_000);
 
+  it("runs http-tunnels through an egress gateway of its own: plain HTTP on the run's gateway's plain port, both ways", async () => {
+    const file = await writeExisting('existing-http', (def) => {
+      def.namespace = 'tunnel-lab-http';
+      def.egressGateway = 'own';
+    });
+    const app = 'external-app-http.tunnel-lab-http.svc.cluster.local';
+    const handle = await start(lab, { playbook: 'http-tunnels', lab: file, vars: { appHttpHost: app } });
+    const result = await outcome(handle);
+    expect(result.status).toBe('passed');
+    expect(result.cells!.map((c) => [c.id, c.status])).toEqual([
+      ['tunnel=tcp-tunnel-filter', 'passed'],
+      ['tunnel=native-tunnel', 'passed'],
+    ]);
+    for (const cell of result.cells!) {
+      runIds.push(cell.workflowId);
+      const steps = stepsById(await outcome(lab.client.workflow.getHandle(cell.workflowId)));
+      // The run's own gateway serves the plain port too (80 -> 8080), and the sidecar sends the app's there.
+      expect(steps['tunnel-ready']!.output).toMatchObject({
+        gatewayTunnels: ['192.168.56.30:80'],
+        sidecar: {
+          routes: { [`${app}:80`]: 'outbound|80||tunnel-lab-egress.tunnel-lab-http.svc.cluster.local' },
+        },
+      });
+      expect((steps['app-saw-request']!.output as { matches: string[] }).matches).toHaveLength(1);
+      // The real Envoy cannot reach the app machine's address here, so the model wrote this line.
+      expect(steps['proxy-saw-app']!.evidence?.join('\n')).toMatch(
+        /"CONNECT 192\.168\.56\.30:80 - HTTP\/1\.1" - 200 /,
+      );
+      expect(await labelled(cell.workflowId)).toEqual([]);
+    }
+    expect(
+      (await backingGet('envoyfilters.networking.istio.io', '-n', 'istio-system', '-o', 'name')).stdout,
+    ).toBe('');
+  }, 300_000);
+
   it('skips the log checks, saying why, when the lab names no proxy log; the probes carry the verdict', async () => {
     const file = await writeExisting('existing-no-log', (def) => {
       delete def.machines['external-proxy']!.files;

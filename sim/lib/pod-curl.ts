@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import { curlOutput, type CurlCall, type CurlResult } from './curl-cli.js';
 import { machineRunning, type LabPoints } from './kube-client.js';
 import { daemonUp, readDaemon } from './machines.js';
+import type { AppRecord } from './nginx.js';
 import { runningProxy } from './proxy.js';
 import { RESET, tunnelRequest } from './tunnel-client.js';
 import type { AppRequest, MeshTunnelRequest } from '../mesh/types.js';
@@ -113,8 +114,9 @@ export async function deliver(
 
 /**
  * Runs the host's curl against the app's real nginx on loopback, with the same arguments: `--connect-to`
- * keeps the URL (SNI, Host) and goes to the nginx port the request reached (mutual TLS or plain HTTP); certificate paths inside the container become
- * temporary files holding the ConfigMap or Secret data the pod mounts there.
+ * keeps the URL (SNI, Host) and goes to the nginx port the request reached (mutual TLS or plain HTTP);
+ * certificate paths inside the container become temporary files holding the ConfigMap or Secret data the
+ * pod mounts there.
  */
 async function appCurl(
   options: DeliverOptions,
@@ -122,7 +124,7 @@ async function appCurl(
 ): Promise<{ stdout: string; stderr: string; exitCode: number }> {
   const { call, simState } = options;
   const app = options.lab.app!;
-  const record = readDaemon(simState, app.name) as { port?: number; httpPort?: number };
+  const record = readDaemon(simState, app.name) as Partial<AppRecord>;
   const port = request.server === 'tls' ? record.port : record.httpPort;
   if (!port || !machineRunning(simState, app.name) || !daemonUp(simState, app.name)) {
     // Through a sidecar the connection is accepted and then reset; without one it is refused.

@@ -178,6 +178,13 @@ export const meshWaitAction = defineAction({
     const started = Date.now();
     const deadline = started + toMs(input.within);
     const output: MeshWaitOutput = { waitedMs: 0 };
+    // A Service's cluster IP does not change while the step waits: looked up once, not on every look.
+    const clusterIps = new Map<string, Promise<string>>();
+    const clusterIpOf = (name: string, namespace: string) => {
+      const key = `${namespace}/${name}`;
+      if (!clusterIps.has(key)) clusterIps.set(key, clusterIp(lab, name, namespace));
+      return clusterIps.get(key)!;
+    };
     let missing: string[] = [];
     for (;;) {
       missing = [];
@@ -217,7 +224,7 @@ export const meshWaitAction = defineAction({
         for (const { sni, suffix, to } of wanted) {
           const service = SERVICE_PORT.exec(sni);
           const cluster = service
-            ? sidecar.plain[`${await clusterIp(lab, service[1]!, service[2]!)}:${service[3]}`]
+            ? sidecar.plain[`${await clusterIpOf(service[1]!, service[2]!)}:${service[3]}`]
             : routes[sni];
           if (cluster) output.sidecar.routes[sni] = cluster;
           if (!cluster?.endsWith(suffix)) {

@@ -85,9 +85,7 @@ export async function exec(ctx: Ctx, rest: string[]): Promise<void> {
     lab: {
       nodeIp: ctx.lab.kubernetes?.ip ?? '10.0.2.15',
       proxy: proxy ? { ip: proxy.ip, listeners: proxy.listeners } : undefined,
-      app: ctx.lab.app
-        ? { ip: ctx.lab.app.ip, port: ctx.lab.app.port, httpPort: ctx.lab.app.httpPort }
-        : undefined,
+      app: ctx.lab.app,
     },
     source: {
       pod: pod.metadata.name,

@@ -7,6 +7,7 @@
 import type { MeshVerdict } from '../../src/mesh/verdict.js';
 import { publicAddress } from '../mesh/model.js';
 import { visitProxy, type ProxyFiles, type ProxyListener, type TunnelAsk } from '../mesh/proxy-listeners.js';
+import type { LabApp } from '../mesh/types.js';
 import type { CurlCall } from './curl-cli.js';
 import type { PodRequestOutcome } from './pod-curl.js';
 
@@ -17,7 +18,7 @@ export interface DataPathInput {
     /** Pod traffic leaving the node is masqueraded to the node's address. */
     nodeIp: string;
     proxy?: { ip: string; listeners: ProxyListener[]; files?: ProxyFiles };
-    app?: { ip: string; port: number; httpPort: number };
+    app?: LabApp;
   };
   /** What the client's DNS answered for the host. */
   remoteIp?: string;

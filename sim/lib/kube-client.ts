@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { projectRoot } from '../../src/config.js';
 import { proxyListeners, type ProxyFiles, type ProxyListener } from '../mesh/proxy-listeners.js';
+import type { LabApp } from '../mesh/types.js';
 import { readMachines } from './machines.js';
 import { callerPath, toolCall } from './tool-io.js';
 
@@ -73,8 +74,8 @@ export interface LabPoints {
   kubernetes?: { name: string; ip: string };
   /** The external proxy, with the listeners of the Envoy config it runs (envoy/envoy.yaml). */
   proxy?: { name: string; ip: string; listeners: ProxyListener[]; accessLog?: string; files?: ProxyFiles };
-  /** The external app: its mutual-TLS port and its plain-HTTP port. */
-  app?: { name: string; ip: string; port: number; httpPort: number };
+  /** The external app machine, by name. */
+  app?: LabApp & { name: string };
 }
 
 interface LabShape {

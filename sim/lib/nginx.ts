@@ -1,9 +1,10 @@
 /**
  * The simulated external-app: a real nginx on 127.0.0.1 serving HTTPS with mutual TLS, and plain HTTP on
- * a second port, configured like vagrant/provision/external-app.sh configures it on the VM. Provisioning installs the certificates from
- * the lab's certsDir (what certs.generate writes) into the machine's /etc/nginx/tls; until they exist a
- * temporary self-signed pair lets nginx start, and every client then gets 400, as on the VM. A restart
- * serves what was installed: new certificates reach nginx only when the machine is provisioned again.
+ * a second port, configured like vagrant/provision/external-app.sh configures it on the VM. Provisioning
+ * installs the certificates from the lab's certsDir (what certs.generate writes) into the machine's
+ * /etc/nginx/tls; until they exist a temporary self-signed pair lets nginx start, and every client then
+ * gets 400, as on the VM. A restart serves what was installed: new certificates reach nginx only when the
+ * machine is provisioned again.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

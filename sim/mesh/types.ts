@@ -39,8 +39,7 @@ export interface MeshInput {
     nodeIp: string;
     /** The external proxy: its address and the listeners its Envoy config declares (VM ports). */
     proxy?: { ip: string; listeners: ProxyListener[]; files?: ProxyFiles };
-    /** The external app: its mutual-TLS port and its plain-HTTP port (VM ports). */
-    app?: { ip: string; port: number; httpPort: number };
+    app?: LabApp;
   };
   source: {
     pod: string;
@@ -167,6 +166,13 @@ export interface ClusterTarget {
   endpoint?: { ip: string; port: number };
   tls: boolean;
   http2: boolean;
+}
+
+/** The external app machine: its address, its mutual-TLS port and its plain-HTTP port (VM ports). */
+export interface LabApp {
+  ip: string;
+  port: number;
+  httpPort: number;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { defineAction } from './action.js';
-import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy, noMachines } from './vm-up.js';
+import { machineStates, machinesInput, selectMachines, vmPolicy, noMachines } from './vm-up.js';
 
 /** Output of vm.destroy. */
 export interface VmDestroyOutput {
@@ -38,8 +38,9 @@ export const vmDestroyAction = defineAction({
     };
     if (output.destroyed.length === 0) return output;
     lab.forgetSsh(output.destroyed);
+    // `vagrant destroy -f` exits 0 only once every machine it was given is gone, so no `vagrant status`
+    // (seconds of Ruby on a real lab) follows it; a retry after a failure asks.
     await lab.vagrant(['destroy', '-f', ...output.destroyed]);
-    await expectStates(lab, output.destroyed, ['not_created'], 'destroy');
     return output;
   },
 });

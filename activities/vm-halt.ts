@@ -1,5 +1,5 @@
 import { defineAction } from './action.js';
-import { expectStates, machineStates, machinesInput, selectMachines, vmPolicy, noMachines } from './vm-up.js';
+import { machineStates, machinesInput, selectMachines, vmPolicy, noMachines } from './vm-up.js';
 
 /** Output of vm.halt. */
 export interface VmHaltOutput {
@@ -41,8 +41,9 @@ export const vmHaltAction = defineAction({
     };
     if (output.halted.length === 0) return output;
     lab.forgetSsh(output.halted);
+    // `vagrant halt` exits 0 only once every machine it was given is off (it forces those that do not shut
+    // down), so no `vagrant status` (seconds of Ruby on a real lab) follows it; a retry after a failure asks.
     await lab.vagrant(['halt', ...output.halted]);
-    await expectStates(lab, output.halted, STOPPED, 'halt');
     return output;
   },
 });

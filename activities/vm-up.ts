@@ -67,7 +67,7 @@ export function selectMachines(lab: LabRuntime, machines: string[] | undefined):
 }
 
 /** Fails (retryably) when a machine is not in the state an action left it in. */
-export async function expectStates(
+async function expectStates(
   lab: LabRuntime,
   names: string[],
   wanted: string[],

@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import type { LabDefinition } from '../src/lab/definition.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
 import type { PodNames } from '../src/lab/pod-names.js';
+import type { ToolVersions } from '../src/lab/tool-versions.js';
 import type { SshPool } from '../src/lab/ssh-pool.js';
 
 /** Timeouts and retries of an action; a step may override `timeout` and `retry` within the caps. */
@@ -87,6 +88,8 @@ export interface ActionDeps {
   sshPool?: SshPool;
   /** The pods the worker's steps picked by label, kept between steps; each step asks the cluster without it. */
   pods?: PodNames;
+  /** The releases the lab tools reported, kept between runs; tools.check asks every run without it. */
+  toolVersions?: ToolVersions;
 }
 
 export interface ActionExample {

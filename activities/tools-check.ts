@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { LabConfigError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
+import type { ToolVersions } from '../src/lab/tool-versions.js';
 import { defineAction } from './action.js';
 
 /** The oldest releases the lab actions work with (what the README's prerequisites say). */
@@ -32,6 +33,8 @@ export interface ToolVersion {
   version: string;
   /** What the lab needs: `>= x.y.z`, or `= x.y.z` for the pinned istioctl. */
   wants: string;
+  /** Set when the worker kept the release from an earlier ask of the same program file. */
+  remembered?: true;
 }
 
 /** Output of tools.check. */
@@ -62,9 +65,17 @@ async function reportedVersion(lab: LabRuntime, tool: Tool): Promise<string> {
 }
 
 /** How a tool's release compares with what the lab needs; throws LabConfigError when it does not fit. */
-export async function checkTool(lab: LabRuntime, tool: Tool): Promise<ToolVersion | undefined> {
+export async function checkTool(
+  lab: LabRuntime,
+  tool: Tool,
+  known?: ToolVersions,
+): Promise<ToolVersion | undefined> {
   const program = lab.def.tools[tool] ?? tool;
-  const version = await reportedVersion(lab, tool);
+  const reported = known
+    ? await known.get(program, lab.def.env.PATH ?? process.env.PATH, () => reportedVersion(lab, tool))
+    : { version: await reportedVersion(lab, tool), remembered: false };
+  const { version } = reported;
+  const remembered = reported.remembered ? { remembered: true as const } : {};
   const found = version || '(no version reported)';
   if (tool === 'istioctl') {
     const pinned = lab.def.istio?.version;
@@ -75,7 +86,7 @@ export async function checkTool(lab: LabRuntime, tool: Tool): Promise<ToolVersio
           `scripts/get-istioctl.sh ${pinned} and set tools.istioctl to .tools/bin/istioctl, or change istio.version`,
       );
     }
-    return { tool, program, version, wants: `= ${pinned}` };
+    return { tool, program, version, wants: `= ${pinned}`, ...remembered };
   }
   const minimum = MINIMUM_VERSIONS[tool];
   if (!version || compareVersions(version, minimum) < 0) {
@@ -84,7 +95,7 @@ export async function checkTool(lab: LabRuntime, tool: Tool): Promise<ToolVersio
         `(install a newer one, or set tools.${tool} in ${lab.def.file})`,
     );
   }
-  return { tool, program, version, wants: `>= ${minimum}` };
+  return { tool, program, version, wants: `>= ${minimum}`, ...remembered };
 }
 
 /** Checks the lab's tools before anything boots: a wrong release fails the run in seconds, not minutes in. */
@@ -104,16 +115,19 @@ export const toolsCheckAction = defineAction({
   idempotent: true,
   summary: (input) => `tools.check ${input.tools.join(' ')}`,
   evidence: (output: ToolsCheckOutput) =>
-    output.tools.map((t) => `${t.tool} ${t.version} (wants ${t.wants}): ${t.program}`),
+    output.tools.map(
+      (t) =>
+        `${t.tool} ${t.version} (wants ${t.wants}): ${t.program}${t.remembered ? ' (as it reported earlier)' : ''}`,
+    ),
   examples: [{ description: "Check the lab's tools first", yaml: 'id: tools\nuses: tools.check' }],
   changes: () => [],
-  create: () => async (input, ctx) => {
+  create: (deps) => async (input, ctx) => {
     const lab = await ctx.lab();
     // The tools are asked at once (each is a program's start: seconds for Vagrant's Ruby); a problem is
     // reported for the first tool in the input's order that has one, as when they were asked in turn.
     // A lab of kind existing has no Vagrant to check.
     const wanted = input.tools.filter((tool) => lab.def.tools[tool] !== undefined || tool !== 'vagrant');
-    const checked = await Promise.allSettled(wanted.map((tool) => checkTool(lab, tool)));
+    const checked = await Promise.allSettled(wanted.map((tool) => checkTool(lab, tool, deps.toolVersions)));
     const tools: ToolVersion[] = [];
     for (const result of checked) {
       if (result.status === 'rejected') throw result.reason;

@@ -1,6 +1,7 @@
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { compareVersions, toolsCheckAction } from '../activities/tools-check.js';
+import { checkTool, compareVersions, toolsCheckAction } from '../activities/tools-check.js';
+import { ToolVersions } from '../src/lab/tool-versions.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
 
 describe('compareVersions', () => {
@@ -33,6 +34,31 @@ describe('tools.check', () => {
         { tool: 'istioctl', program: lab.def.tools.istioctl, version: '1.28.3', wants: '= 1.28.3' },
       ],
     });
+  });
+
+  it("keeps a tool's release for the worker's next runs until the program's file changes", async () => {
+    lab = await simLab((def, stateRoot) => {
+      def.tools.vagrant = path.join(stateRoot, 'counting-vagrant');
+    });
+    const program = lab.def.tools.vagrant!;
+    const asked = path.join(lab.stateRoot, 'asked');
+    const write = (version: string) =>
+      writeFile(program, `#!/bin/sh\necho x >> '${asked}'\necho "Vagrant ${version}"\n`, { mode: 0o755 });
+    await write('2.4.1');
+    const known = new ToolVersions();
+    const wants = '>= 2.3.0';
+    const vagrant = { tool: 'vagrant', program, wants };
+    expect(await checkTool(lab.runtime, 'vagrant', known)).toEqual({ ...vagrant, version: '2.4.1' });
+    expect(await checkTool(lab.runtime, 'vagrant', known)).toEqual({
+      ...vagrant,
+      version: '2.4.1',
+      remembered: true,
+    });
+    expect((await readFile(asked, 'utf8')).split('\n').filter(Boolean)).toHaveLength(1);
+    // Replaced by an older release: asked again, and refused.
+    await write('2.2.19');
+    await expect(checkTool(lab.runtime, 'vagrant', known)).rejects.toThrow(/is vagrant 2\.2\.19;/);
+    expect((await readFile(asked, 'utf8')).split('\n').filter(Boolean)).toHaveLength(2);
   });
 
   it('refuses a vagrant older than the actions need, at once and naming the lab file', async () => {

@@ -7,6 +7,7 @@ import type { ActionDeps } from '../../activities/action.js';
 import { hostQueue } from '../../workflows/types.js';
 import { workflowBundlePath } from '../config.js';
 import { PodNames } from '../lab/pod-names.js';
+import { ToolVersions } from '../lab/tool-versions.js';
 import { SshPool } from '../lab/ssh-pool.js';
 import { useSpawner } from '../run-command.js';
 import { Spawner } from '../spawner/spawner.js';
@@ -49,10 +50,11 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
   // One connection for everything: the worker's own (Rust core's) serves the operator and workflow
   // services too, so no second gRPC stack (@grpc/grpc-js) connects at start.
   const connection = await NativeConnection.connect({ address });
-  // The steps' ssh connections to lab machines and the client pods they picked, kept between steps; the
-  // connections close with the worker.
+  // The steps' ssh connections to lab machines, the client pods they picked and the releases the lab tools
+  // reported, kept between steps; the connections close with the worker.
   const sshPool = new SshPool();
   const pods = new PodNames();
+  const toolVersions = new ToolVersions();
   // The steps' commands start from a small process of their own, not from the worker (see spawner.ts).
   const spawner = new Spawner();
   const stopSpawning = useSpawner(spawner);
@@ -66,7 +68,10 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Runnin
     // server chores run meanwhile: registering the runs' search attributes (a workflow task that upserts
     // them fails while the server does not know them) and handing the dead workers' steps back. Both end
     // before createWorker returns, so before run() polls, as when they ran first.
-    const building = createWorkers(connection, { ...options, deps: { ...deps, sshPool, pods } });
+    const building = createWorkers(connection, {
+      ...options,
+      deps: { ...deps, sshPool, pods, toolVersions },
+    });
     const preparing = prepareServer(connection, namespace, deps.stateRoot);
     const [prepared, built] = await Promise.allSettled([preparing, building]);
     if (prepared.status === 'rejected') {

@@ -39,6 +39,20 @@ describe('lab files', () => {
     ]);
   });
 
+  it('gives every load a definition of its own, and reads a changed file again', async () => {
+    const file = await labWith((text) => text);
+    const options = { projectRoot: root, stateDir: path.dirname(file) };
+    const first = await loadLab(file, options);
+    const firstMachine = Object.keys(first.machines)[0]!;
+    first.machines[firstMachine]!.ip = '10.9.9.9';
+    first.network.appPort = 1;
+    const second = await loadLab(file, options);
+    expect(second.machines[firstMachine]!.ip).not.toBe('10.9.9.9');
+    expect(second.network.appPort).not.toBe(1);
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/^name: .*$/m, 'name: renamed'));
+    expect((await loadLab(file, options)).name).toBe('renamed');
+  });
+
   it('refuses an alias bomb without expanding it, naming the file', async () => {
     const file = await labWith(
       (text) =>

@@ -366,6 +366,22 @@ export interface LoadLabOptions {
   labsDir?: string;
 }
 
+/** Lab files parsed lately, by path and text: every step of a run loads its lab, and parsing is most of it. */
+const parsedLabFiles = new Map<string, YamlSource>();
+const PARSED_LAB_FILES_KEPT = 16;
+
+/** The parsed lab file; its `value()` is a fresh copy on every call, so no caller sees another's changes. */
+function parsedLabFile(file: string, text: string): YamlSource {
+  const key = `${file}\0${text}`;
+  const kept = parsedLabFiles.get(key);
+  if (kept) return kept;
+  const source = YamlSource.parse(text, file);
+  if (parsedLabFiles.size >= PARSED_LAB_FILES_KEPT)
+    parsedLabFiles.delete(parsedLabFiles.keys().next().value!);
+  parsedLabFiles.set(key, source);
+  return source;
+}
+
 /**
  * Loads a lab file. `{state}` in any value becomes the lab's state folder (the run's, or with
  * `lifetime: lab` the lab's own under `labsDir`) and `{lab}` the lab file's folder; tool paths and
@@ -389,7 +405,7 @@ export async function loadLab(ref: string, options: LoadLabOptions): Promise<Lab
     throw new PlaybookError([{ file, line: 0, column: 0, path: '', message }]);
   }
   const dir = path.dirname(file);
-  const source = YamlSource.parse(text, file);
+  const source = parsedLabFile(file, text);
   const raw = source.value();
   const invalid = (error: z.ZodError) => new PlaybookError(source.issues(error, [], raw));
   // The name and lifetime decide what `{state}` stands for, so they are read before anything else.

@@ -8,11 +8,11 @@
  * spawn) never changes, and tells it from a later process given the same pid. Children lead their own
  * process group (run-command spawns them detached), so stopping one stops what it started too.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTimeOf } from '../proc.js';
 import { runsDir } from '../state-layout.js';
-import { deadWorkersRecords, thisWorker, type WorkerStamp } from './worker-records.js';
+import { deadWorkersRecords, removeRecord, thisWorker, type WorkerStamp } from './worker-records.js';
 
 interface ChildRecord extends WorkerStamp {
   pid: number;
@@ -33,7 +33,7 @@ export function trackChild(runStateDir: string, pid: number | undefined): () => 
   const file = path.join(dir, `${pid}.json`);
   const record: ChildRecord = { pid, started, ...thisWorker() };
   writeFileSync(file, JSON.stringify(record));
-  return () => rmSync(file, { force: true });
+  return () => removeRecord(file);
 }
 
 /** Stops children recorded by workers that are no longer alive; returns the pids it signalled. */
@@ -47,7 +47,7 @@ export function reapOrphans(stateRoot: string): number[] {
       if (record.started && startTimeOf(record.pid) === record.started) {
         if (stop(record.pid)) reaped.push(record.pid);
       }
-      rmSync(file, { force: true });
+      removeRecord(file);
     }
   }
   return reaped;

@@ -12,12 +12,12 @@
  * it and nothing happens.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { workerTasksDir } from '../state-layout.js';
 import { ActivityNotFoundError, ApplicationFailure, type Client } from './sdk.js';
-import { deadWorkersRecords, thisWorker, type WorkerStamp } from './worker-records.js';
+import { deadWorkersRecords, removeRecord, thisWorker, type WorkerStamp } from './worker-records.js';
 
 /** The failure type of a step whose worker died while running it. */
 export const WORKER_DIED = 'WorkerDied';
@@ -55,7 +55,7 @@ export function taskLedger(stateRoot: string): ActivityInterceptorsFactory {
         try {
           return await next(input);
         } finally {
-          rmSync(file, { force: true });
+          removeRecord(file);
         }
       },
     },
@@ -99,7 +99,7 @@ export async function failDeadWorkersTasks(stateRoot: string, client: Client): P
       // other error (the server does not answer) keeps the record for the next worker to try.
       if (!(err instanceof ActivityNotFoundError)) continue;
     }
-    rmSync(file, { force: true });
+    removeRecord(file);
   }
   return handed;
 }

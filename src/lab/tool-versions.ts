@@ -2,8 +2,8 @@
  * The releases the lab's tool programs reported, kept by a worker between runs: asking is a program's
  * start (seconds of Ruby for Vagrant, a Node start for a simulated lab's tool), and a program reports the
  * same release while its file stays the same. A program is known by the file it resolves to: its real
- * path, device, inode, size, and modification and change times. A tool upgraded in place, or another file put at its
- * path, is asked again; a wrapper script is known by its own file.
+ * path, device, inode, size, and modification and change times. A tool upgraded in place, or another
+ * file put at its path, is asked again; a wrapper script is known by its own file.
  */
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';

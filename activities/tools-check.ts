@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LabConfigError } from '../src/errors.js';
 import type { LabRuntime } from '../src/lab/runtime.js';
-import type { ToolVersions } from '../src/lab/tool-versions.js';
+import { ToolVersions } from '../src/lab/tool-versions.js';
 import { defineAction } from './action.js';
 
 /** The oldest releases the lab actions work with (what the README's prerequisites say). */
@@ -68,12 +68,12 @@ async function reportedVersion(lab: LabRuntime, tool: Tool): Promise<string> {
 export async function checkTool(
   lab: LabRuntime,
   tool: Tool,
-  known?: ToolVersions,
+  known: ToolVersions = new ToolVersions(),
 ): Promise<ToolVersion | undefined> {
   const program = lab.def.tools[tool] ?? tool;
-  const reported = known
-    ? await known.get(program, lab.def.env.PATH ?? process.env.PATH, () => reportedVersion(lab, tool))
-    : { version: await reportedVersion(lab, tool), remembered: false };
+  const reported = await known.get(program, lab.def.env.PATH ?? process.env.PATH, () =>
+    reportedVersion(lab, tool),
+  );
   const { version } = reported;
   const remembered = reported.remembered ? { remembered: true as const } : {};
   const found = version || '(no version reported)';

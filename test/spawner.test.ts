@@ -75,18 +75,22 @@ describe('spawner', () => {
     const back = useSpawner(spawner);
     try {
       const controller = new AbortController();
-      const began = Date.now();
       const running = runCommand({ signal: controller.signal, stateDir }, 'sleep', ['30'], options);
-      await new Promise((r) => setTimeout(r, 300));
       // While it runs, the child is on record for a later worker (src/worker/orphans.ts).
-      const records = await readdir(path.join(stateDir, 'children'));
+      const children = path.join(stateDir, 'children');
+      let records: string[] = [];
+      for (let i = 0; i < 200 && records.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        records = await readdir(children).catch(() => []);
+      }
       expect(records).toHaveLength(1);
       const pid = Number(records[0]!.replace('.json', ''));
       expect(alive(pid)).toBe(true);
+      const began = Date.now();
       controller.abort(new Error('stop now'));
       await expect(running).rejects.toThrow('stop now');
       expect(Date.now() - began).toBeLessThan(10_000);
-      expect(await readdir(path.join(stateDir, 'children'))).toEqual([]);
+      expect(await readdir(children)).toEqual([]);
     } finally {
       back();
     }
@@ -106,7 +110,10 @@ describe('spawner', () => {
   it('fails the commands it ran when its process dies, and starts again for the next', async () => {
     const pids: number[] = [];
     const running = spawner.run(command('sleep', ['30'], { onSpawned: (pid) => pids.push(pid) }));
-    await new Promise((r) => setTimeout(r, 300));
+    // The spawner is killed only once its command runs: a loaded machine can take longer than
+    // any fixed wait to start the spawner's Node.
+    for (let i = 0; i < 200 && pids.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pids).toHaveLength(1);
     const own = (spawner as unknown as { child: { pid: number } }).child.pid;
     process.kill(own, 'SIGKILL');
     await expect(running).rejects.toThrow(/the spawner process \(pid \d+\) ended \(SIGKILL\)/);

@@ -96,7 +96,9 @@ export const probeCurlAction = defineAction({
     timeout: '1m',
     maxTimeout: '10m',
     heartbeatTimeout: '30s',
-    retry: { attempts: 10, initialInterval: '2s', backoff: 2, maxInterval: '30s' },
+    // A probe that comes too early (config applied a moment ago, which istiod pushes in about a second; a
+    // pod not Running yet) is right a second later.
+    retry: { attempts: 10, initialInterval: '1s', backoff: 2, maxInterval: '30s' },
     maxAttempts: 60,
   },
   idempotent: true,

@@ -312,3 +312,36 @@ describe('simulated vagrant', () => {
     expect(second.stderr).toMatch(/^The box you're attempting to add already exists\./);
   });
 });
+
+describe("simulated vagrant's boot latency", () => {
+  const LATENCY_MS = 6000;
+  let slow: SimLab;
+  beforeAll(async () => {
+    slow = await simLab((def) => {
+      def.sim.latency = { '^vagrant up': `${LATENCY_MS}ms` };
+    });
+  });
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  it('is the whole boot, provisioning included: the services start while it runs, and up ends after it', async () => {
+    const marker = slow.def.machines['external-proxy']!.files.provisioned!;
+    const began = Date.now();
+    let provisionedAfter: number | undefined;
+    const up = slow.vagrant(['up', 'external-proxy']);
+    let done = false;
+    void up.finally(() => (done = true));
+    while (!done) {
+      if (provisionedAfter === undefined && existsSync(marker)) provisionedAfter = Date.now() - began;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await up).toMatchObject({ exitCode: 0 });
+    const took = Date.now() - began;
+    expect(existsSync(marker)).toBe(true);
+    provisionedAfter ??= took;
+    expect(took).toBeGreaterThanOrEqual(LATENCY_MS);
+    // Envoy started and the marker was written while the latency ran, not after it.
+    expect(provisionedAfter).toBeLessThan(LATENCY_MS);
+  }, 60_000);
+});

@@ -618,6 +618,10 @@ async function stopServices(lab: Lab, name: string): Promise<void> {
  * Boots one claimed machine: its folders and the lab's sshd; then, as Vagrant does, runs its provisioner
  * only when the machine is new (or `provision` is set), else just starts its services. A provisioner that
  * fails leaves the machine running, as a failed `vagrant up` does.
+ *
+ * The configured latency is how long the whole boot takes, provisioning included: the services start
+ * while it runs, and the machine is up once both have ended (a service slower than the latency makes the
+ * boot longer).
  */
 async function boot(
   lab: Lab,
@@ -627,12 +631,13 @@ async function boot(
   commandLine: string,
   provisioning: boolean,
 ): Promise<void> {
+  const delay = latencyFor(lab.env.sim, commandLine);
+  const latency = delay > 0 ? sleep(delay) : undefined;
+  // Awaited once the services run; a boot that fails before that never awaits it.
+  latency?.catch(() => undefined);
   try {
     ui.say(name, 'Booting VM...');
     ui.say(name, 'Waiting for machine to boot. This may take a few minutes...');
-    // The boot takes the configured latency, and ends once the machine's sshd answers: sshd's start is part
-    // of the boot, not something after it.
-    const delay = latencyFor(lab.env.sim, commandLine);
     mkdirSync(vmDir(lab, name), { recursive: true });
     for (const file of Object.values(lab.machines[name]!.files ?? {})) {
       mkdirSync(path.dirname(file), { recursive: true });
@@ -641,7 +646,6 @@ async function boot(
       ensureSshd(lab.simState),
       // The model cluster's kubectl and istioctl calls are answered by the lab's stand-in host.
       lab.env.sim.controlPlane === 'model' ? ensureStandinHost(lab.simState) : undefined,
-      delay > 0 ? sleep(delay) : undefined,
     ]);
     ui.detail(name, `SSH address: 127.0.0.1:${sshd.port}`);
     ui.detail(name, `SSH username: ${sshUser()}`);
@@ -660,6 +664,7 @@ async function boot(
       await startServices(lab, ui, name);
     }
   } finally {
+    await latency;
     await release(lab, name, 'running', provider);
   }
 }

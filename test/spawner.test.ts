@@ -6,6 +6,7 @@ import { CommandNotFoundError } from '../src/errors.js';
 import { runCommand, useSpawner, type CommandOptions } from '../src/run-command.js';
 import { Spawner, type SpawnOptions } from '../src/spawner/spawner.js';
 import { startTimeOf } from '../src/proc.js';
+import { eventually } from './support/temporal.js';
 
 const options: CommandOptions = { notFound: 'not installed' };
 /** A command with nothing but PATH in its environment, run in /. */
@@ -78,11 +79,10 @@ describe('spawner', () => {
       const running = runCommand({ signal: controller.signal, stateDir }, 'sleep', ['30'], options);
       // While it runs, the child is on record for a later worker (src/worker/orphans.ts).
       const children = path.join(stateDir, 'children');
-      let records: string[] = [];
-      for (let i = 0; i < 200 && records.length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        records = await readdir(children).catch(() => []);
-      }
+      const records = await eventually(async () => {
+        const found = await readdir(children).catch(() => []);
+        return found.length > 0 ? found : undefined;
+      });
       expect(records).toHaveLength(1);
       const pid = Number(records[0]!.replace('.json', ''));
       expect(alive(pid)).toBe(true);
@@ -112,8 +112,7 @@ describe('spawner', () => {
     const running = spawner.run(command('sleep', ['30'], { onSpawned: (pid) => pids.push(pid) }));
     // The spawner is killed only once its command runs: a loaded machine can take longer than
     // any fixed wait to start the spawner's Node.
-    for (let i = 0; i < 200 && pids.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(pids).toHaveLength(1);
+    await eventually(() => Promise.resolve(pids[0]));
     const own = (spawner as unknown as { child: { pid: number } }).child.pid;
     process.kill(own, 'SIGKILL');
     await expect(running).rejects.toThrow(/the spawner process \(pid \d+\) ended \(SIGKILL\)/);

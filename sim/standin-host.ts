@@ -77,7 +77,7 @@ function main(): void {
     }
   };
 
-  const answer = async (socket: net.Socket, request: HostRequest, signal: AbortSignal) => {
+  const answer = async (socket: net.Socket, request: HostRequest, signal: AbortSignal, startedAt: number) => {
     const tool = TOOLS[request.tool];
     const expected = Buffer.from(token);
     const given = Buffer.from(request.token);
@@ -99,7 +99,7 @@ function main(): void {
     const started = Date.now();
     // The client sends calls that read stdin to a process of their own; one that slips through fails.
     const stdin = () => abort(`${request.tool}: the simulated lab's stand-in host cannot read stdin`);
-    const call = { argv: request.argv, env: request.env, cwd: request.cwd, stdin, signal };
+    const call = { argv: request.argv, env: request.env, cwd: request.cwd, startedAt, stdin, signal };
     const result = await runCall(tool.main, call, tool.errorPrefix);
     active--;
     // The command only: arguments may carry secrets (`create secret --from-literal`).
@@ -115,6 +115,7 @@ function main(): void {
   };
 
   const server = net.createServer((socket) => {
+    const startedAt = Date.now();
     let data = Buffer.alloc(0);
     let received = false;
     const controller = new AbortController();
@@ -131,7 +132,7 @@ function main(): void {
         socket.destroy();
         return;
       }
-      answer(socket, request, controller.signal).catch((err: unknown) => {
+      answer(socket, request, controller.signal, startedAt).catch((err: unknown) => {
         log(`call failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         socket.destroy();
       });

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
+import { istioctl } from '../sim/istioctl/main.js';
+import { runCall } from '../sim/lib/tool-io.js';
 import { parseSshConfig, SshSession } from '../src/lab/ssh.js';
 import { simLab, type SimLab } from './support/sim-lab.js';
 import { alive } from './support/processes.js';
@@ -318,7 +320,7 @@ describe("simulated vagrant's boot latency", () => {
   let slow: SimLab;
   beforeAll(async () => {
     slow = await simLab((def) => {
-      def.sim.latency = { '^vagrant up': `${LATENCY_MS}ms` };
+      def.sim.latency = { '^vagrant up': `${LATENCY_MS}ms`, '^istioctl version': `${LATENCY_MS}ms` };
     });
   });
   afterAll(async () => {
@@ -343,5 +345,29 @@ describe("simulated vagrant's boot latency", () => {
     expect(took).toBeGreaterThanOrEqual(LATENCY_MS);
     // Envoy started and the marker was written while the latency ran, not after it.
     expect(provisionedAfter).toBeLessThan(LATENCY_MS);
+  }, 60_000);
+
+  it("counts a command's latency from its start, its own start-up included", async () => {
+    // As the stand-in host answers a call: the command began 5 s before its code runs.
+    const call = (startedAt: number) =>
+      runCall(
+        istioctl,
+        {
+          argv: ['version', '--remote=false'],
+          env: { ...process.env, ...slow.def.env },
+          cwd: slow.def.stateDir,
+          startedAt,
+          stdin: () => '',
+          signal: new AbortController().signal,
+        },
+        'Error: ',
+      );
+    const began = Date.now();
+    const result = await call(began - (LATENCY_MS - 1000));
+    const took = Date.now() - began;
+    expect(result).toMatchObject({ code: 0, stdout: expect.stringContaining('1.28.3') });
+    // What was left of the latency: about a second, not all of it again.
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(LATENCY_MS - 2000);
   }, 60_000);
 });

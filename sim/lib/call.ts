@@ -2,16 +2,18 @@
 import { latencyFor, sleep, type SimEnv, type SimFault } from './env.js';
 import { abort } from './exit.js';
 import { updateState } from './state.js';
+import { toolCall } from './tool-io.js';
 
 /**
  * Counts this call against every fault rule it matches and fails it (exit code and stderr of the rule)
- * when its number is listed; otherwise waits the configured latency.
+ * when its number is listed; otherwise waits until the configured latency has passed since the command
+ * began (its own start-up is part of how long it takes).
  */
 export async function simulateCall(env: SimEnv, tool: string, args: string[]): Promise<void> {
   const commandLine = [tool, ...args].join(' ');
   const failing = await injectedFault(env, commandLine);
   const delay = latencyFor(env.sim, commandLine);
-  if (delay > 0) await sleep(delay);
+  if (delay > 0) await sleep(Math.max(0, toolCall().startedAt + delay - Date.now()));
   if (failing) abort(failing.stderr ?? `simulated failure of: ${commandLine}`, failing.exitCode ?? 1);
 }
 

@@ -9,6 +9,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { CliExit } from './exit.js';
 
 export interface ToolCall {
@@ -17,6 +18,11 @@ export interface ToolCall {
   env: NodeJS.ProcessEnv;
   /** The caller's working folder: relative paths in arguments are relative to it. */
   cwd: string;
+  /**
+   * When the command began (epoch ms): the process's start, or when the host took the call. A simulated
+   * command's latency counts from here, so that its own start-up is part of how long it takes.
+   */
+  startedAt: number;
   stdout(text: string): void;
   stderr(text: string): void;
   /** The whole of stdin (the host never serves a call that reads it, see sim/lib/standin-client.sh). */
@@ -42,6 +48,7 @@ const processCall: ToolCall = {
   get cwd() {
     return process.cwd();
   },
+  startedAt: performance.timeOrigin,
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   stdin: () => readFileSync(0, 'utf8'),

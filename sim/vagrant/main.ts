@@ -619,9 +619,9 @@ async function stopServices(lab: Lab, name: string): Promise<void> {
  * only when the machine is new (or `provision` is set), else just starts its services. A provisioner that
  * fails leaves the machine running, as a failed `vagrant up` does.
  *
- * The configured latency is how long the whole boot takes, provisioning included: the services start
- * while it runs, and the machine is up once both have ended (a service slower than the latency makes the
- * boot longer).
+ * The configured latency is how long the whole boot takes, counted from `since`, provisioning included:
+ * the services start while it runs, and the machine is up once both have ended (a service slower than the
+ * latency makes the boot longer).
  */
 async function boot(
   lab: Lab,
@@ -630,9 +630,10 @@ async function boot(
   provider: string,
   commandLine: string,
   provisioning: boolean,
+  since: number,
 ): Promise<void> {
   const delay = latencyFor(lab.env.sim, commandLine);
-  const latency = delay > 0 ? sleep(delay) : undefined;
+  const latency = delay > 0 ? sleep(Math.max(0, since + delay - Date.now())) : undefined;
   // Awaited once the services run; a boot that fails before that never awaits it.
   latency?.catch(() => undefined);
   try {
@@ -727,9 +728,14 @@ async function up(lab: Lab, ui: Ui, args: string[], commandLine: string): Promis
   const parallel = opts.get('parallel') !== false && provider !== 'virtualbox';
   const provisioning = (name: string) =>
     opts.get('provision') === true || (opts.get('provision') !== false && states.get(name) === 'not_created');
-  await eachMachine(toBoot, parallel, (name) =>
-    boot(lab, ui, name, provider, commandLine, provisioning(name)),
-  );
+  // The boots that start with the command count their latency from its start, as its own start-up is part
+  // of how long `vagrant up` takes; a serial boot counts from when it begins.
+  let first = true;
+  await eachMachine(toBoot, parallel, (name) => {
+    const since = parallel || first ? toolCall().startedAt : Date.now();
+    first = false;
+    return boot(lab, ui, name, provider, commandLine, provisioning(name), since);
+  });
   return 0;
 }
 

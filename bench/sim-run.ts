@@ -6,7 +6,7 @@
  * is spent: the worker, the Temporal server, the stand-in tools, sshd, nginx and Envoy. Run it on a quiet
  * machine.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import { scenarioOutcome, startScenario } from '../src/client.js';
@@ -34,14 +34,65 @@ export function machineCounters(): MachineCounters {
   return { cpuSeconds: busy / 100, forks };
 }
 
+/** CPU seconds of one process (user and system), and of its children it waited for. */
+interface ProcessCpu {
+  own: number;
+  children: number;
+}
+
+const TICKS_PER_SECOND = 100;
+
+function processCpu(pid: number | undefined): ProcessCpu {
+  if (pid === undefined) return { own: 0, children: 0 };
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name: utime stime cutime cstime are the 12th to 15th.
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    return { own: (f[11]! + f[12]!) / TICKS_PER_SECOND, children: (f[13]! + f[14]!) / TICKS_PER_SECOND };
+  } catch {
+    return { own: 0, children: 0 };
+  }
+}
+
+/** This process's spawner (src/spawner/child.ts), which starts the steps' commands; undefined before it runs. */
+function spawnerPid(): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== process.pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('spawner/child')) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where the machine's CPU went while runs ran, in seconds: the Temporal server, the worker process, the
+ * commands the steps ran (the spawner and the processes it waited for: stand-in tools run as processes,
+ * the Istio oracle, and what they ran), and the rest (the lab's daemons: the stand-in host, the
+ * simulated internet, sshd, Envoy, nginx).
+ */
+export interface CpuSplit {
+  server: number;
+  worker: number;
+  commands: number;
+  lab: number;
+}
+
 export interface RunsFigure {
   /** Runs started at once. */
   runs: number;
   /** From the first start to the last end, in seconds. */
   wallSeconds: number;
   cpuSeconds: number;
-  /** The part of cpuSeconds this process spent: the worker (and the bench driving it). */
-  workerCpuSeconds: number;
+  /** Where cpuSeconds went. */
+  split: CpuSplit;
   forks: number;
   /** Runs whose result was `passed`. */
   passed: number;
@@ -58,11 +109,17 @@ export interface SimRunOptions {
   lab: string;
   /** How many runs start at once. */
   runs: number;
+  /** The Temporal server's process, whose CPU is told apart. */
+  serverPid?: number;
 }
 
 /** Starts `runs` runs at once and waits for all of them. */
 export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
-  const { client, taskQueue, playbook, lab, runs } = options;
+  const { client, taskQueue, playbook, lab, runs, serverPid } = options;
+  // The worker starts its spawner with its first command: a warm-up run has started it.
+  const spawner = spawnerPid();
+  const serverBefore = processCpu(serverPid);
+  const spawnerBefore = processCpu(spawner);
   const before = machineCounters();
   const ownBefore = process.cpuUsage();
   const began = performance.now();
@@ -81,11 +138,17 @@ export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
   const wallSeconds = (performance.now() - began) / 1000;
   const after = machineCounters();
   const own = process.cpuUsage(ownBefore);
+  const serverAfter = processCpu(serverPid);
+  const spawnerAfter = processCpu(spawner);
+  const cpuSeconds = after.cpuSeconds - before.cpuSeconds;
+  const worker = (own.user + own.system) / 1e6;
+  const server = serverAfter.own - serverBefore.own;
+  const commands = spawnerAfter.own + spawnerAfter.children - (spawnerBefore.own + spawnerBefore.children);
   return {
     runs,
     wallSeconds,
-    cpuSeconds: after.cpuSeconds - before.cpuSeconds,
-    workerCpuSeconds: (own.user + own.system) / 1e6,
+    cpuSeconds,
+    split: { server, worker, commands, lab: cpuSeconds - server - worker - commands },
     forks: after.forks - before.forks,
     passed: outcomes.filter((o) => o.status === 'passed').length,
     problems: outcomes.filter((o) => o.status !== 'passed').map((o) => `${o.id}: ${o.status}`),

@@ -191,7 +191,7 @@ function printSplit(samples: CpuSplit[]): void {
   const of = (key: keyof CpuSplit) => s(median(samples.map((x) => x[key])));
   figure('  of it the Temporal server', of('server'));
   figure('  the worker process', of('worker'));
-  figure("  the steps' commands (stand-ins run as processes, oracle)", of('commands'));
+  figure("  the steps' commands (spawner, tool launchers, oracle)", of('commands'));
   figure("  the lab's daemons (stand-in host, sshd, Envoy, nginx...)", of('lab'));
 }
 

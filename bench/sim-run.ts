@@ -74,9 +74,9 @@ function spawnerPid(): number | undefined {
 
 /**
  * Where the machine's CPU went while runs ran, in seconds: the Temporal server, the worker process, the
- * commands the steps ran (the spawner and the processes it waited for: stand-in tools run as processes,
- * the Istio oracle, and what they ran), and the rest (the lab's daemons: the stand-in host, the
- * simulated internet, sshd, Envoy, nginx).
+ * commands the steps ran (the spawner and the processes it waited for: the stand-in tools' bash
+ * launchers, the stand-ins run as processes of their own, the Istio oracle, and what they ran), and the
+ * rest (the lab's daemons: the stand-in host, the simulated internet, sshd, Envoy, nginx).
  */
 export interface CpuSplit {
   server: number;

@@ -191,8 +191,8 @@ function printSplit(samples: CpuSplit[]): void {
   const of = (key: keyof CpuSplit) => s(median(samples.map((x) => x[key])));
   figure('  of it the Temporal server', of('server'));
   figure('  the worker process', of('worker'));
-  figure("  the steps' commands (spawner, tool launchers, oracle)", of('commands'));
-  figure("  the lab's daemons (stand-in host, sshd, Envoy, nginx...)", of('lab'));
+  figure("  the steps' commands (spawner, launchers, oracle)", of('commands'));
+  figure("  the lab's daemons (host, sshd, Envoy, nginx...)", of('lab'));
 }
 
 /** vm.up of the lab's three machines, each boot taking L, on a parallel and on a serial provider. */

@@ -9,8 +9,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
 import { scenarioOutcome, startScenario } from '../src/client.js';
-import type { StepRecord } from '../workflows/types.js';
+import { stepOfActivity, type StepRecord } from '../workflows/types.js';
 
 export interface MachineCounters {
   /** CPU time of all cores, busy (not idle, not waiting for I/O), in seconds. */
@@ -100,6 +102,8 @@ export interface RunsFigure {
   problems: string[];
   /** Each run's steps, as its result lists them (for the runs that ended with one). */
   steps: StepRecord[][];
+  /** Each run's workflow id. */
+  workflowIds: string[];
 }
 
 export interface SimRunOptions {
@@ -153,5 +157,35 @@ export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
     passed: outcomes.filter((o) => o.status === 'passed').length,
     problems: outcomes.filter((o) => o.status !== 'passed').map((o) => `${o.id}: ${o.status}`),
     steps: outcomes.map((o) => o.steps),
+    workflowIds: outcomes.map((o) => o.id),
   };
+}
+
+/**
+ * How long a step's last activity attempt ran on the worker, from its history (started to completed), in
+ * seconds: the step's own time without the server's and the workflow's dispatch around it. Undefined
+ * when the step never completed.
+ */
+export async function activitySeconds(
+  client: Client,
+  workflowId: string,
+  stepId: string,
+): Promise<number | undefined> {
+  const Type = proto.temporal.api.enums.v1.EventType;
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const scheduled = events.filter(
+    (e) =>
+      e.eventType === Type.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
+      stepOfActivity(e.activityTaskScheduledEventAttributes?.activityId ?? '') === stepId,
+  );
+  const ids = new Set(scheduled.map((e) => Number(e.eventId)));
+  const completed = events.findLast(
+    (e) =>
+      e.eventType === Type.EVENT_TYPE_ACTIVITY_TASK_COMPLETED &&
+      ids.has(Number(e.activityTaskCompletedEventAttributes?.scheduledEventId)),
+  );
+  const startedId = Number(completed?.activityTaskCompletedEventAttributes?.startedEventId);
+  const started = events.find((e) => Number(e.eventId) === startedId);
+  if (!completed || !started) return undefined;
+  return (tsToMs(completed.eventTime) - tsToMs(started.eventTime)) / 1000;
 }

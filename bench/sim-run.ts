@@ -12,6 +12,7 @@ import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import { scenarioOutcome, startScenario } from '../src/client.js';
+import { procStat } from '../src/proc.js';
 import { stepOfActivity, type StepRecord } from '../workflows/types.js';
 
 export interface MachineCounters {
@@ -36,36 +37,17 @@ export function machineCounters(): MachineCounters {
   return { cpuSeconds: busy / 100, forks };
 }
 
-/** CPU seconds of one process (user and system), and of its children it waited for. */
-interface ProcessCpu {
-  own: number;
-  children: number;
-}
-
-const TICKS_PER_SECOND = 100;
-
-function processCpu(pid: number | undefined): ProcessCpu {
-  if (pid === undefined) return { own: 0, children: 0 };
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name: utime stime cutime cstime are the 12th to 15th.
-    const f = stat
-      .slice(stat.lastIndexOf(')') + 2)
-      .split(' ')
-      .map(Number);
-    return { own: (f[11]! + f[12]!) / TICKS_PER_SECOND, children: (f[13]! + f[14]!) / TICKS_PER_SECOND };
-  } catch {
-    return { own: 0, children: 0 };
-  }
+/** CPU seconds of one process and of the children it waited for; none for no process. */
+function processCpu(pid: number | undefined): number {
+  const stat = pid === undefined ? undefined : procStat(pid);
+  return stat ? stat.cpuSeconds + stat.childrenCpuSeconds : 0;
 }
 
 /** This process's spawner (src/spawner/child.ts), which starts the steps' commands; undefined before it runs. */
 function spawnerPid(): number | undefined {
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry) || procStat(Number(entry))?.parent !== process.pid) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== process.pid) continue;
       if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('spawner/child')) return Number(entry);
     } catch {
       // Gone meanwhile.
@@ -142,12 +124,10 @@ export async function measureRuns(options: SimRunOptions): Promise<RunsFigure> {
   const wallSeconds = (performance.now() - began) / 1000;
   const after = machineCounters();
   const own = process.cpuUsage(ownBefore);
-  const serverAfter = processCpu(serverPid);
-  const spawnerAfter = processCpu(spawner);
   const cpuSeconds = after.cpuSeconds - before.cpuSeconds;
   const worker = (own.user + own.system) / 1e6;
-  const server = serverAfter.own - serverBefore.own;
-  const commands = spawnerAfter.own + spawnerAfter.children - (spawnerBefore.own + spawnerBefore.children);
+  const server = processCpu(serverPid) - serverBefore;
+  const commands = processCpu(spawner) - spawnerBefore;
   return {
     runs,
     wallSeconds,

@@ -6,7 +6,14 @@ export interface ProcStat {
   parent: number;
   /** When the process started, in clock ticks after boot (field 22), as text. */
   started: string;
+  /** CPU time it spent, user and system, in seconds (fields 14 and 15). */
+  cpuSeconds: number;
+  /** CPU time of the children it waited for, user and system, in seconds (fields 16 and 17). */
+  childrenCpuSeconds: number;
 }
+
+/** Clock ticks per second of /proc's times (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100;
 
 /** The parent and start time of a process; undefined when there is no such process. */
 export function procStat(pid: number): ProcStat | undefined {
@@ -18,7 +25,13 @@ export function procStat(pid: number): ProcStat | undefined {
   }
   // The command name (field 2) is in parentheses and may hold spaces; the fields after it are plain.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { parent: Number(fields[1]), started: fields[19] ?? '' };
+  const ticks = (i: number, j: number) => (Number(fields[i]) + Number(fields[j])) / TICKS_PER_SECOND;
+  return {
+    parent: Number(fields[1]),
+    started: fields[19] ?? '',
+    cpuSeconds: ticks(11, 12),
+    childrenCpuSeconds: ticks(13, 14),
+  };
 }
 
 /** When a process started (see ProcStat.started); undefined when there is no such process. */

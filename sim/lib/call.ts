@@ -1,5 +1,5 @@
 /** Applies the simulated lab's latency and failure injection to one stand-in invocation. */
-import { latencyFor, sleep, type SimEnv, type SimFault } from './env.js';
+import { latencyFor, sleepUntil, type SimEnv, type SimFault } from './env.js';
 import { abort } from './exit.js';
 import { updateState } from './state.js';
 import { toolCall } from './tool-io.js';
@@ -13,7 +13,7 @@ export async function simulateCall(env: SimEnv, tool: string, args: string[]): P
   const commandLine = [tool, ...args].join(' ');
   const failing = await injectedFault(env, commandLine);
   const delay = latencyFor(env.sim, commandLine);
-  if (delay > 0) await sleep(Math.max(0, toolCall().startedAt + delay - Date.now()));
+  if (delay > 0) await sleepUntil(toolCall().startedAt + delay);
   if (failing) abort(failing.stderr ?? `simulated failure of: ${commandLine}`, failing.exitCode ?? 1);
 }
 

@@ -142,6 +142,11 @@ export function sleep(ms: number): Promise<void> {
   });
 }
 
+/** Waits until the time `at` (epoch ms), at once when it has passed; ends early as `sleep` does. */
+export function sleepUntil(at: number): Promise<void> {
+  return sleep(Math.max(0, at - Date.now()));
+}
+
 export function latencyFor(sim: SimConfig, commandLine: string): number {
   let total = 0;
   for (const [pattern, duration] of Object.entries(sim.latency)) {

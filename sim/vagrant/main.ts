@@ -22,7 +22,7 @@ import { createInterface } from 'node:readline/promises';
 import { execa } from 'execa';
 import { pinnedTool } from '../../src/lab/provisioning.js';
 import { injectedFault, simulateCall } from '../lib/call.js';
-import { latencyFor, simEnv, sleep, type SimEnv } from '../lib/env.js';
+import { latencyFor, simEnv, sleepUntil, type SimEnv } from '../lib/env.js';
 import { CliExit } from '../lib/exit.js';
 import { err, exit, out, setCommand, toolCall } from '../lib/tool-io.js';
 import { CLUSTER_STATE } from '../lib/kube-cluster.js';
@@ -633,7 +633,7 @@ async function boot(
   since: number,
 ): Promise<void> {
   const delay = latencyFor(lab.env.sim, commandLine);
-  const latency = delay > 0 ? sleep(Math.max(0, since + delay - Date.now())) : undefined;
+  const latency = delay > 0 ? sleepUntil(since + delay) : undefined;
   // Awaited once the services run; a boot that fails before that never awaits it.
   latency?.catch(() => undefined);
   try {
@@ -730,12 +730,10 @@ async function up(lab: Lab, ui: Ui, args: string[], commandLine: string): Promis
     opts.get('provision') === true || (opts.get('provision') !== false && states.get(name) === 'not_created');
   // The boots that start with the command count their latency from its start, as its own start-up is part
   // of how long `vagrant up` takes; a serial boot counts from when it begins.
-  let first = true;
-  await eachMachine(toBoot, parallel, (name) => {
-    const since = parallel || first ? toolCall().startedAt : Date.now();
-    first = false;
-    return boot(lab, ui, name, provider, commandLine, provisioning(name), since);
-  });
+  const since = (name: string) => (parallel || name === toBoot[0] ? toolCall().startedAt : Date.now());
+  await eachMachine(toBoot, parallel, (name) =>
+    boot(lab, ui, name, provider, commandLine, provisioning(name), since(name)),
+  );
   return 0;
 }
 

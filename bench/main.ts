@@ -217,21 +217,28 @@ async function vmUp(client: Client, taskQueue: string, root: string, dir: string
       '',
     ].join('\n'),
   );
-  console.log(`vm.up of 3 machines, each boot taking L = ${bootMs / 1000} s:`);
+  /** The vms step's time of one run of that playbook on `lab`, in L. */
+  const inL = async (lab: string): Promise<number> => {
+    const handle = await startScenario(client, taskQueue, { playbook, lab }, `bench-vm-up-${Date.now()}`);
+    const result = (await handle.result()) as ScenarioResult;
+    return (result.steps.find((st) => st.id === 'vms')?.durationMs ?? NaN) / bootMs;
+  };
+  console.log(
+    `vm.up of 3 machines, each boot taking L = ${bootMs / 1000} s (parallel: median of 3 after a warm-up run):`,
+  );
   for (const [provider, expected] of [
     ['sim', 1],
     ['virtualbox', 3],
   ] as const) {
     const lab = await labVariant(root, dir, provider, bootMs);
-    const handle = await startScenario(
-      client,
-      taskQueue,
-      { playbook, lab },
-      `bench-vm-up-${provider}-${Date.now()}`,
-    );
-    const result = (await handle.result()) as ScenarioResult;
-    const step = result.steps.find((st) => st.id === 'vms')!;
-    const ratio = (step.durationMs ?? NaN) / bootMs;
+    let ratio: number;
+    if (expected === 1) {
+      // A worker's first vm.up also pays for what later ones find ready (its spawner, code not yet run).
+      await inL(lab);
+      ratio = median([await inL(lab), await inL(lab), await inL(lab)]);
+    } else {
+      ratio = await inL(lab);
+    }
     const kind = expected === 1 ? 'parallel' : 'serial';
     figure(
       `${kind} provider (${provider}), in L`,

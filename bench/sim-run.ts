@@ -12,7 +12,7 @@ import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import { scenarioOutcome, startScenario } from '../src/client.js';
-import { procStat } from '../src/proc.js';
+import { procStat, TICKS_PER_SECOND } from '../src/proc.js';
 import { stepOfActivity, type StepRecord } from '../workflows/types.js';
 
 export interface MachineCounters {
@@ -34,7 +34,7 @@ export function machineCounters(): MachineCounters {
   // hypervisor gave to other guests while this one wanted to run: nothing of it was spent on the run.
   const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]!;
   const forks = Number(stat.match(/^processes\s+(\d+)$/m)![1]);
-  return { cpuSeconds: busy / 100, forks };
+  return { cpuSeconds: busy / TICKS_PER_SECOND, forks };
 }
 
 /** CPU seconds of one process and of the children it waited for; none for no process. */

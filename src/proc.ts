@@ -12,10 +12,10 @@ export interface ProcStat {
   childrenCpuSeconds: number;
 }
 
-/** Clock ticks per second of /proc's times (USER_HZ, 100 on Linux). */
-const TICKS_PER_SECOND = 100;
+/** Clock ticks per second of the times in /proc/<pid>/stat and /proc/stat (USER_HZ, 100 on Linux). */
+export const TICKS_PER_SECOND = 100;
 
-/** The parent and start time of a process; undefined when there is no such process. */
+/** The parent, start time and CPU times of a process; undefined when there is no such process. */
 export function procStat(pid: number): ProcStat | undefined {
   let stat: string;
   try {

@@ -12,6 +12,7 @@ import { temporalCli, temporalStart } from './support/processes.js';
 import type { ScenarioInput, ScenarioResult } from '../workflows/types.js';
 import { outcome, start, uniqueQueue, type TestLab, useWorker } from './support/temporal.js';
 import {
+  dropSteps,
   expectNoTunnelOnTheGateway,
   simLabVariant,
   tunnelForAnotherGateway,
@@ -267,13 +268,7 @@ describe('tls-passthrough on the simulated lab', () => {
   it('fails the negative log check when a host that should stay outside the tunnel reaches the proxy', async () => {
     // The "outside" host is one the tunnel carries: only the proxy's log can tell.
     const file = await variant('tls-passthrough', (steps) =>
-      steps
-        .filter((s) => s.id !== 'preflight')
-        .map((s) =>
-          s.id === 'tunnelled'
-            ? { ...s, parallel: s.parallel!.filter((m) => m.id !== 'outside-blocked') }
-            : s,
-        ),
+      dropSteps(steps, 'preflight', 'outside-blocked'),
     );
     const result = await outcome(
       await start(lab, { ...onSim(file), vars: { teardown: 'destroy', hostOutside: 'www.wikipedia.org' } }),
@@ -342,7 +337,7 @@ describe('tls-passthrough variants that real Istio would not run as written', ()
 
   it('fails at the preflight when the tunnel is both the EnvoyFilter and the native API (Envoy NACKs)', async () => {
     const file = await variant('tls-passthrough', (steps) =>
-      steps.map((s) =>
+      mapSteps(steps, (s) =>
         s.id === 'preflight'
           ? {
               ...s,

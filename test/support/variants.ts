@@ -41,6 +41,16 @@ export function mapSteps(steps: Step[], edit: (step: Step) => Step): Step[] {
   return steps.map((s) => edit(s.parallel ? { ...s, parallel: mapSteps(s.parallel, edit) } : s));
 }
 
+/** `steps` without the steps named `ids`, those inside parallel groups too; a group left empty goes as well. */
+export function dropSteps(steps: Step[], ...ids: string[]): Step[] {
+  return steps.flatMap((s) => {
+    if (ids.includes(s.id)) return [];
+    if (!s.parallel) return [s];
+    const parallel = dropSteps(s.parallel, ...ids);
+    return parallel.length > 0 ? [{ ...s, parallel }] : [];
+  });
+}
+
 /** A copy of a shipped playbook with `edit` applied to its steps; returns the copy's path. */
 export async function variant(name: string, edit: (steps: Step[]) => Step[]): Promise<string> {
   const doc = parse(await readFile(path.join(root, 'playbooks', `${name}.yaml`), 'utf8')) as {
@@ -56,24 +66,22 @@ export async function variant(name: string, edit: (steps: Step[]) => Step[]): Pr
  * without the preflight that would catch it, and with one short wait for the tunnel.
  */
 export function tunnelForAnotherGateway(steps: Step[]): Step[] {
-  return steps
-    .filter((s) => s.id !== 'preflight')
-    .map((s) =>
-      s.id === 'tunnel'
-        ? {
-            ...s,
-            with: {
-              ...s.with,
-              values: {
-                ...(s.with!.values as object),
-                egressGateway: { selector: { istio: 'corp-egress' } },
-              },
+  return dropSteps(steps, 'preflight').map((s) =>
+    s.id === 'tunnel'
+      ? {
+          ...s,
+          with: {
+            ...s.with,
+            values: {
+              ...(s.with!.values as object),
+              egressGateway: { selector: { istio: 'corp-egress' } },
             },
-          }
-        : s.id === 'tunnel-ready'
-          ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '4s' } }
-          : s,
-    );
+          },
+        }
+      : s.id === 'tunnel-ready'
+        ? { ...s, retry: { attempts: 1 }, with: { ...s.with, within: '4s' } }
+        : s,
+  );
 }
 
 /** How tunnelForAnotherGateway fails on any lab: the wait for the tunnel gives up, nothing after it runs. */

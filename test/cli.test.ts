@@ -369,7 +369,9 @@ describe('tunnel-lab run --dry-run', () => {
     expect(existing.stdout).toContain('    - apply Deployment tunnel-lab/tunnel-lab-egress\n');
     expect(existing.stdout).toContain('    - apply EnvoyFilter tunnel-lab/egress-tcp-tunnel\n');
     expect(existing.stdout).not.toContain('istio-system');
-    expect(existing.stdout).toMatch(/only read or skipped: tools, vms, kubeconfig, istio, blocked, /);
+    expect(existing.stdout).toMatch(
+      /only read or skipped: tools, vms, kubeconfig, istio, credential, blocked, /,
+    );
     // The example's proxy names no routes file of the run's: the credential steps change nothing there.
     expect(existing.stdout).not.toContain('credential (proxy.credential)');
 

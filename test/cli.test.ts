@@ -77,6 +77,29 @@ describe('tunnel-lab help, version and mistakes', () => {
     expect((await run(['help', 'resume'])).stdout).toMatch(/--retry\s+run the failed step again/);
   });
 
+  it("answers help, its version and the playbook commands without loading Temporal's SDK", async () => {
+    const sdkLoaded = async (args: string[]) => {
+      const result = await cli(args, {
+        taskQueue: lab.taskQueue,
+        stateRoot: lab.stateRoot,
+        env: { NODE_OPTIONS: `--require ${path.join(root, 'test', 'fixtures', 'sdk-loaded.cjs')}` },
+      });
+      expect({ args, exitCode: result.exitCode }).toEqual({ args, exitCode: 0 });
+      return /^temporal sdk loaded: (.*)$/m.exec(result.stderr)?.[1];
+    };
+    for (const args of [
+      ['--help'],
+      ['--version'],
+      ['run', '--help'],
+      ['validate', path.join(root, 'playbooks', 'hello.yaml')],
+      ['actions', 'exec'],
+      ['schema'],
+    ])
+      expect({ args, loaded: await sdkLoaded(args) }).toEqual({ args, loaded: 'none' });
+    // What the probe sees when a command does talk to Temporal.
+    expect(await sdkLoaded(['run', 'hello', '--dry-run'])).toMatch(/@temporalio\/client/);
+  });
+
   it('prints its version', async () => {
     const version = await run(['--version']);
     expect(version.exitCode).toBe(0);

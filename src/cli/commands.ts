@@ -1,10 +1,11 @@
-/** The `tunnel-lab` commands. Each returns its exit code; errors are mapped to codes in main.ts. */
+/**
+ * The `tunnel-lab` commands that talk to Temporal. Each returns its exit code; errors are mapped to codes in
+ * main.ts. Those that only read playbooks are in playbook-commands.ts.
+ */
 import { existsSync, readdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { WorkflowHandle } from '@temporalio/client';
-import { z } from 'zod';
 import { actions } from '../../activities/registry.js';
 import { PLAYBOOK_ATTRIBUTE, STATUS_ATTRIBUTE, STEP_ATTRIBUTE } from '../../workflows/search-attributes.js';
 import {
@@ -16,30 +17,24 @@ import {
 } from '../../workflows/types.js';
 import { resumeScenario, runLabel, scenarioOutcome, progressWithin, startScenario } from '../client.js';
 import { runUrl, settings, type Settings } from '../config.js';
-import { PlaybookError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
 import { loadPlaybookFile, resolvePlaybookPath } from '../playbook/load.js';
 import { changesText, plannedChanges } from '../playbook/changes.js';
 import { loadRunLab } from '../lab/definition.js';
 import { ownedSelector, RUN_LABEL } from '../lab/ownership.js';
-import { renderActionsDoc } from '../playbook/actions-doc.js';
-import { playbookJsonSchema } from '../playbook/schema.js';
 import { exitCodeOf, follow } from './follow.js';
-import { withCodeFrames } from './frame.js';
+import { playbooksDir } from './playbook-commands.js';
 import { liveAttempts, summaryTable } from './progress.js';
 import { reportRun } from '../report/index.js';
 import { openSession, type Session } from './session.js';
-import { findCommand, parseCommand, usageHint, type CommandSpec } from './spec.js';
-
-export type Out = (line: string) => void;
+import { commandSpec, parseCommand, usageHint, type Out } from './spec.js';
 
 /** What `--id` accepts: it names the run in Temporal, in the Web UI's URLs and in the state folder. */
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$/;
 
-const playbooksDir = (config: Settings) => path.join(config.projectRoot, 'playbooks');
-
 export async function runCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseCommand(spec('run'), argv);
+  const { values, positionals } = parseCommand(commandSpec('run'), argv);
   const playbook = positionals[0]!;
   let config = settings();
   const given = parseVars(strings(values.var));
@@ -141,7 +136,7 @@ async function dryRun(
 }
 
 export async function statusCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseCommand(spec('status'), argv);
+  const { values, positionals } = parseCommand(commandSpec('status'), argv);
   const id = positionals[0]!;
   const config = settings();
   return withSession(config, { worker: false }, out, async (session) => {
@@ -171,7 +166,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function listCommand(argv: string[], out: Out): Promise<number> {
-  const { values } = parseCommand(spec('list'), argv);
+  const { values } = parseCommand(commandSpec('list'), argv);
   const limit = Number(string(values.limit) ?? '20');
   if (!Number.isInteger(limit) || limit < 1) {
     throw new UsageError(`--limit needs a whole number of runs, got ${JSON.stringify(values.limit)}`);
@@ -209,11 +204,11 @@ export async function listCommand(argv: string[], out: Out): Promise<number> {
 }
 
 export async function resumeCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseCommand(spec('resume'), argv);
+  const { values, positionals } = parseCommand(commandSpec('resume'), argv);
   const id = positionals[0]!;
   const chosen = RESUME_ACTIONS.filter((a) => values[a]);
   if (chosen.length > 1) {
-    throw new UsageError(`choose one of --retry, --skip and --abort`, usageHint(spec('resume')));
+    throw new UsageError(`choose one of --retry, --skip and --abort`, usageHint(commandSpec('resume')));
   }
   const action: ResumeAction | undefined = chosen[0];
   const config = settings();
@@ -234,7 +229,7 @@ export async function resumeCommand(argv: string[], out: Out): Promise<number> {
 
 /** `tunnel-lab report RUN_ID DIR`: junit.xml and report.html of any run, from its history. */
 export async function reportCommand(argv: string[], out: Out): Promise<number> {
-  const { positionals } = parseCommand(spec('report'), argv);
+  const { positionals } = parseCommand(commandSpec('report'), argv);
   const [id, dir] = positionals as [string, string];
   const config = settings();
   return withSession(config, { worker: false }, out, async (session) => {
@@ -260,7 +255,7 @@ async function saveReport(
 }
 
 export async function cancelCommand(argv: string[], out: Out): Promise<number> {
-  const { positionals } = parseCommand(spec('cancel'), argv);
+  const { positionals } = parseCommand(commandSpec('cancel'), argv);
   const id = positionals[0]!;
   const config = settings();
   return withSession(config, { worker: true }, out, async (session) => {
@@ -273,95 +268,9 @@ export async function cancelCommand(argv: string[], out: Out): Promise<number> {
   });
 }
 
-export async function validateCommand(argv: string[], out: Out, err: Out): Promise<number> {
-  const { positionals } = parseCommand(spec('validate'), argv);
-  const config = settings();
-  let failed = 0;
-  for (const ref of positionals) {
-    const file = resolvePlaybookPath(ref, playbooksDir(config));
-    try {
-      const plan = await loadPlaybookFile(file, { playbooksDir: playbooksDir(config), actions });
-      const count = plan.steps.reduce((n, node) => n + ('parallel' in node ? node.parallel.length : 1), 0);
-      const cells = plan.matrix ? `, a matrix of ${plan.matrix.cells.length} cells` : '';
-      out(`${file}: ok (${count} steps, ${plan.finally.length} finally${cells})`);
-    } catch (e) {
-      if (!(e instanceof PlaybookError)) throw e;
-      failed += 1;
-      err(withCodeFrames(e));
-    }
-  }
-  return failed === 0 ? 0 : 1;
-}
-
-export function actionsCommand(argv: string[], out: Out): number {
-  const { values, positionals } = parseCommand(spec('actions'), argv);
-  const name = positionals[0];
-  const chosen = name ? actions.filter((a) => a.name === name) : actions;
-  if (name && chosen.length === 0) {
-    throw new UsageError(
-      unknownName(
-        'action',
-        name,
-        actions.map((a) => a.name),
-      ),
-    );
-  }
-  const described = chosen.map((a) => ({
-    name: a.name,
-    description: a.description,
-    policy: a.policy,
-    input: z.toJSONSchema(a.input, { io: 'input', unrepresentable: 'any' }),
-    examples: a.examples,
-  }));
-  if (values.json) {
-    out(JSON.stringify(name ? described[0] : described, null, 2));
-    return 0;
-  }
-  if (values.markdown) {
-    out(renderActionsDoc(chosen));
-    return 0;
-  }
-  for (const a of described) {
-    out(`${a.name} — ${a.description}`);
-    out(
-      `  timeout ${a.policy.timeout} (max ${a.policy.maxTimeout}), ${a.policy.retry.attempts} attempts (max ${a.policy.maxAttempts})`,
-    );
-    const props =
-      (a.input as { properties?: Record<string, { description?: string; default?: unknown }> }).properties ??
-      {};
-    const required = new Set((a.input as { required?: string[] }).required ?? []);
-    for (const [field, prop] of Object.entries(props)) {
-      const fallback = name && prop.default !== undefined ? ` (default ${JSON.stringify(prop.default)})` : '';
-      out(`  ${required.has(field) ? '*' : ' '} ${field}: ${prop.description ?? ''}${fallback}`);
-    }
-    if (name) {
-      for (const example of a.examples) {
-        out('');
-        out(`  # ${example.description}`);
-        for (const line of example.yaml.split('\n')) out(`  ${line}`);
-      }
-    }
-    out('');
-  }
-  return 0;
-}
-
-export async function schemaCommand(argv: string[], out: Out): Promise<number> {
-  const { values } = parseCommand(spec('schema'), argv);
-  const text = JSON.stringify(playbookJsonSchema(actions), null, 2) + '\n';
-  if (values.write) {
-    const file = path.join(playbooksDir(settings()), 'schema.json');
-    await writeFile(file, text);
-    out(`wrote ${file}`);
-  } else {
-    out(text.trimEnd());
-  }
-  return 0;
-}
-
 /** `tunnel-lab server`: the embedded dev server in the foreground, for a Web UI that outlives single runs. */
 export async function serverCommand(argv: string[], out: Out): Promise<number> {
-  parseCommand(spec('server'), argv);
+  parseCommand(commandSpec('server'), argv);
   const config = settings();
   return withSession(config, { worker: true }, out, async (session) => {
     out(
@@ -442,12 +351,6 @@ export function typedVars(
 
 /** A running run answers its progress query only while a worker serves it; don't wait long for none. */
 const QUERY_WAIT_MS = 5000;
-
-function spec(name: string): CommandSpec {
-  const found = findCommand(name);
-  if (!found) throw new Error(`no command spec "${name}"`);
-  return found;
-}
 
 function string(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;

@@ -2,44 +2,33 @@
  * `tunnel-lab`: run playbooks, follow and resume runs, validate files. The commands, their options and help
  * come from src/cli/spec.ts; errors become messages and exit codes here only.
  */
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { settings } from '../config.js';
 import { PlaybookError, TunnelLabError, UsageError } from '../errors.js';
 import { unknownName } from '../suggest.js';
-import { installCompactLogger } from '../worker/logging.js';
-import {
-  actionsCommand,
-  cancelCommand,
-  listCommand,
-  reportCommand,
-  resumeCommand,
-  runCommand,
-  schemaCommand,
-  serverCommand,
-  statusCommand,
-  validateCommand,
-  type Out,
-} from './commands.js';
 import { withCodeFrames } from './frame.js';
-import { stackCommand } from './stack-command.js';
-import { COMMANDS, commandHelp, findCommand, globalHelp } from './spec.js';
+import { COMMANDS, commandHelp, findCommand, globalHelp, type Out } from './spec.js';
 
 type Command = (argv: string[], out: Out, err: Out) => Promise<number> | number;
 
-const handlers: Record<string, Command> = {
-  run: runCommand,
-  status: statusCommand,
-  list: listCommand,
-  resume: resumeCommand,
-  cancel: cancelCommand,
-  report: reportCommand,
-  validate: validateCommand,
-  actions: actionsCommand,
-  schema: schemaCommand,
-  server: serverCommand,
-  stack: stackCommand,
+/**
+ * Each command's module, loaded when the command runs: help, `--version` and the playbook commands never
+ * load Temporal's SDK (most of a second of a CLI start here), and a run loads its worker's part only when
+ * it runs a worker (session.ts).
+ */
+const handlers: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./commands.js')).runCommand,
+  status: async () => (await import('./commands.js')).statusCommand,
+  list: async () => (await import('./commands.js')).listCommand,
+  resume: async () => (await import('./commands.js')).resumeCommand,
+  cancel: async () => (await import('./commands.js')).cancelCommand,
+  report: async () => (await import('./commands.js')).reportCommand,
+  server: async () => (await import('./commands.js')).serverCommand,
+  validate: async () => (await import('./playbook-commands.js')).validateCommand,
+  actions: async () => (await import('./playbook-commands.js')).actionsCommand,
+  schema: async () => (await import('./playbook-commands.js')).schemaCommand,
+  stack: async () => (await import('./stack-command.js')).stackCommand,
 };
 
 const out: Out = (line) => console.log(line);
@@ -81,11 +70,7 @@ async function main(argv: string[]): Promise<number> {
     out(commandHelp(spec));
     return 0;
   }
-  // The in-process worker's own log goes to a file; the terminal shows the run's progress.
-  const logFile = path.join(settings().stateRoot, 'worker.log');
-  mkdirSync(path.dirname(logFile), { recursive: true });
-  installCompactLogger((line) => appendFileSync(logFile, `${line}\n`), { handleSignals: false });
-  return handler(rest, out, err);
+  return (await handler())(rest, out, err);
 }
 
 function unknownCommand(name: string): string {
@@ -97,17 +82,19 @@ function unknownCommand(name: string): string {
 }
 
 /** The message and exit code of anything a command throws; a stack trace only with --debug. */
-function explain(error: unknown, debug: boolean): { message: string; code: number } {
+async function explain(error: unknown, debug: boolean): Promise<{ message: string; code: number }> {
   if (error instanceof UsageError) {
     return { message: [error.message, error.usage].filter(Boolean).join('\n'), code: error.exitStatus };
-  }
-  if (error instanceof WorkflowNotFoundError) {
-    const id = error.workflowId ?? '';
-    return { message: `no run "${id}" (tunnel-lab list shows the recent ones)`, code: 2 };
   }
   if (error instanceof PlaybookError) return { message: withCodeFrames(error), code: error.exitStatus };
   if (error instanceof TunnelLabError) {
     return { message: debug ? (error.stack ?? error.message) : error.message, code: error.exitStatus };
+  }
+  // Only a command that asked Temporal fails this way: the client is loaded for the check, not at start.
+  const client = await import('@temporalio/client').catch(() => undefined);
+  if (client && error instanceof client.WorkflowNotFoundError) {
+    const id = error.workflowId ?? '';
+    return { message: `no run "${id}" (tunnel-lab list shows the recent ones)`, code: 2 };
   }
   const text = error instanceof Error ? error.message : String(error);
   return {
@@ -120,8 +107,8 @@ const argv = process.argv.slice(2);
 const debug = argv.includes('--debug') || process.env.TUNNEL_LAB_DEBUG === '1';
 main(argv.filter((arg) => arg !== '--debug')).then(
   (code) => process.exit(code),
-  (error: unknown) => {
-    const { message, code } = explain(error, debug);
+  async (error: unknown) => {
+    const { message, code } = await explain(error, debug);
     if (message) err(message);
     process.exit(code);
   },

@@ -1,7 +1,9 @@
 /**
  * Connects the CLI to Temporal. When nothing answers at the default address it starts the embedded dev
- * server (SQLite under .state/, so runs survive restarts), and it runs a worker in this process when asked. `close()` stops whatever it started.
+ * server (SQLite under .state/, so runs survive restarts), and it runs a worker in this process when asked.
+ * `close()` stops whatever it started.
  */
+import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DEFAULT_UI_PORT, type Settings } from '../config.js';
@@ -9,7 +11,7 @@ import { connectClient } from '../client.js';
 import { TemporalUnavailableError } from '../errors.js';
 import { ensureTemporalCli } from '../temporal/cli-binary.js';
 import { answers, startDevServer, type DevServer } from '../temporal/dev-server.js';
-import { createWorker, type RunningWorker } from '../worker/create-worker.js';
+import type { RunningWorker } from '../worker/create-worker.js';
 
 export interface Session {
   client: Client;
@@ -36,6 +38,12 @@ export interface SessionOptions {
 }
 
 export async function openSession(config: Settings, options: SessionOptions): Promise<Session> {
+  // The worker's part of the SDK loads while the server is looked for or started, not before.
+  const workerModules = options.worker
+    ? Promise.all([import('../worker/create-worker.js'), import('../worker/logging.js')])
+    : undefined;
+  // Not left unhandled should the server fail first; awaited below, where its own failure is thrown.
+  workerModules?.catch(() => {});
   let server: DevServer | undefined;
   let address = config.address;
   let uiUrl = process.env.TEMPORAL_UI_URL || undefined;
@@ -68,7 +76,12 @@ export async function openSession(config: Settings, options: SessionOptions): Pr
   const client = await connectClient(address, config.namespace);
   let worker: RunningWorker | undefined;
   let workerRun: Promise<void> | undefined;
-  if (options.worker) {
+  if (workerModules) {
+    const [{ createWorker }, { installCompactLogger }] = await workerModules;
+    // The in-process worker's own log goes to a file; the terminal shows the run's progress.
+    const logFile = path.join(config.stateRoot, 'worker.log');
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    installCompactLogger((line) => appendFileSync(logFile, `${line}\n`), { handleSignals: false });
     worker = await createWorker({
       address,
       namespace: config.namespace,

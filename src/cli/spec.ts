@@ -5,6 +5,9 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 
+/** Where a command writes its lines. */
+export type Out = (line: string) => void;
+
 export interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
@@ -215,6 +218,13 @@ export const COMMANDS: CommandSpec[] = [
 
 export function findCommand(name: string): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);
+}
+
+/** The spec of a command this table has (a command's own module asks for its own). */
+export function commandSpec(name: string): CommandSpec {
+  const found = findCommand(name);
+  if (!found) throw new Error(`no command spec "${name}"`);
+  return found;
 }
 
 function usageLine(spec: CommandSpec): string {

@@ -2,8 +2,7 @@
 import { settings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { stackDown, stackStatus, stackUp } from '../stack/stack.js';
-import type { Out } from './commands.js';
-import { findCommand, parseCommand, usageHint } from './spec.js';
+import { findCommand, parseCommand, usageHint, type Out } from './spec.js';
 
 const spec = () => findCommand('stack')!;
 

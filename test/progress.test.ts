@@ -345,6 +345,17 @@ describe('following real runs', () => {
     );
   });
 
+  it('prints the summary as soon as the run ends, not after the wait between its looks at the progress', async () => {
+    const handle = await start(lab, { playbook: 'hello' });
+    const out: string[] = [];
+    const began = Date.now();
+    // One look at the start, then a wait far longer than the run: only the run's end may cut it short.
+    const result = await follow(handle, (line) => out.push(line), { terminal: false, pollMs: 600_000 });
+    expect(result.status).toBe('passed');
+    expect(Date.now() - began).toBeLessThan(60_000);
+    expect(out.join('\n')).toMatch(/\ncleanup \(finally\)\s+exec\s+✔ passed/);
+  }, 120_000);
+
   it('`tunnel-lab run` redraws in place on a real terminal (a pty)', async () => {
     const stateRoot = await mkdtemp(path.join(os.tmpdir(), 'progress-tty-'));
     const id = uniqueQueue('tty');

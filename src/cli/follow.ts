@@ -67,6 +67,8 @@ export async function follow(
   const say = (line: string) => (view ? view.note(line) : write(line));
 
   let done = false;
+  // Ends the poll's wait between looks at once when the run ends, so the summary never waits it out.
+  let wake = () => {};
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts += 1;
@@ -99,7 +101,14 @@ export async function follow(
           // The workflow may not have run its first task yet, or has just closed.
         }
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      if (done) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pollMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
   })();
 
@@ -111,6 +120,7 @@ export async function follow(
       handle.workflowId,
     );
     done = true;
+    wake();
     await poll;
     if (view) view.clear();
     else lines.update(result);
@@ -120,6 +130,7 @@ export async function follow(
     return { ...result, interrupted: interrupts > 0 };
   } finally {
     done = true;
+    wake();
     process.off('SIGINT', onInterrupt);
   }
 }

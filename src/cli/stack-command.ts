@@ -2,9 +2,9 @@
 import { settings } from '../config.js';
 import { UsageError } from '../errors.js';
 import { stackDown, stackStatus, stackUp } from '../stack/stack.js';
-import { findCommand, parseCommand, usageHint, type Out } from './spec.js';
+import { commandSpec, parseCommand, usageHint, type Out } from './spec.js';
 
-const spec = () => findCommand('stack')!;
+const spec = () => commandSpec('stack');
 
 function port(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
